@@ -1,0 +1,74 @@
+"""One exception tree for everything the sidecar answers itself.
+
+Every error a bot can see from the sidecar is a :class:`SidecarError` with a Gate-style
+``{"label", "message"}`` body; :func:`error_body` is the one place that turns it into JSON, so the
+HTTP mapping cannot drift between handlers. Messages are built from names, methods and paths only:
+never from credentials, which is why none of these classes accepts a secret.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+
+class SidecarError(Exception):
+    """An error the sidecar answers itself, without reaching the exchange."""
+
+    status: ClassVar[int] = 500
+    label: ClassVar[str] = "SIDECAR_INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(SidecarError):
+    status = 400
+    label = "SIDECAR_BAD_REQUEST"
+
+
+class PolicyDenied(SidecarError):
+    status = 403
+    label = "SIDECAR_POLICY_DENIED"
+
+
+class NotFound(SidecarError):
+    status = 404
+    label = "SIDECAR_NOT_FOUND"
+
+
+class BodyTooLarge(SidecarError):
+    status = 413
+    label = "SIDECAR_BODY_TOO_LARGE"
+
+
+class UpstreamUnavailable(SidecarError):
+    status = 502
+    label = "SIDECAR_UPSTREAM_UNAVAILABLE"
+
+
+class KeyUnavailable(SidecarError):
+    status = 503
+    label = "SIDECAR_KEY_UNAVAILABLE"
+
+
+class UpstreamTimeout(SidecarError):
+    status = 504
+    label = "SIDECAR_UPSTREAM_TIMEOUT"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` holds one readable line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class SourceError(Exception):
+    """A secret source could not produce credentials (message never contains the secret)."""
+
+
+def error_body(exc: SidecarError) -> bytes:
+    return json.dumps({"label": exc.label, "message": exc.message}).encode()

@@ -1,0 +1,80 @@
+"""The loop every source shares: poll, back off on errors, wake early on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from sidecar.errors import SourceError
+from sidecar.keys import KeySlot
+from sidecar.rotation import Rotation
+
+log = logging.getLogger("sidecar.sources")
+
+
+class Source(ABC):
+    """Keeps ``slot`` current. :meth:`run` is a long-lived task, cancelled at shutdown."""
+
+    kind: ClassVar[str]
+    #: seconds between polls; ``None`` means load once and never poll again.
+    interval_s: float | None = None
+    max_backoff_s: float = 30.0
+
+    def __init__(self, slot: KeySlot, rotation: Rotation) -> None:
+        self.slot = slot
+        self.rotation = rotation
+        self._wake = asyncio.Event()
+        self.loaded = asyncio.Event()  # set after the first successful poll (tests, readiness)
+
+    @abstractmethod
+    async def poll(self) -> None:
+        """One check of the backend. Raise :class:`SourceError` when the backend cannot answer:
+        the held pair keeps serving and the loop backs off."""
+
+    async def close(self) -> None:
+        """Release backend resources (override when there are any)."""
+
+    def refresh_now(self) -> None:
+        """Poll at once instead of waiting for the interval (SIGHUP)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.poll()
+                failures = 0
+                self.loaded.set()
+            except SourceError as exc:
+                failures += 1
+                self.slot.note_error(str(exc))
+                log.warning(
+                    "secret source error",
+                    extra={"key": self.slot.name, "source": self.kind, "error": str(exc)},
+                )
+            except Exception:
+                # A bug in a source must not kill the key's refresh loop forever.
+                failures += 1
+                self.slot.note_error("internal error in secret source")
+                log.exception("secret source crashed", extra={"key": self.slot.name})
+            delay = self._next_delay(failures)
+            if delay is None:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _next_delay(self, failures: int) -> float | None:
+        if failures:
+            # Exponential backoff from 0.5 s, capped, jittered so many sidecars don't stampede.
+            base = min(self.max_backoff_s, 0.5 * 2 ** (failures - 1))
+            if self.interval_s is not None:
+                base = min(base, self.interval_s)
+            return base * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
+        if self.interval_s is None:
+            return None
+        return self.interval_s * random.uniform(0.9, 1.0)  # noqa: S311

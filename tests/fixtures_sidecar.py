@@ -1,0 +1,76 @@
+"""Running a whole sidecar in-process for end-to-end tests.
+
+`running_sidecar(config)` starts `create_app(config)` exactly as `serve` does (admin listener plus
+one listener per key, on free loopback ports) and yields handles to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.app import SIDECAR, Sidecar, create_app
+from sidecar.config import Config, parse_config
+
+
+@dataclass
+class RunningSidecar:
+    admin_url: str
+    sidecar: Sidecar
+
+    def url(self, key: str) -> str:
+        """Base URL of a key's listener (http://127.0.0.1:PORT)."""
+        return self.sidecar.keys[key].url
+
+
+def make_config(
+    upstream_url: str, keys: list[dict[str, Any]], **sections: Any
+) -> Config:
+    """A config with test defaults: every key on a free loopback port, audit on, text logs."""
+    data: dict[str, Any] = {
+        "upstream": {"base_url": upstream_url, "timeout_s": 10},
+        "admin": {"listen": "127.0.0.1:0"},
+        "clock": {"sync": False},
+        "keys": [{"listen": "127.0.0.1:0", **k} for k in keys],
+    }
+    for name, value in sections.items():
+        data[name] = {**data.get(name, {}), **value}
+    return parse_config(data, environ={})
+
+
+def env_key(name: str, policy: Any, **extra: Any) -> tuple[dict[str, Any], dict[str, str], str, str]:
+    """A key entry with an env source and a fresh random pair: (entry, environ, api_key, secret)."""
+    api_key = f"key-{name}-{secrets.token_hex(4)}"
+    secret = secrets.token_hex(32)
+    var = name.upper().replace("-", "_")
+    entry = {
+        "name": name,
+        "source": {"env": {"key_var": f"{var}_KEY", "secret_var": f"{var}_SECRET"}},
+        "policy": policy,
+        **extra,
+    }
+    return entry, {f"{var}_KEY": api_key, f"{var}_SECRET": secret}, api_key, secret
+
+
+@contextlib.asynccontextmanager
+async def running_sidecar(
+    config: Config, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[RunningSidecar]:
+    app = create_app(config, environ=environ or {})
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        sidecar = app[SIDECAR]
+        for handle in sidecar.keys.values():
+            await handle.source.loaded.wait() if handle.config.source.kind == "env" else None
+        yield RunningSidecar(f"http://127.0.0.1:{port}", sidecar)
+    finally:
+        await runner.cleanup()

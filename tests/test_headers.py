@@ -1,0 +1,47 @@
+"""Which headers cross the sidecar, in each direction."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.headers import relay_headers, upstream_headers
+
+DROPPED_FROM_BOT = [
+    "KEY", "key", "Key", "SIGN", "sign", "Timestamp", "TIMESTAMP", "timestamp", "Authorization",
+    "Cookie", "X-Forwarded-For", "x-forwarded-host", "X-Forwarded-Proto", "Forwarded",
+    "X-Real-IP", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "TE", "Host",
+    "Content-Length", "Proxy-Authorization", "Expect",
+]
+PASSED_FROM_BOT = [
+    "X-Gate-Channel-Id", "X-Gate-Size-Decimal", "x-gate-exptime", "Content-Type", "Accept",
+    "Accept-Encoding", "User-Agent", "X-Client-Request-Id",
+]
+
+
+@pytest.mark.parametrize("name", DROPPED_FROM_BOT)
+def test_a_bot_header_that_must_not_reach_gate_is_dropped(name: str) -> None:
+    assert upstream_headers([(name, "v")]) == []
+
+
+@pytest.mark.parametrize("name", PASSED_FROM_BOT)
+def test_a_harmless_bot_header_passes_through_unchanged(name: str) -> None:
+    assert upstream_headers([(name, "v 1")]) == [(name, "v 1")]
+
+
+def test_headers_named_in_connection_are_dropped_too() -> None:
+    assert upstream_headers([("Connection", "close, X-Private"), ("X-Private", "1")]) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["X-Gate-RateLimit-Requests-Remain", "X-Gate-RateLimit-Limit",
+     "X-Gate-RateLimit-Reset-Timestamp", "X-Gate-Trace-ID", "X-In-Time", "X-Out-Time",
+     "X-Pagination-Limit", "X-Pagination-Total", "Content-Type", "Content-Encoding", "Date"],
+)
+def test_a_useful_gate_header_is_relayed(name: str) -> None:
+    assert relay_headers([(name, "7")]) == [(name, "7")]
+
+
+@pytest.mark.parametrize("name", ["Set-Cookie", "Transfer-Encoding", "Connection", "Content-Length"])
+def test_a_hop_by_hop_or_cookie_header_from_gate_is_not_relayed(name: str) -> None:
+    assert relay_headers([(name, "x")]) == []
