@@ -131,7 +131,7 @@ class VaultConfig(Strict):
 
 class EnvSource(Strict):
     key_var: str = "GATE_KEY"
-    secret_var: str = "GATE_SECRET"
+    secret_var: str = "GATE_SECRET"  # noqa: S105 - a variable name, not a secret
 
 
 class FileSource(Strict):
@@ -144,7 +144,7 @@ class VaultKVSource(Strict):
     mount: str = "secret"
     kv_version: Literal[1, 2] = 2
     key_field: str = "key"
-    secret_field: str = "secret"
+    secret_field: str = "secret"  # noqa: S105 - a field name
 
 
 class VaultTransitSource(Strict):
@@ -337,9 +337,8 @@ def _cross_checks(cfg: Config) -> list[str]:
     for i, key in enumerate(cfg.keys):
         where = f"keys[{i}]"
         if key.name in first_index:
-            problems.append(
-                f"{where}.name: duplicate key name {key.name!r} (also keys[{first_index[key.name]}])"
-            )
+            first = first_index[key.name]
+            problems.append(f"{where}.name: duplicate key name {key.name!r} (also keys[{first}])")
         first_index.setdefault(key.name, i)
         claim(key.address, f"{where}.listen", key.listen)
         if not key.address.is_loopback and not key.allow_remote:
@@ -385,5 +384,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})"]) from None
+        raise ConfigError(
+            [f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})"]
+        ) from None
     return parse_config(data, environ)

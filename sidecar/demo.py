@@ -35,30 +35,51 @@ class Step:
 STEPS = [
     Step(
         "The futures bot reads its futures balance (Gate's key-guide check)",
-        "futures-bot", "GET", "/api/v4/futures/usdt/accounts", None, 200,
+        "futures-bot",
+        "GET",
+        "/api/v4/futures/usdt/accounts",
+        None,
+        200,
     ),
     Step(
         "The futures bot places a futures order",
-        "futures-bot", "POST", "/api/v4/futures/usdt/orders",
-        {"contract": "BTC_USDT", "size": 1, "price": "60000", "tif": "gtc"}, 201,
+        "futures-bot",
+        "POST",
+        "/api/v4/futures/usdt/orders",
+        {"contract": "BTC_USDT", "size": 1, "price": "60000", "tif": "gtc"},
+        201,
     ),
     Step(
         "The futures bot tries a spot order: refused by its futures-only policy",
-        "futures-bot", "POST", "/api/v4/spot/orders",
-        {"currency_pair": "BTC_USDT", "side": "buy", "amount": "0.001", "price": "60000"}, 403,
+        "futures-bot",
+        "POST",
+        "/api/v4/spot/orders",
+        {"currency_pair": "BTC_USDT", "side": "buy", "amount": "0.001", "price": "60000"},
+        403,
     ),
     Step(
         "The futures bot tries a withdrawal: locked for every key",
-        "futures-bot", "POST", "/api/v4/withdrawals",
-        {"currency": "USDT", "amount": "1000", "address": "attacker"}, 403,
+        "futures-bot",
+        "POST",
+        "/api/v4/withdrawals",
+        {"currency": "USDT", "amount": "1000", "address": "attacker"},
+        403,
     ),
     Step(
         "The read-only reporter lists spot balances",
-        "spot-reader", "GET", "/api/v4/spot/accounts", None, 200,
+        "spot-reader",
+        "GET",
+        "/api/v4/spot/accounts",
+        None,
+        200,
     ),
     Step(
         "The read-only reporter tries to cancel all orders: refused",
-        "spot-reader", "DELETE", "/api/v4/spot/orders?currency_pair=BTC_USDT", None, 403,
+        "spot-reader",
+        "DELETE",
+        "/api/v4/spot/orders?currency_pair=BTC_USDT",
+        None,
+        403,
     ),
 ]
 
@@ -115,7 +136,8 @@ async def _demo(once: bool) -> int:
 
     print(f"Local Gate-compatible exchange (verifies every signature): {exchange_url}")
     for name, url in urls.items():
-        print(f"Sidecar listener for key {name!r}: {url}  (policy: {config.key(name).policy.presets[0]})")
+        policy = config.key(name).policy.presets[0]
+        print(f"Sidecar listener for key {name!r}: {url}  (policy: {policy})")
     print(f"Admin (healthz/readyz/metrics): http://127.0.0.1:{admin_port}")
     print("\nThe bot below sends plain, unsigned HTTP and holds no key or secret.\n")
 
@@ -131,19 +153,23 @@ async def _demo(once: bool) -> int:
             ok = resp.status == step.expect
             failures += not ok
             print(f"{i}. {step.title}")
-            print(f"   {step.method} {step.path} via {step.key} -> HTTP {resp.status} "
-                  f"{'(as expected)' if ok else f'(EXPECTED {step.expect})'}")
+            print(
+                f"   {step.method} {step.path} via {step.key} -> HTTP {resp.status} "
+                f"{'(as expected)' if ok else f'(EXPECTED {step.expect})'}"
+            )
             print(f"   {_short(body)}")
     reached = {(r.method, r.raw_path) for r in state.requests}
     leaked = [p for p in ("/api/v4/withdrawals", "/api/v4/spot/orders") if ("POST", p) in reached]
-    print(f"\nThe exchange received {len(state.requests)} signed request(s); refused requests "
-          f"never reached it: {'yes' if not leaked else 'NO: ' + ', '.join(leaked)}")
+    print(
+        f"\nThe exchange received {len(state.requests)} signed request(s); refused requests "
+        f"never reached it: {'yes' if not leaked else 'NO: ' + ', '.join(leaked)}"
+    )
     failures += bool(leaked)
 
     fut = urls["futures-bot"]
     print("\nTry it yourself (no key, no secret on this side):")
     print(f"  curl -s {fut}/api/v4/futures/usdt/accounts")
-    print(f"  curl -s -X POST {fut}/api/v4/spot/orders -d '{{\"currency_pair\":\"BTC_USDT\"}}'")
+    print(f'  curl -s -X POST {fut}/api/v4/spot/orders -d \'{{"currency_pair":"BTC_USDT"}}\'')
     print(f"  curl -s {urls['spot-reader']}/api/v4/spot/accounts")
     print(f"  curl -s http://127.0.0.1:{admin_port}/readyz")
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from sidecar.audit import Observer, RequestRecord
 from sidecar.clock import Clock
@@ -87,9 +88,7 @@ async def handle(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def error_middleware(
-    request: web.Request, handler: web.Handler
-) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.app[KEY_RUNTIME]
     raw_path, _, raw_query = request.raw_path.partition("?")
     record = RequestRecord(key.name, request.method, raw_path, len(raw_query))
@@ -102,9 +101,9 @@ async def error_middleware(
         response = error_response(exc)
     except Exception:
         log.exception("internal error", extra={"key": key.name})
-        exc = SidecarError("internal error in gate-sidecar")
-        record.label = exc.label
-        response = error_response(exc)
+        internal = SidecarError("internal error in gate-sidecar")
+        record.label = internal.label
+        response = error_response(internal)
     record.finish(response.status)
     for observe in key.observers:
         try:

@@ -50,7 +50,13 @@ class Signer(Protocol):
 
 
 async def signed_headers(
-    signer: Signer, api_key: str, method: str, path: str, raw_query: str, body: bytes, timestamp: int
+    signer: Signer,
+    api_key: str,
+    method: str,
+    path: str,
+    raw_query: str,
+    body: bytes,
+    timestamp: int,
 ) -> dict[str, str]:
     """The auth headers for one request, with any :class:`Signer` (local HMAC or Vault transit)."""
     ts = str(timestamp)
@@ -77,5 +83,5 @@ class HmacSigner:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("HmacSigner holds a secret and cannot be pickled")

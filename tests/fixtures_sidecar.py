@@ -28,9 +28,7 @@ class RunningSidecar:
         return self.sidecar.keys[key].url
 
 
-def make_config(
-    upstream_url: str, keys: list[dict[str, Any]], **sections: Any
-) -> Config:
+def make_config(upstream_url: str, keys: list[dict[str, Any]], **sections: Any) -> Config:
     """A config with test defaults: every key on a free loopback port, audit on, text logs."""
     data: dict[str, Any] = {
         "upstream": {"base_url": upstream_url, "timeout_s": 10},
@@ -43,7 +41,9 @@ def make_config(
     return parse_config(data, environ={})
 
 
-def env_key(name: str, policy: Any, **extra: Any) -> tuple[dict[str, Any], dict[str, str], str, str]:
+def env_key(
+    name: str, policy: Any, **extra: Any
+) -> tuple[dict[str, Any], dict[str, str], str, str]:
     """A key entry with an env source and a fresh random pair: (entry, environ, api_key, secret)."""
     api_key = f"key-{name}-{secrets.token_hex(4)}"
     secret = secrets.token_hex(32)

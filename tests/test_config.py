@@ -66,35 +66,75 @@ def test_defaults_point_at_real_gate_with_tls_and_a_loopback_admin() -> None:
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("an unknown top-level field", {"keys": [GOOD_KEY], "upstrem": {}}, "upstrem: Extra inputs"),
     ("an unknown key field", {"keys": [_key(polcy="x")]}, "keys[0].polcy: Extra inputs"),
-    ("a missing policy", {"keys": [{k: v for k, v in GOOD_KEY.items() if k != "policy"}]},
-     "keys[0].policy: required field is missing"),
-    ("an unknown preset", {"keys": [_key(policy="yolo")]},
-     "keys[0].policy.presets[0]: unknown preset 'yolo'"),
-    ("an unknown preset in the object form", {"keys": [_key(policy={"presets": ["read-only", "x"]})]},
-     "keys[0].policy.presets[1]: unknown preset 'x'"),
-    ("a duplicate name", {"keys": [GOOD_KEY, _key(listen="127.0.0.1:8082")]},
-     "keys[1].name: duplicate key name 'spot-reader'"),
-    ("a duplicate port", {"keys": [GOOD_KEY, _key(name="b")]},
-     "keys[1].listen: '127.0.0.1:8081' is already used by keys[0].listen"),
-    ("a key on the admin port", {"keys": [_key(listen="127.0.0.1:9901")]},
-     "keys[0].listen: '127.0.0.1:9901' is already used by admin.listen"),
-    ("a non-loopback listener", {"keys": [_key(listen="0.0.0.0:8081")]},
-     "keys[0].listen: '0.0.0.0:8081' is not a loopback address"),
+    (
+        "a missing policy",
+        {"keys": [{k: v for k, v in GOOD_KEY.items() if k != "policy"}]},
+        "keys[0].policy: required field is missing",
+    ),
+    (
+        "an unknown preset",
+        {"keys": [_key(policy="yolo")]},
+        "keys[0].policy.presets[0]: unknown preset 'yolo'",
+    ),
+    (
+        "an unknown preset in the object form",
+        {"keys": [_key(policy={"presets": ["read-only", "x"]})]},
+        "keys[0].policy.presets[1]: unknown preset 'x'",
+    ),
+    (
+        "a duplicate name",
+        {"keys": [GOOD_KEY, _key(listen="127.0.0.1:8082")]},
+        "keys[1].name: duplicate key name 'spot-reader'",
+    ),
+    (
+        "a duplicate port",
+        {"keys": [GOOD_KEY, _key(name="b")]},
+        "keys[1].listen: '127.0.0.1:8081' is already used by keys[0].listen",
+    ),
+    (
+        "a key on the admin port",
+        {"keys": [_key(listen="127.0.0.1:9901")]},
+        "keys[0].listen: '127.0.0.1:9901' is already used by admin.listen",
+    ),
+    (
+        "a non-loopback listener",
+        {"keys": [_key(listen="0.0.0.0:8081")]},
+        "keys[0].listen: '0.0.0.0:8081' is not a loopback address",
+    ),
     ("a bad key name", {"keys": [_key(name="Spot Reader")]}, "keys[0].name: must match"),
     ("a bad listen address", {"keys": [_key(listen="8081")]}, "keys[0].listen: expected host:port"),
-    ("two sources", {"keys": [_key(source={"env": {}, "file": {"path": "/x"}})]},
-     "keys[0].source: set exactly one of"),
+    (
+        "two sources",
+        {"keys": [_key(source={"env": {}, "file": {"path": "/x"}})]},
+        "keys[0].source: set exactly one of",
+    ),
     ("an unknown source kind", {"keys": [_key(source={"ssm": {}})]}, "keys[0].source.ssm: Extra"),
-    ("a vault source without a vault section", {"keys": [_key(source={"vault": {"path": "g/b"}})]},
-     "keys[0].source: a vault source needs a vault: section"),
-    ("a rule outside /api/v4", {"keys": [_key(policy={"allow": [{"methods": ["GET"], "path": "/x"}]})]},
-     "keys[0].policy.allow[0].path: must start with /api/v4/"),
-    ("an unknown method", {"keys": [_key(policy={"allow": [{"methods": ["GIT"], "path": "/api/v4/x"}]})]},
-     "keys[0].policy.allow[0].methods: unknown method 'GIT'"),
+    (
+        "a vault source without a vault section",
+        {"keys": [_key(source={"vault": {"path": "g/b"}})]},
+        "keys[0].source: a vault source needs a vault: section",
+    ),
+    (
+        "a rule outside /api/v4",
+        {"keys": [_key(policy={"allow": [{"methods": ["GET"], "path": "/x"}]})]},
+        "keys[0].policy.allow[0].path: must start with /api/v4/",
+    ),
+    (
+        "an unknown method",
+        {"keys": [_key(policy={"allow": [{"methods": ["GIT"], "path": "/api/v4/x"}]})]},
+        "keys[0].policy.allow[0].methods: unknown method 'GIT'",
+    ),
     ("an empty policy", {"keys": [_key(policy={})]}, "keys[0].policy: allows nothing"),
-    ("a wrong type", {"keys": [GOOD_KEY], "upstream": {"timeout_s": "soon"}}, "upstream.timeout_s:"),
-    ("a base_url with a path", {"keys": [GOOD_KEY], "upstream": {"base_url": "https://x/api/v4"}},
-     "upstream.base_url: must be scheme://host"),
+    (
+        "a wrong type",
+        {"keys": [GOOD_KEY], "upstream": {"timeout_s": "soon"}},
+        "upstream.timeout_s:",
+    ),
+    (
+        "a base_url with a path",
+        {"keys": [GOOD_KEY], "upstream": {"base_url": "https://x/api/v4"}},
+        "upstream.base_url: must be scheme://host",
+    ),
     ("no keys", {"keys": []}, "keys: List should have at least 1 item"),
     ("vault without an address", {"keys": [GOOD_KEY], "vault": {}}, "vault.address: not set"),
 ]
@@ -140,7 +180,9 @@ def test_check_config_exits_non_zero_with_one_line_per_problem(tmp_path: Path) -
     path.write_text(yaml.safe_dump({"keys": [_key(policy="yolo"), _key(name="x", listen="bad")]}))
     proc = subprocess.run(
         [sys.executable, "-m", "sidecar", "check-config", "--config", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -154,7 +196,9 @@ def test_the_config_path_may_come_from_the_environment(tmp_path: Path) -> None:
     path.write_text(ISSUE_EXAMPLE)
     proc = subprocess.run(
         [sys.executable, "-m", "sidecar", "check-config"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**__import__("os").environ, "GATE_SIDECAR_CONFIG": str(path)},
     )
     assert proc.returncode == 0, proc.stderr

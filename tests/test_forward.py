@@ -31,8 +31,9 @@ class Upstream:
             return web.Response(status=302, headers={"Location": "https://elsewhere/"})
         if request.path == "/api/v4/gzip":
             payload = gzip.compress(b'{"big": true}')
-            return web.Response(body=payload, headers={"Content-Encoding": "gzip",
-                                                       "X-Pagination-Total": "7"})
+            return web.Response(
+                body=payload, headers={"Content-Encoding": "gzip", "X-Pagination-Total": "7"}
+            )
         if request.path == "/api/v4/slow":
             import asyncio
 
@@ -47,9 +48,7 @@ async def upstream() -> AsyncIterator[tuple[Upstream, AiohttpForwarder]]:
     app.router.add_route("*", "/{tail:.*}", up.handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    fwd = AiohttpForwarder(
-        UpstreamConfig(base_url=f"http://127.0.0.1:{server.port}", timeout_s=1)
-    )
+    fwd = AiohttpForwarder(UpstreamConfig(base_url=f"http://127.0.0.1:{server.port}", timeout_s=1))
     yield up, fwd
     await fwd.close()
     await server.close()
@@ -59,27 +58,35 @@ def _req(method: str, path: str, query: str = "", body: bytes = b"") -> Upstream
     return UpstreamRequest(method, path, query, [("Accept", "*/*")], body)
 
 
-async def test_a_redirect_is_relayed_and_never_followed(upstream: tuple[Upstream, AiohttpForwarder]) -> None:
+async def test_a_redirect_is_relayed_and_never_followed(
+    upstream: tuple[Upstream, AiohttpForwarder],
+) -> None:
     up, fwd = upstream
     resp = await fwd.send(_req("GET", "/api/v4/redirect"))
     assert resp.status == 302 and resp.header("Location") == "https://elsewhere/"
     assert len(up.hits) == 1
 
 
-async def test_a_compressed_body_is_relayed_byte_for_byte(upstream: tuple[Upstream, AiohttpForwarder]) -> None:
+async def test_a_compressed_body_is_relayed_byte_for_byte(
+    upstream: tuple[Upstream, AiohttpForwarder],
+) -> None:
     _, fwd = upstream
     resp = await fwd.send(_req("GET", "/api/v4/gzip"))
     assert gzip.decompress(resp.body) == b'{"big": true}'
     assert resp.header("X-Pagination-Total") == "7"
 
 
-async def test_the_raw_query_is_forwarded_unchanged(upstream: tuple[Upstream, AiohttpForwarder]) -> None:
+async def test_the_raw_query_is_forwarded_unchanged(
+    upstream: tuple[Upstream, AiohttpForwarder],
+) -> None:
     up, fwd = upstream
     await fwd.send(_req("GET", "/api/v4/x", "b=2&a=BTC%2CETH&c=a+b"))
     assert up.hits[-1][1] == "/api/v4/x?b=2&a=BTC%2CETH&c=a+b"
 
 
-async def test_no_headers_are_added_that_the_bot_did_not_send(upstream: tuple[Upstream, AiohttpForwarder]) -> None:
+async def test_no_headers_are_added_that_the_bot_did_not_send(
+    upstream: tuple[Upstream, AiohttpForwarder],
+) -> None:
     up, fwd = upstream
     await fwd.send(_req("POST", "/api/v4/x", body=b"{}"))
     headers = {k.lower() for k in up.hits[-1][3]}
@@ -95,14 +102,18 @@ async def test_a_post_is_never_retried(upstream: tuple[Upstream, AiohttpForwarde
     assert len(up.hits) == 1
 
 
-async def test_a_get_is_retried_once_when_the_connection_drops(upstream: tuple[Upstream, AiohttpForwarder]) -> None:
+async def test_a_get_is_retried_once_when_the_connection_drops(
+    upstream: tuple[Upstream, AiohttpForwarder],
+) -> None:
     up, fwd = upstream
     up.drop_next = 1
     resp = await fwd.send(_req("GET", "/api/v4/x"))
     assert resp.status == 200 and len(up.hits) == 2
 
 
-async def test_a_slow_upstream_raises_a_timeout(upstream: tuple[Upstream, AiohttpForwarder]) -> None:
+async def test_a_slow_upstream_raises_a_timeout(
+    upstream: tuple[Upstream, AiohttpForwarder],
+) -> None:
     _, fwd = upstream
     with pytest.raises(UpstreamTimeout):
         await fwd.send(_req("GET", "/api/v4/slow"))

@@ -7,14 +7,40 @@ import pytest
 from sidecar.headers import relay_headers, upstream_headers
 
 DROPPED_FROM_BOT = [
-    "KEY", "key", "Key", "SIGN", "sign", "Timestamp", "TIMESTAMP", "timestamp", "Authorization",
-    "Cookie", "X-Forwarded-For", "x-forwarded-host", "X-Forwarded-Proto", "Forwarded",
-    "X-Real-IP", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "TE", "Host",
-    "Content-Length", "Proxy-Authorization", "Expect",
+    "KEY",
+    "key",
+    "Key",
+    "SIGN",
+    "sign",
+    "Timestamp",
+    "TIMESTAMP",
+    "timestamp",
+    "Authorization",
+    "Cookie",
+    "X-Forwarded-For",
+    "x-forwarded-host",
+    "X-Forwarded-Proto",
+    "Forwarded",
+    "X-Real-IP",
+    "Connection",
+    "Keep-Alive",
+    "Transfer-Encoding",
+    "Upgrade",
+    "TE",
+    "Host",
+    "Content-Length",
+    "Proxy-Authorization",
+    "Expect",
 ]
 PASSED_FROM_BOT = [
-    "X-Gate-Channel-Id", "X-Gate-Size-Decimal", "x-gate-exptime", "Content-Type", "Accept",
-    "Accept-Encoding", "User-Agent", "X-Client-Request-Id",
+    "X-Gate-Channel-Id",
+    "X-Gate-Size-Decimal",
+    "x-gate-exptime",
+    "Content-Type",
+    "Accept",
+    "Accept-Encoding",
+    "User-Agent",
+    "X-Client-Request-Id",
 ]
 
 
@@ -34,14 +60,26 @@ def test_headers_named_in_connection_are_dropped_too() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["X-Gate-RateLimit-Requests-Remain", "X-Gate-RateLimit-Limit",
-     "X-Gate-RateLimit-Reset-Timestamp", "X-Gate-Trace-ID", "X-In-Time", "X-Out-Time",
-     "X-Pagination-Limit", "X-Pagination-Total", "Content-Type", "Content-Encoding", "Date"],
+    [
+        "X-Gate-RateLimit-Requests-Remain",
+        "X-Gate-RateLimit-Limit",
+        "X-Gate-RateLimit-Reset-Timestamp",
+        "X-Gate-Trace-ID",
+        "X-In-Time",
+        "X-Out-Time",
+        "X-Pagination-Limit",
+        "X-Pagination-Total",
+        "Content-Type",
+        "Content-Encoding",
+        "Date",
+    ],
 )
 def test_a_useful_gate_header_is_relayed(name: str) -> None:
     assert relay_headers([(name, "7")]) == [(name, "7")]
 
 
-@pytest.mark.parametrize("name", ["Set-Cookie", "Transfer-Encoding", "Connection", "Content-Length"])
+@pytest.mark.parametrize(
+    "name", ["Set-Cookie", "Transfer-Encoding", "Connection", "Content-Length"]
+)
 def test_a_hop_by_hop_or_cookie_header_from_gate_is_not_relayed(name: str) -> None:
     assert relay_headers([(name, "x")]) == []

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.fixtures_exchange import RunningExchange, exchange  # noqa: F401
+from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
 
 
@@ -43,7 +43,7 @@ async def _setup(
 
 
 @pytest.fixture
-async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:  # noqa: F811
+async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:
     async for s in _setup(
         exchange,
         {"full": "full-trading", "futures": "futures-only", "reader": "read-only"},
@@ -55,9 +55,10 @@ async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:  # noqa: F81
 async def _call(
     method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession(auto_decompress=True) as http, http.request(
-        method, URL(url, encoded=True), data=body, headers=headers or {}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession(auto_decompress=True) as http,
+        http.request(method, URL(url, encoded=True), data=body, headers=headers or {}) as resp,
+    ):
         return resp.status, dict(resp.headers), await resp.read()
 
 
@@ -69,8 +70,14 @@ async def test_an_unsigned_request_is_signed_with_the_real_key_and_verified(setu
 
 
 async def test_client_sent_key_and_sign_are_replaced(setup: Setup) -> None:
-    junk = {"KEY": "junk", "sign": "deadbeef", "TIMESTAMP": "1", "Authorization": "Bearer x",
-            "Cookie": "a=b", "X-Forwarded-For": "10.0.0.1"}
+    junk = {
+        "KEY": "junk",
+        "sign": "deadbeef",
+        "TIMESTAMP": "1",
+        "Authorization": "Bearer x",
+        "Cookie": "a=b",
+        "X-Forwarded-For": "10.0.0.1",
+    }
     status, _, body = await _call("GET", setup.url("full", "/api/v4/spot/accounts"), headers=junk)
     assert status == 200, body
     seen = setup.exchange.state.requests[-1].headers
@@ -81,8 +88,12 @@ async def test_client_sent_key_and_sign_are_replaced(setup: Setup) -> None:
 
 
 async def test_gate_headers_from_the_bot_pass_through(setup: Setup) -> None:
-    sent = {"X-Gate-Channel-Id": "my-broker", "X-Gate-Size-Decimal": "1", "x-gate-exptime": "99",
-            "Content-Type": "application/json"}
+    sent = {
+        "X-Gate-Channel-Id": "my-broker",
+        "X-Gate-Size-Decimal": "1",
+        "x-gate-exptime": "99",
+        "Content-Type": "application/json",
+    }
     body = json.dumps({"contract": "BTC_USDT", "size": 1, "price": "1"}).encode()
     status, _, _ = await _call(
         "POST", setup.url("futures", "/api/v4/futures/usdt/orders"), body=body, headers=sent
@@ -109,7 +120,7 @@ async def test_a_gate_error_is_relayed_as_is(setup: Setup) -> None:
 
 async def test_a_query_with_commas_spaces_and_unicode_verifies(setup: Setup) -> None:
     query = "currencies=BTC%2CETH&text=a+b%20c&name=%E6%B5%8B%E8%AF%95"
-    status, _, body = await _call("DELETE", setup.url("full", f"/api/v4/spot/orders?{query}"))
+    _, _, body = await _call("DELETE", setup.url("full", f"/api/v4/spot/orders?{query}"))
     assert setup.exchange.state.requests[-1].verdict == "ok", body
     assert setup.exchange.state.requests[-1].raw_query == query
 
@@ -232,14 +243,14 @@ async def test_an_unreachable_upstream_is_502(unused_tcp_port: int) -> None:
     assert status == 502 and json.loads(body)["label"] == "SIDECAR_UPSTREAM_UNAVAILABLE"
 
 
-async def test_a_slow_upstream_is_504(exchange: RunningExchange) -> None:  # noqa: F811
+async def test_a_slow_upstream_is_504(exchange: RunningExchange) -> None:
     async for s in _setup(exchange, {"k": "read-only"}, upstream={"timeout_s": 0.5}):
         exchange.state.delays["/api/v4/spot/accounts"] = 3
         status, _, body = await _call("GET", s.url("k", "/api/v4/spot/accounts"))
         assert status == 504 and json.loads(body)["label"] == "SIDECAR_UPSTREAM_TIMEOUT"
 
 
-async def test_a_key_without_a_secret_answers_503(exchange: RunningExchange) -> None:  # noqa: F811
+async def test_a_key_without_a_secret_answers_503(exchange: RunningExchange) -> None:
     entry, _, _, _ = env_key("k", "read-only")
     config = make_config(exchange.url, [entry])
     async with running_sidecar(config, {}) as sidecar:

@@ -35,7 +35,7 @@ class Source(ABC):
         """One check of the backend. Raise :class:`SourceError` when the backend cannot answer:
         the held pair keeps serving and the loop backs off."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
         """Release backend resources (override when there are any)."""
 
     def refresh_now(self) -> None:
@@ -71,7 +71,7 @@ class Source(ABC):
     def _next_delay(self, failures: int) -> float | None:
         if failures:
             # Exponential backoff from 0.5 s, capped, jittered so many sidecars don't stampede.
-            base = min(self.max_backoff_s, 0.5 * 2 ** (failures - 1))
+            base = min(self.max_backoff_s, 0.5 * 2.0 ** (failures - 1))
             if self.interval_s is not None:
                 base = min(base, self.interval_s)
             return base * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto

@@ -25,7 +25,9 @@ class EnvCredentials(Source):
     async def poll(self) -> None:
         key = self.environ.get(self.spec.key_var, "")
         secret = self.environ.get(self.spec.secret_var, "")
-        missing = [v for v, val in ((self.spec.key_var, key), (self.spec.secret_var, secret)) if not val]
+        missing = [
+            v for v, val in ((self.spec.key_var, key), (self.spec.secret_var, secret)) if not val
+        ]
         if missing:
             raise SourceError(f"environment variable {' and '.join(missing)} not set")
         await self.rotation.offer(self.slot, Credentials(key, HmacSigner(secret), version="env"))

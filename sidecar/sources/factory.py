@@ -41,7 +41,8 @@ def build_source(key: KeyConfig, slot: KeySlot, rotation: Rotation, ctx: SourceC
         from sidecar.sources.vault import VaultKV
 
         assert key.source.vault is not None
-        return VaultKV(
+        source: Source = VaultKV(
             slot, rotation, key.source.vault, ctx.vault, ctx.config.vault.refresh_interval_s
         )
+        return source
     raise ValueError(f"key {key.name}: source kind {key.source.kind} is not supported yet")

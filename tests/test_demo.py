@@ -1,0 +1,25 @@
+"""`gate-sidecar demo --once`: the walk-through a new user sees first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_the_demo_walks_through_and_exits_cleanly() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sidecar", "demo", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "GET /api/v4/futures/usdt/accounts via futures-bot -> HTTP 200 (as expected)" in out
+    assert "POST /api/v4/spot/orders via futures-bot -> HTTP 403 (as expected)" in out
+    assert "futures-bot may not POST /api/v4/spot/orders" in out
+    assert "POST /api/v4/withdrawals via futures-bot -> HTTP 403 (as expected)" in out
+    assert "refused requests never reached it: yes" in out
+    assert "curl -s http://127.0.0.1:" in out
+    assert "Demo passed." in out
+    assert "Traceback" not in proc.stderr
