@@ -6,6 +6,7 @@ one listener per key, on free loopback ports) and yields handles to it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -69,8 +70,11 @@ async def running_sidecar(
     try:
         port = runner.addresses[0][1]
         sidecar = app[SIDECAR]
+        # Env and file sources answer at once; let their first poll land so tests see a
+        # settled state. Vault sources may legitimately take longer: tests wait on those.
         for handle in sidecar.keys.values():
-            await handle.source.loaded.wait() if handle.config.source.kind == "env" else None
+            if handle.config.source.kind in ("env", "file"):
+                await asyncio.wait_for(handle.source.attempted.wait(), timeout=10)
         yield RunningSidecar(f"http://127.0.0.1:{port}", sidecar)
     finally:
         await runner.cleanup()

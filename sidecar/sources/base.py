@@ -28,7 +28,8 @@ class Source(ABC):
         self.slot = slot
         self.rotation = rotation
         self._wake = asyncio.Event()
-        self.loaded = asyncio.Event()  # set after the first successful poll (tests, readiness)
+        self.loaded = asyncio.Event()  # set after the first successful poll
+        self.attempted = asyncio.Event()  # set after the first poll, successful or not
 
     @abstractmethod
     async def poll(self) -> None:
@@ -61,6 +62,7 @@ class Source(ABC):
                 failures += 1
                 self.slot.note_error("internal error in secret source")
                 log.exception("secret source crashed", extra={"key": self.slot.name})
+            self.attempted.set()
             delay = self._next_delay(failures)
             if delay is None:
                 return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sidecar.config import Config, EnvSource, FileSource, KeyConfig
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @dataclass
 class SourceContext:
     config: Config
-    environ: Mapping[str, str] = os.environ
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     vault: VaultSession | None = None
 
 
