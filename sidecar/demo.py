@@ -84,7 +84,7 @@ STEPS = [
 ]
 
 
-def _short(body: bytes, limit: int = 160) -> str:
+def _short(body: bytes, limit: int = 240) -> str:
     text = body.decode(errors="replace")
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -161,7 +161,7 @@ async def _demo(once: bool) -> int:
     reached = {(r.method, r.raw_path) for r in state.requests}
     leaked = [p for p in ("/api/v4/withdrawals", "/api/v4/spot/orders") if ("POST", p) in reached]
     print(
-        f"\nThe exchange received {len(state.requests)} signed request(s); refused requests "
+        f"\nThe exchange received {len(state.requests)} request(s); the refused ones "
         f"never reached it: {'yes' if not leaked else 'NO: ' + ', '.join(leaked)}"
     )
     failures += bool(leaked)

@@ -70,5 +70,23 @@ class SourceError(Exception):
     """A secret source could not produce credentials (message never contains the secret)."""
 
 
+def for_status(status: int, message: str) -> SidecarError:
+    """The sidecar error for an HTTP status raised by the server framework itself."""
+    by_status: dict[int, type[SidecarError]] = {
+        cls.status: cls
+        for cls in (
+            BadRequest,
+            PolicyDenied,
+            NotFound,
+            BodyTooLarge,
+            UpstreamUnavailable,
+            KeyUnavailable,
+            UpstreamTimeout,
+        )
+    }
+    cls = by_status.get(status, BadRequest if 400 <= status < 500 else SidecarError)
+    return cls(message)
+
+
 def error_body(exc: SidecarError) -> bytes:
     return json.dumps({"label": exc.label, "message": exc.message}).encode()

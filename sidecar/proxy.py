@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from sidecar.audit import Observer, RequestRecord
 from sidecar.clock import Clock
-from sidecar.errors import BodyTooLarge, PolicyDenied, SidecarError, error_body
+from sidecar.errors import BodyTooLarge, PolicyDenied, SidecarError, error_body, for_status
 from sidecar.forward import Forwarder, UpstreamRequest
 from sidecar.headers import relay_headers, upstream_headers
 from sidecar.keys import KeySlot
@@ -24,7 +24,8 @@ log = logging.getLogger("sidecar.proxy")
 
 @dataclass
 class KeyRuntime:
-    """Everything one key's listener needs; replaced whole on config reload."""
+    """Everything one key's listener needs. A config reload swaps ``policy`` or ``slot`` in
+    place (each a single reference read once per request), so the listener keeps serving."""
 
     name: str
     policy: Policy
@@ -36,7 +37,7 @@ class KeyRuntime:
 
 
 KEY_RUNTIME = web.AppKey("key_runtime", KeyRuntime)
-RECORD = "sidecar.record"  # request-scoped key for the RequestRecord
+RECORD = web.RequestKey("record", RequestRecord)
 
 
 def error_response(exc: SidecarError) -> web.Response:
@@ -58,7 +59,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 async def handle(request: web.Request) -> web.Response:
     key = request.app[KEY_RUNTIME]
-    record: RequestRecord = request[RECORD]
+    record = request[RECORD]
     method = request.method
     # raw_path is the request target exactly as received: what we check is what we sign and send.
     path, raw_query = split_target(request.raw_path)
@@ -81,6 +82,7 @@ async def handle(request: web.Request) -> web.Response:
     record.upstream_latency_s = time.perf_counter() - sent
     record.upstream_status = upstream.status
     record.label = upstream.gate_label()
+    record.upstream_date = upstream.header("Date")  # clock drift detection (sidecar.clocksync)
     response = web.Response(status=upstream.status, body=upstream.body)
     for name, value in relay_headers(upstream.headers):
         response.headers.add(name, value)
@@ -99,6 +101,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except SidecarError as exc:
         record.label = exc.label
         response = error_response(exc)
+    except web.HTTPException as exc:
+        # aiohttp's own refusals (e.g. a target its router cannot even match) still answer in
+        # the sidecar's JSON shape, never as an HTML page or a 500.
+        mapped = for_status(exc.status, exc.reason or "refused")
+        record.label = mapped.label
+        response = error_response(mapped)
     except Exception:
         log.exception("internal error", extra={"key": key.name})
         internal = SidecarError("internal error in gate-sidecar")
@@ -116,5 +124,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def create_key_app(runtime: KeyRuntime) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=runtime.max_body_bytes)
     app[KEY_RUNTIME] = runtime
-    app.router.add_route("*", "/{tail:.*}", handle)
+    # [\s\S]: the router matches the *decoded* path, where `.` would stop at an encoded newline.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)
     return app

@@ -19,7 +19,7 @@ def test_the_demo_walks_through_and_exits_cleanly() -> None:
     assert "POST /api/v4/spot/orders via futures-bot -> HTTP 403 (as expected)" in out
     assert "futures-bot may not POST /api/v4/spot/orders" in out
     assert "POST /api/v4/withdrawals via futures-bot -> HTTP 403 (as expected)" in out
-    assert "refused requests never reached it: yes" in out
+    assert "the refused ones never reached it: yes" in out
     assert "curl -s http://127.0.0.1:" in out
     assert "Demo passed." in out
     assert "Traceback" not in proc.stderr

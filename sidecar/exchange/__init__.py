@@ -1,0 +1,10 @@
+"""A local Gate-compatible exchange that verifies every signature the way Gate does.
+
+Used by `gate-sidecar demo` and by the tests. It is not Gate: it keeps orders in memory, answers
+a subset of API v4 with Gate-shaped JSON, and echoes any other signed /api/v4 path.
+"""
+
+from sidecar.exchange.app import create_exchange_app
+from sidecar.exchange.state import ExchangeState, RecordedRequest
+
+__all__ = ["ExchangeState", "RecordedRequest", "create_exchange_app"]
