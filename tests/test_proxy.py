@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import gate_api
 import pytest
 from yarl import URL
 
@@ -277,3 +278,25 @@ async def test_no_secret_appears_in_any_log_line_or_response(
     assert "request" in caplog.text  # the audit lines were captured
     for _, secret in setup.keys.values():
         assert secret not in text
+
+
+async def test_the_official_sdk_without_credentials_trades_through_the_sidecar(
+    setup: Setup,
+) -> None:
+    def bot() -> tuple[str, list[str]]:
+        client = gate_api.ApiClient(
+            gate_api.Configuration(host=setup.sidecar.url("full") + "/api/v4")
+        )
+        spot = gate_api.SpotApi(client)
+        order = spot.create_order(
+            gate_api.Order(currency_pair="BTC_USDT", side="buy", amount="0.001", price="60000")
+        )
+        listed = [o.id for o in spot.list_orders("BTC_USDT", "open")]
+        spot.cancel_order(order.id, "BTC_USDT")
+        return order.id, listed
+
+    order_id, listed = await asyncio.to_thread(bot)
+    assert listed == [order_id]
+    full_key = setup.keys["full"][0]
+    signed = [r for r in setup.exchange.state.requests if r.api_key == full_key]
+    assert len(signed) >= 3 and all(r.verdict == "ok" for r in signed)
