@@ -25,10 +25,11 @@ from pydantic import (
 
 from sidecar.errors import ConfigError
 from sidecar.listen import ListenAddress, parse_listen
+from sidecar import presets
 from sidecar.presets import PRESET_NAMES
 
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*")
+METHODS = (*presets.METHODS, "*")
 K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
@@ -207,10 +208,9 @@ class RuleConfig(Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/api/v4/") and value != "/api/v4/**":
-            raise ValueError(f"must start with /api/v4/, got {value!r}")
-        if "//" in value or value.endswith("/"):
-            raise ValueError(f"empty path segment in {value!r}")
+        problem = presets.validate_glob(value)
+        if problem:
+            raise ValueError(f"{problem}, got {value!r}")
         return value
 
 
