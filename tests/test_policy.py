@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sidecar import policy as policy_module
-from sidecar.config import KeyConfig
+from sidecar.config import KeyConfig, parse_config
 from sidecar.errors import ConfigError
 from sidecar.paths import split_target
 from sidecar.policy import Decision, Policy, compile_policy
@@ -346,10 +346,16 @@ def test_deciding_never_compiles_a_regex(monkeypatch: pytest.MonkeyPatch) -> Non
     ],
 )
 def test_a_rule_glob_that_can_never_work_is_a_config_error(path: str, problem: str) -> None:
+    key = {
+        "name": "bot",
+        "listen": "127.0.0.1:0",
+        "source": {"env": {}},
+        "policy": {"allow": [rule("GET", path)]},
+    }
     with pytest.raises(ConfigError) as info:
-        policy_for({"allow": [rule("GET", path)]})
+        parse_config({"keys": [key]}, environ={})
     assert problem in str(info.value)
-    assert "allow[0]" in str(info.value)
+    assert info.value.problems[0].startswith("keys[0].policy.allow[0].path: ")
 
 
 def test_describe_lists_allowed_denied_and_locked_rules_with_their_origin() -> None:
