@@ -22,7 +22,14 @@ def _config_path(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(_config_path(args))
+    """The config file, fully validated: the model, then every key's policy."""
+    from sidecar.report import policy_problems
+
+    config = load_config(_config_path(args))
+    problems = policy_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

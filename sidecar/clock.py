@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 class Clock:
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
-        self._wall = wall
-        self.offset_s = 0.0  # Gate's clock minus ours; set by clock sync
+        self.wall = wall  # the local clock, uncorrected
+        self.offset_s = 0.0  # Gate's clock minus ours; set by clock sync (sidecar.clocksync)
 
     def now(self) -> int:
         """Integer seconds: the safe choice for Gate's ``Timestamp``."""
-        return int(self._wall() + self.offset_s)
+        return int(self.wall() + self.offset_s)

@@ -44,14 +44,28 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        line = self.formatMessage(record)
         extras = _extras(record)
         audit = extras.pop("audit", None)
         if isinstance(audit, dict):
             extras = {**audit, **extras}
-        if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        # Unset fields (no label, no upstream status...) are left out: this format is for reading.
+        pairs = [f"{k}={_text_value(v)}" for k, v in extras.items() if v is not None]
+        if pairs:
+            line += " " + " ".join(pairs)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+def _text_value(value: Any) -> str:
+    """Bare when unambiguous, JSON-quoted otherwise (spaces, quotes, lists, mappings)."""
+    if isinstance(value, str):
+        plain = value and not any(c.isspace() or c in '"=' for c in value)
+        return value if plain else json.dumps(value)
+    return json.dumps(value, default=str)
 
 
 def setup_logging(fmt: str = "json", level: str = "info") -> None:

@@ -1,0 +1,154 @@
+"""`gate-sidecar check-config`: validates without starting anything; shows what keys may call."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sidecar.cli import main
+
+GOOD = """
+admin: {listen: "127.0.0.1:9901"}
+keys:
+  - name: spot-reader
+    listen: 127.0.0.1:8081
+    source: {env: {key_var: READER_KEY, secret_var: READER_SECRET}}
+    policy: read-only
+  - name: futures-bot
+    listen: unix:/run/gate/futures.sock
+    source: {file: {path: /vault/secrets/gate.json}}
+    policy:
+      presets: [futures-only]
+      allow: [{methods: [POST], path: /api/v4/wallet/transfers}]
+      deny: [{methods: ["*"], path: /api/v4/futures/*/positions/*/leverage}]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_check_config_prints_each_keys_listener_source_and_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--config", _write(tmp_path, GOOD)]) == 0
+    out = capsys.readouterr().out
+    reader, futures = out.split("\nkey futures-bot\n")
+    assert out.startswith("config OK: 2 key(s); admin on 127.0.0.1:9901")
+    assert "key spot-reader\n  listen: 127.0.0.1:8081\n" in reader
+    assert "source: env (key $READER_KEY, secret $READER_SECRET; read once)" in reader
+    assert "GET      /api/v4/**  -          preset read-only" in reader
+    assert "(no deny rules)" in reader
+    assert "  listen: unix:/run/gate/futures.sock" in futures
+    assert "source: file /vault/secrets/gate.json (checked every 2s)" in futures
+    rows = [" ".join(line.split()) for line in futures.splitlines()]
+    assert "* /api/v4/futures/** - preset futures-only" in rows  # the preset, expanded
+    assert "POST /api/v4/wallet/transfers - allow[0]" in rows
+    assert "* /api/v4/futures/*/positions/*/leverage deny[0]" in rows
+    locked = "non-GET /api/v4/withdrawals/** withdrawals: moves funds out locked"
+    assert locked in rows  # locked endpoints are named, with why
+    escalation = "sub-accounts and their keys: privilege escalation locked"
+    assert f"non-GET /api/v4/sub_accounts/** {escalation}" in rows
+
+
+def test_a_spot_only_key_shows_the_account_condition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = GOOD.replace("presets: [futures-only]", "presets: [spot-only]")
+    assert main(["check-config", "--config", _write(tmp_path, cfg)]) == 0
+    rows = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert "POST /api/v4/spot/orders spot account only preset spot-only" in rows
+
+
+def test_an_explicitly_unlocked_withdrawal_is_shown_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = """
+    keys:
+      - name: treasury
+        listen: 127.0.0.1:8081
+        source: {env: {}}
+        policy: {allow: [{methods: [POST], path: /api/v4/withdrawals}]}
+        allow_withdrawals: true
+    """
+    assert main(["check-config", "--config", _write(tmp_path, cfg)]) == 0
+    rows = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert (
+        "non-GET /api/v4/withdrawals/** withdrawals: moves funds out "
+        "open to allow[0] (allow_withdrawals)"
+    ) in rows
+
+
+BAD = """
+admin: {listen: "0.0.0.0:9901"}
+keys:
+  - name: Bad Name
+    listen: 127.0.0.1:8081
+    source: {env: {}}
+    policy: yolo
+  - name: b
+    listen: 127.0.0.1:8081
+    source: {env: {}}
+    policy: read-only
+"""
+
+
+def test_a_bad_config_exits_2_with_one_line_per_problem_naming_field_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--config", _write(tmp_path, BAD)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert all(line.startswith("config error: ") for line in lines)
+    assert any("keys[0].name" in line and "'Bad Name'" in line for line in lines)
+    assert any("keys[0].policy" in line and "'yolo'" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("keys: [", "invalid YAML"),
+        ("[]", "(top level): the config must be a mapping"),
+        ("keys: []", "keys"),
+    ],
+)
+def test_unparseable_files_are_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    assert main(["check-config", "--config", _write(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: ") and expected in err
+
+
+def test_a_policy_glob_that_can_never_match_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = GOOD.replace("path: /api/v4/wallet/transfers", "path: /api/v4/wallet/trans**")
+    assert main(["check-config", "--config", _write(tmp_path, bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: ") and err.count("\n") == 1
+    assert "policy.allow[0].path: " in err and "'/api/v4/wallet/trans**'" in err
+
+
+def test_a_missing_file_is_reported_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", "/nonexistent/sidecar.yaml"]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_check_config_runs_as_a_command_and_starts_nothing(tmp_path: Path) -> None:
+    # Port 8081 and the unix socket directory need not exist or be free: nothing is opened.
+    proc = subprocess.run(
+        [sys.executable, "-m", "sidecar", "check-config", "--config", _write(tmp_path, GOOD)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "key futures-bot" in proc.stdout and proc.stderr == ""

@@ -1,0 +1,133 @@
+"""The audit line and the two log formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from sidecar.audit import RequestRecord, audit_fields, audit_line
+from sidecar.logs import JsonFormatter, TextFormatter
+from tests.fixtures_exchange import RunningExchange
+from tests.fixtures_ops import call, ops_setup
+
+AUDIT_FIELDS = {
+    "time",
+    "key",
+    "method",
+    "path",
+    "query_len",
+    "decision",
+    "rule",
+    "status",
+    "label",
+    "upstream_status",
+    "upstream_latency_s",
+    "latency_s",
+    "added_latency_s",
+    "version",
+}
+
+
+def _allowed_record() -> RequestRecord:
+    record = RequestRecord("futures-bot", "POST", "/api/v4/futures/usdt/orders", 17, time=1e9)
+    record.decision, record.rule, record.version = "allow", "preset futures-only: * /x/**", "7"
+    record.upstream_status, record.upstream_latency_s = 201, 0.25
+    record.upstream_date = "Sun, 09 Sep 2001 01:46:40 GMT"
+    record.finish(201)
+    record.latency_s = 0.2512345678
+    return record
+
+
+def test_the_audit_line_has_exactly_the_documented_fields() -> None:
+    fields = audit_fields(_allowed_record())
+    assert set(fields) == AUDIT_FIELDS
+    assert fields["time"] == "2001-09-09T01:46:40.000Z"
+    assert fields["query_len"] == 17 and fields["version"] == "7"
+    assert fields["latency_s"] == 0.251235
+    assert fields["added_latency_s"] == pytest.approx(0.001235, abs=1e-6)
+
+
+def _emit(formatter: logging.Formatter, record: RequestRecord) -> str:
+    captured: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = captured.append  # type: ignore[method-assign]
+    logger = logging.getLogger("sidecar.audit")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        audit_line(record)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    return formatter.format(captured[0])
+
+
+def test_a_json_audit_line_is_one_object_with_every_field() -> None:
+    line = _emit(JsonFormatter(), _allowed_record())
+    assert "\n" not in line
+    doc = json.loads(line)
+    assert AUDIT_FIELDS <= set(doc)
+    assert doc["msg"] == "request" and doc["logger"] == "sidecar.audit"
+    assert doc["level"] == "info"
+    assert doc["decision"] == "allow" and doc["upstream_status"] == 201
+    assert "upstream_date" not in doc
+
+
+def test_a_text_audit_line_is_readable_key_value_pairs() -> None:
+    record = _allowed_record()
+    line = _emit(TextFormatter(), record)
+    assert "INFO    sidecar.audit: request time=2001-09-09T01:46:40.000Z key=futures-bot" in line
+    assert 'rule="preset futures-only: * /x/**"' in line  # spaces: quoted
+    assert "upstream_status=201" in line and "label=" not in line  # None is left out
+
+
+def test_a_denied_request_names_the_rule_and_never_the_body_or_query() -> None:
+    record = RequestRecord("k", "POST", "/api/v4/withdrawals", 12)
+    record.decision, record.rule = "deny", "locked: moves funds out of the account"
+    record.label = "SIDECAR_POLICY_DENIED"
+    record.finish(403)
+    doc = json.loads(_emit(JsonFormatter(), record))
+    assert doc["rule"] == "locked: moves funds out of the account"
+    assert doc["label"] == "SIDECAR_POLICY_DENIED" and doc["upstream_status"] is None
+    assert doc["query_len"] == 12 and "query" not in doc and "body" not in doc
+
+
+def test_extra_fields_and_exceptions_appear_in_both_formats() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, "f", 1, "failed", (), exc_info=__import__("sys").exc_info()
+        )
+    record.key = "k"
+    record.problems = ["a: b", "c"]
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["key"] == "k" and doc["problems"] == ["a: b", "c"] and "boom" in doc["exc"]
+    text = TextFormatter().format(record)
+    first, _, rest = text.partition("\n")
+    assert first.endswith('failed key=k problems=["a: b", "c"]') and "RuntimeError: boom" in rest
+
+
+async def test_each_request_writes_exactly_one_audit_line(
+    exchange: RunningExchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sidecar.audit")
+    async with ops_setup(exchange, {"bot": "futures-only"}) as s:
+        await call("GET", s.url("bot", "/api/v4/futures/usdt/accounts?settle=usdt"))
+        await call("POST", s.url("bot", "/api/v4/withdrawals"), b'{"amount": "1"}')
+    lines = [r.audit for r in caplog.records if r.name == "sidecar.audit"]  # type: ignore[attr-defined]
+    assert len(lines) == 2
+    allowed, denied = lines
+    assert set(allowed) == AUDIT_FIELDS
+    assert allowed["key"] == "bot" and allowed["method"] == "GET"
+    assert allowed["path"] == "/api/v4/futures/usdt/accounts" and allowed["query_len"] == 11
+    assert allowed["decision"] == "allow" and allowed["rule"].startswith("preset futures-only")
+    assert allowed["status"] == allowed["upstream_status"] == 200
+    assert allowed["version"] == "env" and allowed["upstream_latency_s"] > 0
+    assert denied["decision"] == "deny" and denied["rule"].startswith("locked: withdrawals")
+    assert denied["status"] == 403 and denied["label"] == "SIDECAR_POLICY_DENIED"
+    assert denied["upstream_status"] is None and denied["version"] is None
+    assert "amount" not in caplog.text
