@@ -3,112 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
-import re
-import secrets
+import logging
 import time
-from collections.abc import Callable
-from email.utils import formatdate
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
-from sidecar.exchange import handlers as h
+from sidecar.exchange import routes
 from sidecar.exchange.auth import AuthError, verify
+from sidecar.exchange.calls import ApiError, Call
+from sidecar.exchange.responses import encode_body, gate_headers
 from sidecar.exchange.state import ExchangeState, RecordedRequest
 
 STATE = web.AppKey("exchange_state", ExchangeState)
-
-Route = tuple[str, re.Pattern[str], Callable[[h.Call], h.Result], bool]
-
-
-def _route(method: str, path: str, fn: Callable[[h.Call], h.Result], private: bool = True) -> Route:
-    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return method, re.compile(f"^/api/v4{pattern}$"), fn, private
+log = logging.getLogger(__name__)
 
 
-ROUTES: list[Route] = [
-    _route("GET", "/spot/time", h.server_time, private=False),
-    _route("GET", "/spot/currency_pairs", h.currency_pairs, private=False),
-    _route("GET", "/spot/currency_pairs/{pair}", h.currency_pair, private=False),
-    _route("GET", "/spot/currencies", h.currencies, private=False),
-    _route("GET", "/spot/tickers", h.tickers, private=False),
-    _route("GET", "/futures/{settle}/contracts", h.contracts, private=False),
-    _route("GET", "/futures/{settle}/contracts/{contract}", h.contract, private=False),
-    _route("GET", "/futures/{settle}/tickers", h.futures_tickers, private=False),
-    _route("GET", "/account/detail", h.account_detail),
-    _route("GET", "/spot/accounts", h.spot_accounts),
-    _route("GET", "/futures/{settle}/accounts", h.futures_accounts),
-    _route("GET", "/wallet/total_balance", h.total_balance),
-    _route("POST", "/spot/orders", h.create_spot_order),
-    _route("GET", "/spot/orders", h.list_spot_orders),
-    _route("DELETE", "/spot/orders", h.cancel_spot_orders),
-    _route("GET", "/spot/orders/{id}", h.get_spot_order),
-    _route("DELETE", "/spot/orders/{id}", h.cancel_spot_order),
-    _route("POST", "/spot/batch_orders", h.batch_spot_orders),
-    _route("GET", "/spot/open_orders", h.open_spot_orders),
-    _route("POST", "/futures/{settle}/orders", h.create_futures_order),
-    _route("GET", "/futures/{settle}/orders", h.list_futures_orders),
-    _route("GET", "/futures/{settle}/orders/{id}", h.get_futures_order),
-    _route("DELETE", "/futures/{settle}/orders/{id}", h.cancel_futures_order),
-    _route("POST", "/futures/{settle}/batch_orders", h.batch_futures_orders),
-    _route("GET", "/futures/{settle}/positions", h.positions),
-    _route("POST", "/futures/{settle}/positions/{contract}/leverage", h.set_leverage),
-    _route("POST", "/withdrawals", h.withdraw),
-    _route("POST", "/withdrawals/push", h.withdraw),
-    _route("POST", "/wallet/transfers", h.transfer),
-    _route("POST", "/sub_accounts/{uid}/keys", h.sub_account_key),
-]
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; Gate's parser does not
 
 
-def _find(method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-    for route in ROUTES:
-        m = route[1].match(path)
-        if m and route[0] == method:
-            return route, m.groupdict()
-    return None, {}
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, parsed from the exact bytes received (None when empty)."""
+    if not body.strip():
+        return None
+    return json.loads(body, parse_constant=_reject_constant)
 
 
-def _response(
-    request: web.Request,
-    state: ExchangeState,
-    status: int,
-    doc: object,
-    received: float,
-    extra: dict[str, str] | None = None,
-) -> web.Response:
-    body = json.dumps(doc).encode()
-    now = state.now()
-    headers = CIMultiDict(
-        {
-            "Content-Type": "application/json",
-            "X-Gate-RateLimit-Requests-Remain": "199",
-            "X-Gate-RateLimit-Limit": "200",
-            "X-Gate-RateLimit-Reset-Timestamp": str(int(now) + 10),
-            "X-Gate-Trace-ID": secrets.token_hex(16),
-            "X-In-Time": str(int(received * 1e6)),
-            "X-Out-Time": str(int(time.time() * 1e6)),
-            "Date": formatdate(now, usegmt=True),  # the exchange's clock, for skew tests
-            **(extra or {}),
-        }
-    )
-    if len(body) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
-        body = gzip.compress(body)
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=status, body=body, headers=headers)
+class _Answer:
+    """Builds responses that all carry Gate's headers and honour Accept-Encoding."""
 
+    def __init__(
+        self, request: web.Request, state: ExchangeState, received: float, raw_path: str
+    ) -> None:
+        self.request, self.state, self.received = request, state, received
+        caller = request.headers.get("KEY") or request.remote or "-"
+        self.remaining, self.reset_at = state.rates.hit(caller, raw_path, state.now())
 
-def _error(
-    request: web.Request,
-    state: ExchangeState,
-    status: int,
-    label: str,
-    message: str,
-    received: float,
-) -> web.Response:
-    return _response(request, state, status, {"label": label, "message": message}, received)
+    def __call__(
+        self, status: int, doc: object, extra: dict[str, str] | None = None
+    ) -> web.Response:
+        headers = gate_headers(
+            self.state.now(), self.received, self.remaining, self.state.rates.limit, self.reset_at
+        )
+        headers.update(extra or {})
+        accept = self.request.headers.get("Accept-Encoding", "")
+        return web.Response(status=status, body=encode_body(doc, accept, headers), headers=headers)
+
+    def error(self, status: int, label: str, message: str) -> web.Response:
+        return self(status, {"label": label, "message": message})
 
 
 async def handle(request: web.Request) -> web.Response:
@@ -123,22 +70,25 @@ async def handle(request: web.Request) -> web.Response:
         CIMultiDict(request.headers),
         body,
         request.headers.get("KEY"),
+        timestamp=received,
     )
     state.requests.append(record)
+    answer = _Answer(request, state, received, raw_path)
     delay = state.delays.get(raw_path)
     if delay:
         await asyncio.sleep(delay)
-    if not raw_path.startswith("/api/v4/"):
+    if raw_path != routes.PREFIX and not raw_path.startswith(routes.PREFIX + "/"):
         record.verdict = "NOT_FOUND"
-        return _error(request, state, 404, "NOT_FOUND", "not found", received)
-    route, params = _find(request.method, raw_path)
-    private = route is None or route[3]
+        return answer.error(404, "NOT_FOUND", "not found")
+    route, params = routes.find(request.method, raw_path)
     account = None
-    if private:
+    if route is not None and not route.private:
+        record.verdict = "public"  # Gate answers market data without looking at signatures
+    else:
         try:
             api_key = verify(
                 request.headers,
-                {k: a.secret for k, a in state.accounts.items()},
+                state.secrets(),
                 request.method,
                 raw_path,
                 raw_query,
@@ -148,30 +98,39 @@ async def handle(request: web.Request) -> web.Response:
             )
         except AuthError as exc:
             record.verdict = exc.label
-            return _error(request, state, 401, exc.label, exc.message, received)
-        account = state.accounts[api_key]
+            return answer.error(401, exc.label, exc.message)
         record.verdict = "ok"
-    else:
-        record.verdict = "public"
+        account = state.accounts[api_key]
+    if state.enforce_rate_limit and answer.remaining < 0:
+        return answer.error(429, "TOO_MANY_REQUESTS", "Request Rate limit Exceeded")
+    try:
+        parsed = parse_json(body)
+    except ValueError:
+        return answer.error(400, "INVALID_PARAM_VALUE", "body is not valid JSON")
     if route is None:
         echo = {"method": request.method, "path": raw_path, "query": raw_query}
-        return _response(request, state, 200, {"echo": echo}, received, {"X-Exchange-Echo": "1"})
+        return answer(200, {"echo": echo}, {"X-Exchange-Echo": "1"})
+    query = dict(parse_qsl(raw_query, keep_blank_values=True))
+    call = Call(state, request.method, params, query, parsed, account, record.headers)
     try:
-        parsed = json.loads(body) if body.strip() else None
-    except ValueError:
-        return _error(
-            request, state, 400, "INVALID_PARAM_VALUE", "body is not valid JSON", received
-        )
-    call = h.Call(state, request.method, params, dict(parse_qsl(raw_query)), parsed, account)
-    try:
-        status, doc = route[2](call)
-    except h.ApiError as exc:
-        return _error(request, state, exc.status, exc.label, exc.message, received)
-    return _response(request, state, status, doc, received)
+        status, doc = route.handler(call)
+    except ApiError as exc:
+        return answer.error(exc.status, exc.label, exc.message)
+    except Exception:  # a bug here must read as one, not as a dropped connection
+        log.exception("test exchange handler failed for %s %s", request.method, raw_path)
+        return answer.error(500, "SERVER_ERROR", "internal error in the test exchange")
+    return answer(status, doc)
+
+
+@web.middleware
+async def _every_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # aiohttp's router sees a decoded path and answers 404/405 itself for what it cannot match;
+    # the exchange routes every request on the raw path instead, so all of them are recorded.
+    return await handle(request)
 
 
 def create_exchange_app(state: ExchangeState) -> web.Application:
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[_every_request])
     app[STATE] = state
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
