@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from sidecar import presets
 from sidecar.errors import ConfigError
 from sidecar.listen import ListenAddress, parse_listen
-from sidecar import presets
 from sidecar.presets import PRESET_NAMES
 
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

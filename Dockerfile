@@ -1,0 +1,39 @@
+# gate-sidecar container image.
+#
+#   docker build -t gate-sidecar:0.1.0 .
+#   docker run --rm --read-only --tmpfs /tmp -v "$PWD/sidecar.yaml:/etc/gate-sidecar/config.yaml:ro" \
+#       gate-sidecar:0.1.0
+#
+# Two stages: the build stage turns the source into a wheel and installs it, with its
+# dependencies, into a venv that has no pip; the runtime stage is the same slim Python image with
+# only that venv copied in. The base image tag is pinned (pin its digest too in your own build).
+# tests/test_dockerfile.py parses this file and replays the build stage's RUN step.
+
+FROM python:3.12.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sidecar/ sidecar/
+# pip installs into the venv from outside it (--python), so the runtime venv carries no pip; the
+# install compiles every module to bytecode, so the read-only runtime never needs to write any.
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+ && python -m venv --without-pip /opt/gate-sidecar \
+ && pip --python /opt/gate-sidecar/bin/python install /wheels/gate_sidecar-*.whl
+
+FROM python:3.12.11-slim-bookworm
+LABEL org.opencontainers.image.title="gate-sidecar" \
+      org.opencontainers.image.description="A signing proxy for the Gate.io API v4" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /opt/gate-sidecar /opt/gate-sidecar
+# HOME=/tmp: the only writable place under a read-only root filesystem (the chart mounts a tmpfs).
+ENV PATH=/opt/gate-sidecar/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+# A numeric user and group that exist nowhere else, so Kubernetes can verify runAsNonRoot.
+USER 10001:10001
+# The admin listener (/healthz, /readyz, /metrics); key listeners are per config.
+EXPOSE 9901
+ENTRYPOINT ["gate-sidecar"]
+CMD ["serve", "--config", "/etc/gate-sidecar/config.yaml"]
