@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from sidecar.presets import PRESET_NAMES
-from tests.fixtures_helm import *  # noqa: F403 - the `helm` fixture (until conftest has it)
 from tests.fixtures_helm import (
     CHART,
     EXAMPLES,
