@@ -215,7 +215,7 @@ class Sidecar:
         from sidecar.vault.session import VaultSession
 
         assert config.vault is not None
-        vault = VaultSession(config.vault)
+        vault = VaultSession(config.vault, environ=self.environ)
         await vault.start()  # never blocks on Vault: listeners open at once
         ctx.vault = vault
 

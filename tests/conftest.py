@@ -1,3 +1,3 @@
 """Shared fixtures. Each area keeps its fixtures in its own module, registered here."""
 
-pytest_plugins = ["tests.fixtures_exchange", "tests.fixtures_helm"]
+pytest_plugins = ["tests.fixtures_exchange", "tests.fixtures_helm", "tests.fixtures_bao"]

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures_bao import DevBao, eventually, unique
-from tests.fixtures_bao import bao_dev as bao_dev
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, scrape
 from tests.fixtures_sidecar import make_config, running_sidecar

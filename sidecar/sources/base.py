@@ -67,8 +67,11 @@ class Source(ABC):
             if delay is None:
                 return
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands just as the event is set, and the cancelled loop would then poll forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def _next_delay(self, failures: int) -> float | None:
         if failures:
