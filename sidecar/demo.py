@@ -11,14 +11,16 @@ import contextlib
 import json
 import secrets
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from sidecar.app import SIDECAR, create_app
+from sidecar.app import SIDECAR, Sidecar, create_app
 from sidecar.config import parse_config
+from sidecar.demo_vault import DevVault, dev_vault, find_bao
 from sidecar.exchange import ExchangeState, create_exchange_app
 
 
@@ -97,14 +99,42 @@ async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
     return runner, runner.addresses[0][1]
 
 
+def _new_pair(state: ExchangeState, name: str) -> tuple[str, str]:
+    api_key, secret = f"demo-{name}-{secrets.token_hex(4)}", secrets.token_hex(32)
+    state.add_key(api_key, secret)
+    return api_key, secret
+
+
+def _key_entry(name: str, policy: str, source: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "listen": "127.0.0.1:0", "source": source, "policy": policy}
+
+
 async def _demo(once: bool) -> int:
+    with contextlib.ExitStack() as stack:
+        bao = find_bao()
+        vault = None
+        if bao is not None:
+            vault = await asyncio.to_thread(stack.enter_context, dev_vault(bao))
+        return await _walkthrough(once, vault)
+    raise AssertionError("unreachable")
+
+
+async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     state = ExchangeState()
     environ: dict[str, str] = {}
-    for name in ("futures-bot", "spot-reader"):
-        api_key, secret = f"demo-{name}-{secrets.token_hex(4)}", secrets.token_hex(32)
-        state.add_key(api_key, secret)
-        var = name.upper().replace("-", "_")
-        environ[f"{var}_KEY"], environ[f"{var}_SECRET"] = api_key, secret
+    reader_key, reader_secret = _new_pair(state, "spot-reader")
+    environ.update(SPOT_READER_KEY=reader_key, SPOT_READER_SECRET=reader_secret)
+    reader_source = {"env": {"key_var": "SPOT_READER_KEY", "secret_var": "SPOT_READER_SECRET"}}
+    futures_key, futures_secret = _new_pair(state, "futures-bot")
+    sections: dict[str, Any] = {}
+    if vault is not None:
+        await asyncio.to_thread(vault.write, "demo/futures-bot", futures_key, futures_secret)
+        environ["VAULT_TOKEN"] = vault.token
+        futures_source: dict[str, Any] = {"vault": {"path": "demo/futures-bot"}}
+        sections["vault"] = {"address": vault.address, "refresh_interval_s": 1}
+    else:
+        environ.update(FUTURES_BOT_KEY=futures_key, FUTURES_BOT_SECRET=futures_secret)
+        futures_source = {"env": {"key_var": "FUTURES_BOT_KEY", "secret_var": "FUTURES_BOT_SECRET"}}
     exchange_runner, exchange_port = await _start(create_exchange_app(state))
     exchange_url = f"http://127.0.0.1:{exchange_port}"
     config = parse_config(
@@ -112,17 +142,10 @@ async def _demo(once: bool) -> int:
             "upstream": {"base_url": exchange_url},
             "admin": {"listen": "127.0.0.1:0"},
             "logging": {"audit": False},
+            **sections,
             "keys": [
-                {
-                    "name": name,
-                    "listen": "127.0.0.1:0",
-                    "source": {"env": {"key_var": f"{var}_KEY", "secret_var": f"{var}_SECRET"}},
-                    "policy": policy,
-                }
-                for name, var, policy in (
-                    ("futures-bot", "FUTURES_BOT", "futures-only"),
-                    ("spot-reader", "SPOT_READER", "read-only"),
-                )
+                _key_entry("futures-bot", "futures-only", futures_source),
+                _key_entry("spot-reader", "read-only", reader_source),
             ],
         },
         environ={},
@@ -131,8 +154,12 @@ async def _demo(once: bool) -> int:
     sidecar_runner, admin_port = await _start(app)
     sidecar = app[SIDECAR]
     for handle in sidecar.keys.values():
-        await asyncio.wait_for(handle.source.loaded.wait(), timeout=5)
+        await asyncio.wait_for(handle.source.loaded.wait(), timeout=15)
     urls = {name: handle.url for name, handle in sidecar.keys.items()}
+    if vault is not None:
+        print(f"Local OpenBao dev server (holds the futures key): {vault.address}")
+    else:
+        print("(bao not found: the futures key comes from the environment instead of Vault)")
 
     print(f"Local Gate-compatible exchange (verifies every signature): {exchange_url}")
     for name, url in urls.items():
@@ -165,6 +192,8 @@ async def _demo(once: bool) -> int:
         f"never reached it: {'yes' if not leaked else 'NO: ' + ', '.join(leaked)}"
     )
     failures += bool(leaked)
+    if vault is not None:
+        failures += not await _rotate(state, vault, sidecar, urls["futures-bot"])
 
     fut = urls["futures-bot"]
     print("\nTry it yourself (no key, no secret on this side):")
@@ -186,6 +215,31 @@ async def _demo(once: bool) -> int:
         await exchange_runner.cleanup()
     print(f"\nDemo {'passed' if not failures else f'FAILED ({failures} unexpected result(s))'}.")
     return 0 if not failures else 1
+
+
+async def _rotate(state: ExchangeState, vault: DevVault, sidecar: Sidecar, url: str) -> bool:
+    """Write a new key to Vault and show the sidecar switching to it without a restart."""
+    print("\n7. An operator rotates the futures key in Vault (the bot does nothing)")
+    new_key, new_secret = _new_pair(state, "futures-bot-v2")
+    started = time.monotonic()
+    version = await asyncio.to_thread(vault.write, "demo/futures-bot", new_key, new_secret)
+    slot = sidecar.keys["futures-bot"].runtime.slot
+    while slot.version != str(version) and time.monotonic() - started < 10:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)  # a demo polling a public attribute: no event to wait on
+    took = time.monotonic() - started
+    async with (
+        aiohttp.ClientSession() as bot,
+        bot.get(url + "/api/v4/futures/usdt/accounts") as resp,
+    ):
+        status = resp.status
+    used_new = state.requests[-1].api_key == new_key
+    ok = slot.version == str(version) and status == 200 and used_new
+    print(
+        f"   Vault version {version} written; the sidecar checked it with a canary call and "
+        f"switched in {took:.1f} s; the next request was signed with the new key: "
+        f"{'yes' if ok else 'NO'}"
+    )
+    return ok
 
 
 def run_demo(once: bool = False) -> int:

