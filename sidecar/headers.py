@@ -30,6 +30,12 @@ DROP_FROM_BOT = frozenset(
 
 DROP_FROM_GATE = frozenset({"set-cookie"})
 
+# Request body encodings the listener (aiohttp's HTTP parser) decodes before the handler reads the
+# body. The sidecar signs and forwards the *decoded* bytes, so their Content-Encoding label must
+# go too: Gate would otherwise try to gunzip plain JSON. Any other coding reaches the handler
+# raw and keeps its label.
+DECODED_BY_LISTENER = frozenset({"gzip", "deflate", "br", "zstd"})
+
 
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
     listed: set[str] = set()
@@ -40,7 +46,8 @@ def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
 
 
 def upstream_headers(incoming: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The bot's headers minus credentials, hop-by-hop and forwarding headers."""
+    """The bot's headers minus credentials, hop-by-hop and forwarding headers, and the
+    Content-Encoding of a request body the listener already decoded."""
     items = list(incoming)
     listed = _connection_listed(items)
     out = []
@@ -51,6 +58,7 @@ def upstream_headers(incoming: Iterable[tuple[str, str]]) -> list[tuple[str, str
             or lower in DROP_FROM_BOT
             or lower in listed
             or lower.startswith("x-forwarded-")
+            or (lower == "content-encoding" and value.strip().lower() in DECODED_BY_LISTENER)
         ):
             continue
         out.append((name, value))

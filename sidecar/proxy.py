@@ -11,7 +11,14 @@ from aiohttp.typedefs import Handler
 
 from sidecar.audit import Observer, RequestRecord
 from sidecar.clock import Clock
-from sidecar.errors import BodyTooLarge, PolicyDenied, SidecarError, error_body, for_status
+from sidecar.errors import (
+    BadRequest,
+    BodyTooLarge,
+    PolicyDenied,
+    SidecarError,
+    error_body,
+    for_status,
+)
 from sidecar.forward import Forwarder, UpstreamRequest
 from sidecar.headers import relay_headers, upstream_headers
 from sidecar.keys import KeySlot
@@ -49,11 +56,18 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise BodyTooLarge(f"request body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except web.RequestPayloadError:
+        # The client's fault (a gzip/deflate body that does not decode, broken chunking): a
+        # 400, not an internal error.
+        raise BadRequest(
+            "the request body cannot be read (bad Content-Encoding or chunking)"
+        ) from None
     return b"".join(chunks)
 
 

@@ -1,0 +1,1 @@
+"""Real HTTP clients driving the sidecar: step scripts, their runners and the compat table."""
