@@ -51,6 +51,12 @@ def _diagnose(path: str) -> None:
     # Slow path: say precisely what is wrong. Malformed beats out-of-scope, so a trick aimed at
     # a path outside /api/v4/ still gets a 400, never a 404 that hides the refusal's reason.
     if not path.startswith("/"):
+        if "://" in path:
+            # A client configured with HTTP_PROXY sends absolute-form targets.
+            raise BadRequest(
+                "the path must start with / (absolute-form target: gate-sidecar is not an HTTP "
+                "proxy; point the client's base URL at the listener instead)"
+            )
         raise BadRequest("the path must start with /")
     if not path.isascii():
         raise BadRequest("non-ASCII character in the path")

@@ -67,7 +67,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("a dollar sign", "/api/v4/spot/$time", "'$'"),
     ("an ampersand", "/api/v4/spot/time&x", "'&'"),
     ("parentheses", "/api/v4/spot/(time)", "'('"),
-    ("an absolute-form target", "http://evil/api/v4/spot/time", "must start with /"),
+    ("an absolute-form target", "http://evil/api/v4/spot/time", "is not an HTTP proxy"),
     ("an asterisk-form target", "*", "must start with /"),
     ("an empty target", "", "must start with /"),
 ]
