@@ -53,10 +53,7 @@ def _diagnose(path: str) -> None:
     if not path.startswith("/"):
         if "://" in path:
             # A client configured with HTTP_PROXY sends absolute-form targets.
-            raise BadRequest(
-                "the path must start with / (absolute-form target: gate-sidecar is not an HTTP "
-                "proxy; point the client's base URL at the listener instead)"
-            )
+            raise BadRequest("absolute-form target: this is not an HTTP proxy, set a base URL")
         raise BadRequest("the path must start with /")
     if not path.isascii():
         raise BadRequest("non-ASCII character in the path")
