@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a local exchange + sidecar walk-through")
     demo.add_argument("--once", action="store_true", help="exit after the walk-through")
     demo.set_defaults(func=cmd_demo)
+
+    from sidecar.transit.cli import add_import_key_parser
+
+    add_import_key_parser(sub)
     return parser
 
 

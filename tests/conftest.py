@@ -1,3 +1,8 @@
 """Shared fixtures. Each area keeps its fixtures in its own module, registered here."""
 
-pytest_plugins = ["tests.fixtures_exchange", "tests.fixtures_helm", "tests.fixtures_bao"]
+pytest_plugins = [
+    "tests.fixtures_exchange",
+    "tests.fixtures_helm",
+    "tests.fixtures_bao",
+    "tests.fixtures_transit",
+]

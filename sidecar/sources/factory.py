@@ -45,4 +45,15 @@ def build_source(key: KeyConfig, slot: KeySlot, rotation: Rotation, ctx: SourceC
             slot, rotation, key.source.vault, ctx.vault, ctx.config.vault.refresh_interval_s
         )
         return source
-    raise ValueError(f"key {key.name}: source kind {key.source.kind} is not supported yet")
+    if key.source.kind == "vault_transit":
+        from sidecar.sources.transit import VaultTransit
+
+        assert key.source.vault_transit is not None
+        return VaultTransit(
+            slot,
+            rotation,
+            key.source.vault_transit,
+            ctx.vault,
+            ctx.config.vault.refresh_interval_s,
+        )
+    raise ValueError(f"key {key.name}: unknown source kind {key.source.kind}")
