@@ -90,8 +90,13 @@ class Rotation:
         self._emit(slot.name, "installed" if held is None else "rotated", creds.version)
         return True
 
-    def revoke(self, slot: KeySlot, reason: str) -> None:
+    def revoke(self, slot: KeySlot, reason: str, error: str = "") -> None:
         if slot.ready:
             log.warning("credentials revoked", extra={"key": slot.name, "reason": reason})
             self._emit(slot.name, "revoked", reason)
+        elif slot.reason != reason:
+            # Still nothing usable, for a new reason: say so once, not at every poll.
+            log.warning(
+                "no usable credentials", extra={"key": slot.name, "reason": reason, "error": error}
+            )
         slot.revoke(reason)

@@ -34,7 +34,7 @@ from sidecar.errors import KeyUnavailable, SourceError
 from sidecar.keys import Credentials, KeySlot
 from sidecar.rotation import Rotation
 from sidecar.sources.base import Source
-from sidecar.sources.vault import kv2_current
+from sidecar.sources.vault import kv2_current, response_data
 from sidecar.transit.signer import TransitClient, TransitSigner
 from sidecar.transit.wire import keys_path, latest_version
 from sidecar.vault.errors import VaultError, VaultForbidden, VaultNotFound
@@ -98,7 +98,9 @@ class VaultTransit(Source):
             if api_key is None:
                 return
         except VaultForbidden as exc:
-            self._revoke(f"Vault denied access after a fresh login: {exc}", exc)
+            self.rotation.revoke(
+                self.slot, f"Vault denied access after a fresh login: {exc}", error=str(exc)
+            )
             return
         except VaultError as exc:
             raise SourceError(str(exc)) from None
@@ -123,16 +125,18 @@ class VaultTransit(Source):
         try:
             answer = await self.session.call(read_key, what=f"reading {path}")
         except VaultNotFound as exc:
-            self._revoke(f"transit key {self.where} not found in Vault", exc)
+            self.rotation.revoke(
+                self.slot, f"transit key {self.where} not found in Vault", error=str(exc)
+            )
             return None
         # hvac returns None for a 404 on a plain read; both mean the same.
         if answer is None:
-            self._revoke(f"transit key {self.where} not found in Vault")
+            self.rotation.revoke(self.slot, f"transit key {self.where} not found in Vault")
             return None
         info = answer.get("data") if isinstance(answer, Mapping) else None
         version, problem = latest_version(info)
         if problem is not None:
-            self._revoke(f"transit key {self.where} {problem}")
+            self.rotation.revoke(self.slot, f"transit key {self.where} {problem}")
             return None
         assert isinstance(info, Mapping)
         if info.get("exportable") and not self._warned_exportable:
@@ -157,9 +161,9 @@ class VaultTransit(Source):
 
         try:
             meta = await self.session.call(read_metadata, what=f"reading {mount}/metadata/{path}")
-            kv_version, problem = kv2_current(_data(meta), datetime.now(UTC))
+            kv_version, problem = kv2_current(response_data(meta), datetime.now(UTC))
             if problem is not None:
-                self._revoke(f"API key secret {where} {problem}")
+                self.rotation.revoke(self.slot, f"API key secret {where} {problem}")
                 return None
             if kv_version == self._api_key_version and self._api_key is not None:
                 return self._api_key
@@ -173,30 +177,17 @@ class VaultTransit(Source):
                 read_version, what=f"reading {mount}/data/{path} (version {kv_version})"
             )
         except VaultNotFound as exc:
-            self._revoke(f"API key secret {where} not found in Vault", exc)
+            self.rotation.revoke(
+                self.slot, f"API key secret {where} not found in Vault", error=str(exc)
+            )
             return None
-        data = _data(secret).get("data")
+        data = response_data(secret).get("data")
         value = data.get(spec.api_key_field) if isinstance(data, Mapping) else None
         if not isinstance(value, str) or not value:
-            self._revoke(
-                f"API key secret {where} has no non-empty string field {spec.api_key_field!r}"
+            self.rotation.revoke(
+                self.slot,
+                f"API key secret {where} has no non-empty string field {spec.api_key_field!r}",
             )
             return None
         self._api_key, self._api_key_version = value, kv_version
         return value
-
-    def _revoke(self, reason: str, exc: VaultError | None = None) -> None:
-        if not self.slot.ready and self.slot.reason != reason:
-            # Rotation.revoke logs only when a pair is dropped; say it once for an empty slot.
-            log.warning(
-                "no usable transit key in Vault",
-                extra={"key": self.slot.name, "reason": reason, "error": str(exc or "")},
-            )
-        self.rotation.revoke(self.slot, reason)
-
-
-def _data(response: Any) -> Mapping[str, Any]:
-    data = response.get("data") if isinstance(response, Mapping) else None
-    if not isinstance(data, Mapping):
-        raise SourceError("Vault's answer has no data section")
-    return data

@@ -110,9 +110,13 @@ class VaultKV(Source):
         except VaultForbidden as exc:
             # The message names the API path denied: metadata/ is the capability most often
             # missing from a hand-written policy.
-            self._revoke(f"Vault denied access after a fresh login: {exc}", exc)
+            self.rotation.revoke(
+                self.slot, f"Vault denied access after a fresh login: {exc}", error=str(exc)
+            )
         except VaultNotFound as exc:
-            self._revoke(f"secret {self.where} not found in Vault", exc)
+            self.rotation.revoke(
+                self.slot, f"secret {self.where} not found in Vault", error=str(exc)
+            )
         except VaultError as exc:
             raise SourceError(str(exc)) from None
 
@@ -123,9 +127,9 @@ class VaultKV(Source):
             return client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
 
         meta = await self.session.call(read_metadata, what=f"reading {mount}/metadata/{path}")
-        version, problem = kv2_current(_data(meta), datetime.now(UTC))
+        version, problem = kv2_current(response_data(meta), datetime.now(UTC))
         if problem is not None:
-            self._revoke(f"secret {self.where} {problem}")
+            self.rotation.revoke(self.slot, f"secret {self.where} {problem}")
             return
         if self.slot.ready and self.slot.version == str(version):
             self.slot.confirm()
@@ -139,7 +143,7 @@ class VaultKV(Source):
         secret = await self.session.call(
             read_version, what=f"reading {mount}/data/{path} (version {version})"
         )
-        api_key, value = extract_pair(_data(secret).get("data"), self.spec, self.where)
+        api_key, value = extract_pair(response_data(secret).get("data"), self.spec, self.where)
         await self.rotation.offer(self.slot, Credentials(api_key, HmacSigner(value), str(version)))
 
     async def _poll_v1(self) -> None:
@@ -149,22 +153,13 @@ class VaultKV(Source):
             return client.secrets.kv.v1.read_secret(path=path, mount_point=mount)
 
         secret = await self.session.call(read, what=f"reading {self.where}")
-        api_key, value = extract_pair(_data(secret), self.spec, self.where)
+        api_key, value = extract_pair(response_data(secret), self.spec, self.where)
         version = kv1_version(api_key, value)
         # offer() only confirms when the held pair has this version and key already.
         await self.rotation.offer(self.slot, Credentials(api_key, HmacSigner(value), version))
 
-    def _revoke(self, reason: str, exc: VaultError | None = None) -> None:
-        if not self.slot.ready and self.slot.reason != reason:
-            # Rotation.revoke logs only when a pair is dropped; say it once for an empty slot.
-            log.warning(
-                "no usable secret in Vault",
-                extra={"key": self.slot.name, "reason": reason, "error": str(exc or "")},
-            )
-        self.rotation.revoke(self.slot, reason)
 
-
-def _data(response: Any) -> Mapping[str, Any]:
+def response_data(response: Any) -> Mapping[str, Any]:
     data = response.get("data") if isinstance(response, Mapping) else None
     if not isinstance(data, Mapping):
         raise SourceError("Vault's answer has no data section")
