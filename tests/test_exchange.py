@@ -24,26 +24,9 @@ from sidecar.exchange import ExchangeState
 from sidecar.exchange.auth import AuthError, expected_sign, string_to_sign, verify
 from sidecar.exchange.responses import accepts_gzip
 from tests.fixtures_exchange import RunningExchange, gate_sign
+from tests.vectors import OFFICIAL_VECTORS
 
 OFFICIAL_TS = "1541993715"
-VECTORS = [
-    (
-        "GET",
-        "/api/v4/futures/orders",
-        "contract=BTC_USD&status=finished&limit=50",
-        b"",
-        "55f84ea195d6fe57ce62464daaa7c3c02fa9d1dde954e4c898289c9a2407a3d6"
-        "fb3faf24deff16790d726b66ac9f74526668b13bd01029199cc4fcc522418b8a",
-    ),
-    (
-        "POST",
-        "/api/v4/futures/orders",
-        "",
-        b'{"contract":"BTC_USD","type":"limit","size":100,"price":6800,"time_in_force":"gtc"}',
-        "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541f"
-        "c4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0",
-    ),
-]
 EMPTY_SHA512 = (
     "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
     "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
@@ -98,7 +81,7 @@ async def _signed(
 # -- the verification rules, pure ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "query", "body", "sign"), VECTORS)
+@pytest.mark.parametrize(("method", "path", "query", "body", "sign"), OFFICIAL_VECTORS)
 def test_the_verifier_reproduces_and_accepts_gates_official_vectors(
     method: str, path: str, query: str, body: bytes, sign: str
 ) -> None:
@@ -112,7 +95,7 @@ def test_the_string_to_sign_decodes_the_query_and_hashes_the_empty_body() -> Non
     assert text == f"GET\n/api/v4/wallet/x\na=BTC,ETH&b=x y z\n{EMPTY_SHA512}\n1"
 
 
-GOOD = {"KEY": "key", "SIGN": VECTORS[0][4], "Timestamp": OFFICIAL_TS}
+GOOD = {"KEY": "key", "SIGN": OFFICIAL_VECTORS[0][4], "Timestamp": OFFICIAL_TS}
 
 
 @pytest.mark.parametrize(
@@ -120,15 +103,15 @@ GOOD = {"KEY": "key", "SIGN": VECTORS[0][4], "Timestamp": OFFICIAL_TS}
     [
         ({"KEY": "key", "Timestamp": OFFICIAL_TS}, 1541993715.0, "MISSING_REQUIRED_HEADER"),
         (
-            {"SIGN": VECTORS[0][4], "Timestamp": OFFICIAL_TS},
+            {"SIGN": OFFICIAL_VECTORS[0][4], "Timestamp": OFFICIAL_TS},
             1541993715.0,
             "MISSING_REQUIRED_HEADER",
         ),
-        ({"KEY": "key", "SIGN": VECTORS[0][4]}, 1541993715.0, "MISSING_REQUIRED_HEADER"),
+        ({"KEY": "key", "SIGN": OFFICIAL_VECTORS[0][4]}, 1541993715.0, "MISSING_REQUIRED_HEADER"),
         ({**GOOD, "KEY": ""}, 1541993715.0, "MISSING_REQUIRED_HEADER"),
         ({**GOOD, "KEY": "nokey"}, 1541993715.0, "INVALID_KEY"),
         ({**GOOD, "SIGN": "00"}, 1541993715.0, "INVALID_SIGNATURE"),
-        ({**GOOD, "SIGN": VECTORS[0][4].upper()}, 1541993715.0, "INVALID_SIGNATURE"),
+        ({**GOOD, "SIGN": OFFICIAL_VECTORS[0][4].upper()}, 1541993715.0, "INVALID_SIGNATURE"),
         ({**GOOD, "SIGN": "é" * 128}, 1541993715.0, "INVALID_SIGNATURE"),
         (GOOD, 1541993715.0 + 61, "REQUEST_EXPIRED"),
         (GOOD, 1541993715.0 - 61, "REQUEST_EXPIRED"),
@@ -140,14 +123,14 @@ GOOD = {"KEY": "key", "SIGN": VECTORS[0][4], "Timestamp": OFFICIAL_TS}
 def test_the_verifier_refuses_with_gates_labels(
     headers: dict[str, str], now: float, label: str
 ) -> None:
-    method, path, query, body, _ = VECTORS[0]
+    method, path, query, body, _ = OFFICIAL_VECTORS[0]
     with pytest.raises(AuthError) as err:
         verify(headers, {"key": "secret"}, method, path, query, body, now, 60)
     assert err.value.label == label
 
 
 def test_the_verifier_reads_headers_in_any_letter_case_and_refuses_duplicates() -> None:
-    method, path, query, body, sign = VECTORS[0]
+    method, path, query, body, sign = OFFICIAL_VECTORS[0]
     lower = {"key": "key", "sign": sign, "timestamp": OFFICIAL_TS}
     assert verify(lower, {"key": "secret"}, method, path, query, body, 1541993715.0, 60) == "key"
     doubled = [*GOOD.items(), ("sign", sign)]
@@ -186,7 +169,7 @@ def test_no_secret_appears_in_the_states_repr() -> None:
 # -- over HTTP: what reaches the exchange and what it answers -------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "query", "body", "sign"), VECTORS)
+@pytest.mark.parametrize(("method", "path", "query", "body", "sign"), OFFICIAL_VECTORS)
 async def test_the_exchange_accepts_the_official_vectors_over_http(
     exchange: RunningExchange, method: str, path: str, query: str, body: bytes, sign: str
 ) -> None:

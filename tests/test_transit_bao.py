@@ -41,27 +41,9 @@ from tests.fixtures_transit import (
     vault_config,
     vault_session,
 )
+from tests.vectors import OFFICIAL_VECTORS
 
 INTERVAL = 1.0
-
-OFFICIAL = [
-    (
-        "GET",
-        "/api/v4/futures/orders",
-        "contract=BTC_USD&status=finished&limit=50",
-        b"",
-        "55f84ea195d6fe57ce62464daaa7c3c02fa9d1dde954e4c898289c9a2407a3d6"
-        "fb3faf24deff16790d726b66ac9f74526668b13bd01029199cc4fcc522418b8a",
-    ),
-    (
-        "POST",
-        "/api/v4/futures/orders",
-        "",
-        b'{"contract":"BTC_USD","type":"limit","size":100,"price":6800,"time_in_force":"gtc"}',
-        "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541f"
-        "c4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0",
-    ),
-]
 
 
 def run_cli(
@@ -173,7 +155,7 @@ def test_the_cli_says_when_vault_refuses_the_operators_token(transit: Transit) -
 # -- signatures ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "query", "body", "sign"), OFFICIAL)
+@pytest.mark.parametrize(("method", "path", "query", "body", "sign"), OFFICIAL_VECTORS)
 async def test_transit_signs_gates_official_vectors_exactly(
     transit: Transit, tmp_path: Path, method: str, path: str, query: str, body: bytes, sign: str
 ) -> None:

@@ -44,26 +44,7 @@ from sidecar.transit.wire import (
 )
 from sidecar.transit.wrap import WrapError, load_wrapping_key, wrap_for_import
 from sidecar.vault.session import VaultSession
-
-OFFICIAL = [
-    (
-        "GET",
-        "/api/v4/futures/orders",
-        "contract=BTC_USD&status=finished&limit=50",
-        b"",
-        "55f84ea195d6fe57ce62464daaa7c3c02fa9d1dde954e4c898289c9a2407a3d6"
-        "fb3faf24deff16790d726b66ac9f74526668b13bd01029199cc4fcc522418b8a",
-    ),
-    (
-        "POST",
-        "/api/v4/futures/orders",
-        "",
-        b'{"contract":"BTC_USD","type":"limit","size":100,"price":6800,"time_in_force":"gtc"}',
-        "eae42da914a590ddf727473aff25fc87d50b64783941061f47a3fdb92742541f"
-        "c4c2c14017581b4199a1418d54471c269c03a38d788d802e2c306c37636389f0",
-    ),
-]
-
+from tests.vectors import OFFICIAL_VECTORS
 
 # -- wrapping -------------------------------------------------------------------------------------
 
@@ -132,7 +113,7 @@ def test_an_empty_key_is_never_wrapped(rsa_key: rsa.RSAPrivateKey) -> None:
 def test_the_imported_material_gives_the_same_hmac_as_the_secret(secret: str) -> None:
     material = hmac_key_material(secret)
     assert 32 <= len(material) <= 512
-    for method, path, query, body, _ in OFFICIAL:
+    for method, path, query, body, _ in OFFICIAL_VECTORS:
         message = string_to_sign(method, path, query, body, "1541993715")
         assert hmac.new(material, message, hashlib.sha512).digest() == (
             hmac.new(secret.encode(), message, hashlib.sha512).digest()
@@ -157,7 +138,7 @@ def test_a_secret_transit_cannot_hold_is_refused_without_echoing_it(
 
 
 def test_the_documented_vector_sign_is_gates_example() -> None:
-    method, path, query, body, sign = OFFICIAL[0]
+    method, path, query, body, sign = OFFICIAL_VECTORS[0]
     assert vector_message() == string_to_sign(method, path, query, body, "1541993715")
     assert hmac.new(b"secret", vector_message(), hashlib.sha512).hexdigest() == sign
     assert sign == VECTOR_DOCUMENTED_SIGN
