@@ -291,8 +291,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or part.startswith("function-"):
-            continue
+        elif "[" in part:
+            continue  # pydantic's own wrappers, e.g. `function-after[_check_listen(), str]`
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
@@ -301,15 +301,14 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 def _format_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         msg = err["msg"].removeprefix("Value error, ")
         value = err.get("input")
         shown = ""
-        if err["type"] in ("missing",):
+        if err["type"] == "missing":
             msg = "required field is missing"
         elif isinstance(value, str | int | float | bool) and repr(value) not in msg:
             shown = f" (got {value!r})"
-        problems.append(f"{_loc(loc)}: {msg}{shown}")
+        problems.append(f"{_loc(err['loc'])}: {msg}{shown}")
     return problems
 
 
