@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from sidecar import __version__
-from sidecar.config import Config, load_config
+from sidecar.config.models import Config, load_config
 from sidecar.errors import ConfigError
 
 CONFIG_ENV = "GATE_SIDECAR_CONFIG"
@@ -23,7 +23,7 @@ def _config_path(args: argparse.Namespace) -> str:
 
 def _load(args: argparse.Namespace) -> Config:
     """The config file, fully validated: the model, then every key's policy."""
-    from sidecar.report import policy_problems
+    from sidecar.ops.report import policy_problems
 
     config = load_config(_config_path(args))
     problems = policy_problems(config)
@@ -33,14 +33,14 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sidecar.serve import serve
+    from sidecar.runtime.serve import serve
 
     config = _load(args)
     return serve(config, _config_path(args))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from sidecar.report import render_config_report
+    from sidecar.ops.report import render_config_report
 
     config = _load(args)
     print(render_config_report(config))
@@ -48,7 +48,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sidecar.demo import run_demo
+    from sidecar.devtools.demo import run_demo
 
     return run_demo(once=args.once)
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after the walk-through")
     demo.set_defaults(func=cmd_demo)
 
-    from sidecar.transit.cli import add_import_key_parser
+    from sidecar.vault.transit.cli import add_import_key_parser
 
     add_import_key_parser(sub)
     return parser

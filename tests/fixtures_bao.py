@@ -40,12 +40,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from sidecar.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig, VaultKVSource
-from sidecar.demo_vault import find_bao, free_port_pair
-from sidecar.keys import KeySlot
-from sidecar.logs import JsonFormatter, TextFormatter
-from sidecar.rotation import Canary, Rotation
-from sidecar.sources.vault import VaultKV
+from sidecar.config.models import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig, VaultKVSource
+from sidecar.credentials.rotation import Canary, Rotation
+from sidecar.credentials.slot import KeySlot
+from sidecar.credentials.sources.vault_kv import VaultKV
+from sidecar.devtools.bao import find_bao, free_port_pair
+from sidecar.ops.logs import JsonFormatter, TextFormatter
 from sidecar.vault.session import VaultSession
 
 START_TIMEOUT_S = 20.0

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 import pytest
 from aiohttp import web
 
-from sidecar.exchange import ExchangeState, create_exchange_app
+from sidecar.devtools.exchange import ExchangeState, create_exchange_app
 
 
 def gate_sign(
@@ -27,7 +27,7 @@ def gate_sign(
 ) -> dict[str, str]:
     """KEY/Timestamp/SIGN headers for a direct request to the exchange.
 
-    Written out here from Gate's rules rather than borrowed from ``sidecar.signing`` or the
+    Written out here from Gate's rules rather than borrowed from ``sidecar.gate.signing`` or the
     exchange's verifier, so a test using it checks one of them instead of trusting it.
     """
     ts = timestamp if timestamp is not None else str(int(time.time()))

@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.app import SIDECAR, Sidecar, create_app
-from sidecar.config import Config, parse_config
+from sidecar.config.models import Config, parse_config
+from sidecar.runtime.app import SIDECAR, Sidecar, create_app
 
 
 @dataclass

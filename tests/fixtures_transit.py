@@ -1,8 +1,8 @@
 """Fixtures for the Vault transit tests: a transit mount on a real OpenBao, imports, policies.
 
 - ``transit``: a fresh transit mount (unique path) on the session's ``bao_dev``, with helpers to
-  import a secret (in-process, through :mod:`sidecar.transit.importer`), delete a key and write
-  the sidecar's policy (the HCL docs/readme/transit.md gives operators).
+  import a secret (in-process, through :mod:`sidecar.vault.transit.importer`), delete a key and
+  write the sidecar's policy (the HCL docs/readme/transit.md gives operators).
 - :class:`DelayProxy`: a loopback TCP proxy adding latency to each request and counting
   connections, to show that concurrent signs do not queue behind one connection.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from sidecar.config import TokenAuth, VaultConfig
-from sidecar.transit.importer import ImportResult, import_key
+from sidecar.config.models import TokenAuth, VaultConfig
 from sidecar.vault.session import VaultSession
+from sidecar.vault.transit.importer import ImportResult, import_key
 from tests.fixtures_bao import Bao, DevBao, unique
 
 TRANSIT_POLICY_HCL = """

@@ -20,9 +20,9 @@ import pytest
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from sidecar.exchange import ExchangeState
-from sidecar.exchange.auth import AuthError, expected_sign, string_to_sign, verify
-from sidecar.exchange.responses import accepts_gzip
+from sidecar.devtools.exchange import ExchangeState
+from sidecar.devtools.exchange.auth import AuthError, expected_sign, string_to_sign, verify
+from sidecar.devtools.exchange.responses import accepts_gzip
 from tests.fixtures_exchange import RunningExchange, gate_sign
 from tests.vectors import OFFICIAL_VECTORS
 
@@ -637,7 +637,7 @@ async def test_python_m_sidecar_exchange_prints_its_url_and_verifies(tmp_path: A
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "sidecar.exchange",
+        "sidecar.devtools.exchange",
         "--port",
         "0",
         "--key",

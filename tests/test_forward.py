@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from sidecar.config import UpstreamConfig
+from sidecar.config.models import UpstreamConfig
 from sidecar.errors import UpstreamTimeout, UpstreamUnavailable
-from sidecar.forward import AiohttpForwarder, UpstreamRequest
+from sidecar.proxy.forwarder import AiohttpForwarder, UpstreamRequest
 
 
 class Upstream:
@@ -120,7 +120,7 @@ async def test_a_slow_upstream_raises_a_timeout(
 
 
 async def test_gate_error_labels_are_read_even_when_compressed() -> None:
-    from sidecar.forward import UpstreamResponse
+    from sidecar.proxy.forwarder import UpstreamResponse
 
     body = gzip.compress(b'{"label": "INVALID_KEY", "message": "x"}')
     resp = UpstreamResponse(401, [("Content-Encoding", "gzip")], body)

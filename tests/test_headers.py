@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.headers import relay_headers, upstream_headers
+from sidecar.gate.headers import relay_headers, upstream_headers
 
 DROPPED_FROM_BOT = [
     "KEY",

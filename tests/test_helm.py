@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.presets import PRESET_NAMES
+from sidecar.policy.presets import PRESET_NAMES
 from tests.fixtures_helm import (
     CHART,
     EXAMPLES,

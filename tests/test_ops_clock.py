@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sidecar.audit import RequestRecord
-from sidecar.clock import Clock
-from sidecar.clocksync import (
+from sidecar.config.models import ClockConfig
+from sidecar.errors import UpstreamUnavailable
+from sidecar.gate.clock import Clock
+from sidecar.ops.audit import RequestRecord
+from sidecar.ops.clocksync import (
     SERVER_TIME_PATH,
     ClockSync,
     offset_from_server_time,
     parse_http_date,
 )
-from sidecar.config import ClockConfig
-from sidecar.errors import UpstreamUnavailable
-from sidecar.forward import UpstreamRequest, UpstreamResponse
+from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, ops_setup, scrape
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from sidecar.audit import RequestRecord, audit_fields, audit_line
-from sidecar.logs import JsonFormatter, TextFormatter
+from sidecar.ops.audit import RequestRecord, audit_fields, audit_line
+from sidecar.ops.logs import JsonFormatter, TextFormatter
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, ops_setup
 

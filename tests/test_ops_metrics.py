@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
-from sidecar.audit import RequestRecord
-from sidecar.clock import Clock
-from sidecar.metrics import Metrics, denial_reason, endpoint_group
+from sidecar.gate.clock import Clock
+from sidecar.ops.audit import RequestRecord
+from sidecar.ops.metrics import Metrics, denial_reason, endpoint_group
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import Samples, call, ops_setup, parse_samples, scrape
 

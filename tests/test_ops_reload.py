@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 import yaml
 
-from sidecar.config import Config, parse_config
-from sidecar.reload import Reloader, ReloadRefused, apply_config, plan_reload
+from sidecar.config.models import Config, parse_config
+from sidecar.runtime.reload import Reloader, ReloadRefused, apply_config, plan_reload
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import OpsSetup, call, exchange_keys, ops_setup, scrape
 from tests.fixtures_sidecar import make_config

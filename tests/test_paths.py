@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.errors import BadRequest, NotFound
-from sidecar.paths import check_path, split_target
+from sidecar.gate.paths import check_path, split_target
 
 # (why, path, the message must contain)
 REFUSED: list[tuple[str, str, str]] = [

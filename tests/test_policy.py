@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from sidecar import policy as policy_module
-from sidecar.config import KeyConfig, parse_config
+from sidecar.config.models import KeyConfig, parse_config
 from sidecar.errors import ConfigError
-from sidecar.paths import split_target
-from sidecar.policy import Decision, Policy, compile_policy
+from sidecar.gate.paths import split_target
+from sidecar.policy import engine as policy_module
+from sidecar.policy.engine import Decision, Policy, compile_policy
 
 
 def policy_for(policy: Any, **extra: Any) -> Policy:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from sidecar.config import KeyConfig
-from sidecar.paths import check_path, split_target
-from sidecar.policy import Policy, compile_policy
-from sidecar.presets import (
+from sidecar.config.models import KeyConfig
+from sidecar.gate.paths import check_path, split_target
+from sidecar.policy.engine import Policy, compile_policy
+from sidecar.policy.presets import (
     LOCKED,
     PRESET_NAMES,
     PRESETS,

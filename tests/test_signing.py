@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus, urlencode
 import gate_api
 import pytest
 
-from sidecar.signing import (
+from sidecar.gate.signing import (
     EMPTY_BODY_SHA512,
     HmacSigner,
     hmac_sha512_hex,

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import EnvSource, FileSource
+from sidecar.config.models import EnvSource, FileSource
+from sidecar.credentials.rotation import CanaryResult, Rotation, canary_verdict
+from sidecar.credentials.slot import Credentials, KeySlot
+from sidecar.credentials.sources.env import EnvCredentials
+from sidecar.credentials.sources.file import FileCredentials
 from sidecar.errors import KeyUnavailable
-from sidecar.keys import Credentials, KeySlot
-from sidecar.rotation import CanaryResult, Rotation, canary_verdict
-from sidecar.signing import HmacSigner
-from sidecar.sources.env import EnvCredentials
-from sidecar.sources.file import FileCredentials
+from sidecar.gate.signing import HmacSigner
 
 
 class FakeTime:

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import VaultTransitSource
+from sidecar.config.models import VaultTransitSource
+from sidecar.credentials.rotation import Rotation
+from sidecar.credentials.slot import KeySlot
+from sidecar.credentials.sources.vault_transit import VaultTransit
 from sidecar.errors import KeyUnavailable
-from sidecar.keys import KeySlot
-from sidecar.rotation import Rotation
-from sidecar.signing import HmacSigner, string_to_sign
-from sidecar.sources.transit import VaultTransit
-from sidecar.transit.importer import VECTOR_DOCUMENTED_SIGN
-from sidecar.transit.signer import TransitClient, TransitSigner
+from sidecar.gate.signing import HmacSigner, string_to_sign
 from sidecar.vault.session import VaultSession
+from sidecar.vault.transit.importer import VECTOR_DOCUMENTED_SIGN
+from sidecar.vault.transit.signer import TransitClient, TransitSigner
 from tests.fixtures_bao import LeakCheck, eventually, unique
 from tests.fixtures_transit import (
     Transit,
@@ -56,7 +56,7 @@ def run_cli(
         "VAULT_ADDR": transit.bao.addr,
         "VAULT_TOKEN": transit.bao.root_token,
     }
-    argv = [sys.executable, "-m", "sidecar.transit.cli", "import-key", "--transit-key", key]
+    argv = [sys.executable, "-m", "sidecar.vault.transit.cli", "import-key", "--transit-key", key]
     argv += ["--mount", transit.mount, *extra]
     assert not any(secret in a for a in argv)
     return subprocess.run(
@@ -131,7 +131,7 @@ def test_the_cli_says_when_vault_refuses_the_operators_token(transit: Transit) -
         [
             sys.executable,
             "-m",
-            "sidecar.transit.cli",
+            "sidecar.vault.transit.cli",
             "import-key",
             "--transit-key",
             "k",

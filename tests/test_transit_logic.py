@@ -22,19 +22,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
-from sidecar.config import TokenAuth, VaultConfig
+from sidecar.config.models import TokenAuth, VaultConfig
+from sidecar.credentials.slot import Credentials
 from sidecar.errors import KeyUnavailable
-from sidecar.keys import Credentials
-from sidecar.signing import string_to_sign
-from sidecar.transit import cli
-from sidecar.transit.importer import (
+from sidecar.gate.signing import string_to_sign
+from sidecar.vault.session import VaultSession
+from sidecar.vault.transit import cli
+from sidecar.vault.transit.importer import (
     VECTOR_DOCUMENTED_SIGN,
     KeyImportError,
     hmac_key_material,
     vector_message,
 )
-from sidecar.transit.signer import TransitClient, TransitSigner
-from sidecar.transit.wire import (
+from sidecar.vault.transit.signer import TransitClient, TransitSigner
+from sidecar.vault.transit.wire import (
     WireError,
     error_detail,
     hmac_path,
@@ -42,8 +43,7 @@ from sidecar.transit.wire import (
     latest_version,
     parse_hmac,
 )
-from sidecar.transit.wrap import WrapError, load_wrapping_key, wrap_for_import
-from sidecar.vault.session import VaultSession
+from sidecar.vault.transit.wrap import WrapError, load_wrapping_key, wrap_for_import
 from tests.vectors import OFFICIAL_VECTORS
 
 # -- wrapping -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import AppRoleAuth, KubernetesAuth
+from sidecar.config.models import AppRoleAuth, KubernetesAuth
 from tests.fixtures_bao import (
     DevBao,
     LeakCheck,

@@ -9,9 +9,9 @@ import hvac.exceptions
 import pytest
 import requests
 
-from sidecar.config import VaultConfig, VaultKVSource
+from sidecar.config.models import VaultConfig, VaultKVSource
+from sidecar.credentials.sources.vault_kv import extract_pair, kv1_version, kv2_current
 from sidecar.errors import SourceError
-from sidecar.sources.vault import extract_pair, kv1_version, kv2_current
 from sidecar.vault.auth import LoginResult, from_auth_response
 from sidecar.vault.errors import (
     VaultError,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import AppRoleAuth, TokenAuth
+from sidecar.config.models import AppRoleAuth, TokenAuth
 from sidecar.errors import KeyUnavailable
 from tests.fixtures_bao import LeakCheck, RaftBao, eventually, running_kv, unique
 

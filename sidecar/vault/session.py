@@ -28,7 +28,7 @@ from typing import TypeVar
 import hvac
 import requests
 
-from sidecar.config import TokenAuth, VaultConfig
+from sidecar.config.models import TokenAuth, VaultConfig
 from sidecar.vault.auth import LoginResult, from_auth_response
 from sidecar.vault.auth.login import login
 from sidecar.vault.errors import (

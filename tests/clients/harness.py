@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.exchange import RecordedRequest
-from sidecar.exchange.routes import find as exchange_route
+from sidecar.devtools.exchange import RecordedRequest
+from sidecar.devtools.exchange.routes import find as exchange_route
 from tests.clients.compat_table import PASS, Row
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.config import AppRoleAuth
+from sidecar.config.models import AppRoleAuth
 from sidecar.vault.auth import ClientFactory, LoginResult, from_auth_response, read_credential
 
 

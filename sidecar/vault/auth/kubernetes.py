@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.config import KubernetesAuth
+from sidecar.config.models import KubernetesAuth
 from sidecar.vault.auth import ClientFactory, LoginResult, from_auth_response, read_credential
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sidecar.config import AppRoleAuth, KubernetesAuth, TokenAuth
+from sidecar.config.models import AppRoleAuth, KubernetesAuth, TokenAuth
 from sidecar.vault.auth import ClientFactory, LoginResult
 from sidecar.vault.auth.approle import login_approle
 from sidecar.vault.auth.kubernetes import login_kubernetes

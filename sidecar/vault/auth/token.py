@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sidecar.config import TokenAuth
+from sidecar.config.models import TokenAuth
 from sidecar.vault.auth import ClientFactory, LoginResult, read_credential
 from sidecar.vault.errors import VaultLoginFailed
 

@@ -1,0 +1,33 @@
+"""Credentials from environment variables: loaded once (an environment cannot change under us)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sidecar.config.models import EnvSource
+from sidecar.credentials.rotation import Rotation
+from sidecar.credentials.slot import Credentials, KeySlot
+from sidecar.credentials.sources.base import Source
+from sidecar.errors import SourceError
+from sidecar.gate.signing import HmacSigner
+
+
+class EnvCredentials(Source):
+    kind = "env"
+
+    def __init__(
+        self, slot: KeySlot, rotation: Rotation, spec: EnvSource, environ: Mapping[str, str]
+    ) -> None:
+        super().__init__(slot, rotation)
+        self.spec = spec
+        self.environ = environ
+
+    async def poll(self) -> None:
+        key = self.environ.get(self.spec.key_var, "")
+        secret = self.environ.get(self.spec.secret_var, "")
+        missing = [
+            v for v, val in ((self.spec.key_var, key), (self.spec.secret_var, secret)) if not val
+        ]
+        if missing:
+            raise SourceError(f"environment variable {' and '.join(missing)} not set")
+        await self.rotation.offer(self.slot, Credentials(key, HmacSigner(secret), version="env"))

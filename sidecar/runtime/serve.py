@@ -1,0 +1,82 @@
+"""Running the sidecar as a process: logging, the admin listener, signals.
+
+- SIGTERM / SIGINT: every listener stops accepting, in-flight requests get up to
+  ``server.shutdown_grace_s`` to finish, then the process exits 0 (Kubernetes sends SIGTERM on
+  every rollout; a bot's order in flight must not be cut off).
+- SIGHUP: reload the config file (``sidecar.runtime.reload``) and refresh every key's secret at
+  once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import prometheus_client
+from aiohttp import web
+
+from sidecar.config.listen import parse_listen
+from sidecar.config.models import Config
+from sidecar.ops.logs import setup_logging
+from sidecar.runtime.app import SIDECAR, create_app, open_site
+from sidecar.runtime.reload import Reloader
+
+log = logging.getLogger("sidecar.serve")
+
+
+def serve(config: Config, config_path: str) -> int:
+    setup_logging(config.logging.format, config.logging.level)
+    # One `_created` series per counter doubles what Prometheus stores for no use here.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    return asyncio.run(_serve(config, config_path))
+
+
+async def _serve(config: Config, config_path: str) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloader: Reloader | None = None
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        if reloader is None:  # still starting: the file just loaded is the one being applied
+            log.info("SIGHUP during start-up ignored")
+            return
+        task = asyncio.create_task(reloader.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    # Before anything else: SIGHUP's default action would kill the process.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_grace_s
+    )
+    try:
+        await runner.setup()  # opens every key listener
+        admin_url = await open_site(runner, parse_listen(config.admin.listen))
+    except OSError as exc:
+        log.error("cannot start", extra={"error": f"{type(exc).__name__}: {exc.strerror or exc}"})
+        await runner.cleanup()
+        return 1
+    sidecar = app[SIDECAR]
+    reloader = Reloader(sidecar, config_path)
+    log.info("admin listener open", extra={"listen": admin_url, "config": config_path})
+    try:
+        await stop.wait()
+        log.info(
+            "shutting down: draining in-flight requests",
+            extra={"grace_s": sidecar.config.server.shutdown_grace_s},
+        )
+        for task in list(reloads):
+            task.cancel()
+        # Every key listener stops accepting at once and drains in parallel; meanwhile the admin
+        # listener stays up and /readyz answers 503 (the keys' listeners are closed).
+        await sidecar.stop_all()
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+    return 0
