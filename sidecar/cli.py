@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from sidecar import __version__
-from sidecar.config.models import Config, load_config
+from sidecar.config import Config, load_config
 from sidecar.errors import ConfigError
 
 CONFIG_ENV = "GATE_SIDECAR_CONFIG"
@@ -22,14 +22,7 @@ def _config_path(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The config file, fully validated: the model, then every key's policy."""
-    from sidecar.ops.report import policy_problems
-
-    config = load_config(_config_path(args))
-    problems = policy_problems(config)
-    if problems:
-        raise ConfigError(problems)
-    return config
+    return load_config(_config_path(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

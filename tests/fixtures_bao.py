@@ -40,13 +40,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from sidecar.config.models import AppRoleAuth, KubernetesAuth, TokenAuth, VaultConfig, VaultKVSource
 from sidecar.credentials.rotation import Canary, Rotation
 from sidecar.credentials.slot import KeySlot
-from sidecar.credentials.sources.vault_kv import VaultKV
+from sidecar.credentials.sources.vault_kv import VaultKV, VaultKVSource
 from sidecar.devtools.bao import find_bao, free_port_pair
 from sidecar.ops.logs import JsonFormatter, TextFormatter
+from sidecar.vault.auth.approle import AppRoleAuth
+from sidecar.vault.auth.kubernetes import KubernetesAuth
+from sidecar.vault.auth.token import TokenAuth
 from sidecar.vault.session import VaultSession
+from sidecar.vault.settings import VaultConfig
 
 START_TIMEOUT_S = 20.0
 

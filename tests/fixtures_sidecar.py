@@ -15,8 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.config.models import Config, parse_config
-from sidecar.runtime.app import SIDECAR, Sidecar, create_app
+from sidecar.config import Config, parse_config
+from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.state import Sidecar
 
 
 @dataclass

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from sidecar.config.models import TokenAuth, VaultConfig
+from sidecar.vault.auth.token import TokenAuth
 from sidecar.vault.session import VaultSession
+from sidecar.vault.settings import VaultConfig
 from sidecar.vault.transit.importer import ImportResult, import_key
 from tests.fixtures_bao import Bao, DevBao, unique
 

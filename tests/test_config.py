@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.config.models import load_config, parse_config
+from sidecar.config import load_config, parse_config
 from sidecar.errors import ConfigError
 
 GOOD_KEY = {

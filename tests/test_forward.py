@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from sidecar.config.models import UpstreamConfig
 from sidecar.errors import UpstreamTimeout, UpstreamUnavailable
-from sidecar.proxy.forwarder import AiohttpForwarder, UpstreamRequest
+from sidecar.proxy.aiohttp_forwarder import AiohttpForwarder
+from sidecar.proxy.forwarder import UpstreamConfig, UpstreamRequest
 
 
 class Upstream:

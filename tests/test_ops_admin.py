@@ -49,7 +49,7 @@ async def test_readyz_is_503_and_names_a_listener_that_is_not_open(
     exchange: RunningExchange,
 ) -> None:
     async with ops_setup(exchange, {"a": "read-only", "b": "read-only"}) as s:
-        await s.sidecar.sidecar.stop_key("b")  # as if its listener had failed
+        await s.sidecar.sidecar.keys.stop("b")  # as if its listener had failed
         status, body = await _get_json(s.sidecar.admin_url + "/readyz")
     assert status == 503
     assert body["missing"] == ["b"] and body["problems"] == ["b: listener 127.0.0.1:0 not open"]

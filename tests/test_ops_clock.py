@@ -10,15 +10,10 @@ import pytest
 
 from sidecar.config.models import ClockConfig
 from sidecar.errors import UpstreamUnavailable
-from sidecar.gate.clock import Clock
-from sidecar.ops.audit import RequestRecord
-from sidecar.ops.clocksync import (
-    SERVER_TIME_PATH,
-    ClockSync,
-    offset_from_server_time,
-    parse_http_date,
-)
+from sidecar.gate.clock import SERVER_TIME_PATH, Clock, offset_from_server_time, parse_http_date
+from sidecar.ops.clocksync import ClockSync
 from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
+from sidecar.proxy.record import RequestRecord
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, ops_setup, scrape
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
-from sidecar.gate.clock import Clock
-from sidecar.ops.audit import RequestRecord
 from sidecar.ops.metrics import Metrics, denial_reason, endpoint_group
+from sidecar.ops.status import KeyStatus
+from sidecar.policy.origin import NO_RULE, UNKNOWN_METHOD, Origin, OriginKind
+from sidecar.proxy.record import RequestRecord
+from sidecar.vault.session import VaultStatus
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import Samples, call, ops_setup, parse_samples, scrape
 
@@ -35,27 +36,26 @@ def test_a_path_is_reduced_to_a_bounded_endpoint_group(path: str, group: str) ->
 
 
 def _record(
-    decision: str = "allow", rule: str | None = None, label: str | None = None
+    decision: str = "allow", origin: Origin | None = None, label: str | None = None
 ) -> RequestRecord:
     record = RequestRecord("k", "GET", "/api/v4/spot/accounts", 0)
-    record.decision, record.rule, record.label = decision, rule, label
+    record.decision, record.origin, record.label = decision, origin, label
     return record
 
 
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        (_record("deny", "deny[0]: * /api/v4/futures/**"), "deny_rule"),
-        (_record("deny", "locked: moves funds out of the account"), "locked"),
-        (_record("deny", "no rule allows it"), "no_rule"),
-        (_record("deny", "preset spot-only: POST /api/v4/spot/orders"), "condition"),
-        (_record("deny", "allow[2]: POST /api/v4/spot/orders"), "condition"),
-        (_record("deny", "unknown method"), "unknown_method"),
-        (_record("deny", "something new"), "other"),
+        (_record("deny", Origin(OriginKind.DENY, index=0)), "deny_rule"),
+        (_record("deny", Origin(OriginKind.LOCKED, name="withdrawals")), "locked"),
+        (_record("deny", NO_RULE), "no_rule"),
+        (_record("deny", Origin(OriginKind.PRESET, preset="spot-only")), "condition"),
+        (_record("deny", Origin(OriginKind.ALLOW, index=2)), "condition"),
+        (_record("deny", UNKNOWN_METHOD), "unknown_method"),
         (_record("error", label="SIDECAR_BAD_REQUEST"), "bad_path"),
         (_record("error", label="SIDECAR_NOT_FOUND"), "outside_api"),
         (_record("error", label="SIDECAR_KEY_UNAVAILABLE"), None),  # the sidecar's trouble
-        (_record("allow", "preset read-only: GET /api/v4/**"), None),
+        (_record("allow", Origin(OriginKind.PRESET, preset="read-only")), None),
     ],
 )
 def test_denials_are_counted_by_a_bounded_reason(record: RequestRecord, reason: str | None) -> None:
@@ -76,11 +76,7 @@ def test_each_request_feeds_the_counters_and_histograms() -> None:
     expired.label = "REQUEST_EXPIRED"
     expired.finish(401)
     denied = RequestRecord("bot", "BREW", "/api/v4/withdrawals", 0)
-    denied.decision, denied.rule, denied.label = (
-        "deny",
-        "no rule allows it",
-        "SIDECAR_POLICY_DENIED",
-    )
+    denied.decision, denied.origin, denied.label = "deny", NO_RULE, "SIDECAR_POLICY_DENIED"
     denied.finish(403)
     for record in (ok, expired, denied):
         metrics.observe(record)
@@ -150,23 +146,40 @@ async def test_metrics_show_requests_denials_latency_and_key_state(
 
 async def test_metrics_follow_the_keys_a_reload_leaves(exchange: RunningExchange) -> None:
     async with ops_setup(exchange, {"a": "read-only", "b": "read-only"}) as s:
-        await s.sidecar.sidecar.stop_key("b")
+        await s.sidecar.sidecar.keys.stop("b")
         samples = await scrape(s.sidecar.admin_url)
     assert ("gate_sidecar_key_ready", (("key", "a"),)) in samples
     assert ("gate_sidecar_key_ready", (("key", "b"),)) not in samples
 
 
-def _state_samples(vault: object | None) -> Samples:
-    fake = SimpleNamespace(
-        keys={}, clock=Clock(), clock_sync=None, source_ctx=SimpleNamespace(vault=vault)
-    )
+class FakeView:
+    """A SidecarView with no keys and a given Vault status."""
+
+    def __init__(self, vault: VaultStatus | None) -> None:
+        self.vault = vault
+
+    def key_statuses(self) -> list[KeyStatus]:
+        return []
+
+    @property
+    def clock_offset_s(self) -> float:
+        return 0.0
+
+    def clock_sync_counts(self) -> tuple[int, int] | None:
+        return None
+
+    def vault_status(self) -> VaultStatus | None:
+        return self.vault
+
+
+def _state_samples(vault: VaultStatus | None) -> Samples:
     metrics = Metrics()
-    metrics.watch(fake)  # type: ignore[arg-type]
+    metrics.watch(FakeView(vault))
     return _samples(metrics)
 
 
 def test_vault_token_ttl_and_errors_are_exported_when_a_session_exists() -> None:
-    vault = SimpleNamespace(
+    vault = VaultStatus(
         ready=True, token_ttl_s=1234.5, logins=2, renewals=3, errors={"unavailable": 4, "login": 1}
     )
     s = _state_samples(vault)
@@ -180,6 +193,6 @@ def test_vault_token_ttl_and_errors_are_exported_when_a_session_exists() -> None
 
 def test_vault_metrics_are_absent_without_a_session_or_a_token() -> None:
     assert not any(name.startswith("gate_sidecar_vault") for name, _ in _state_samples(None))
-    no_token = _state_samples(SimpleNamespace(ready=False, token_ttl_s=None, errors={}))
+    no_token = _state_samples(VaultStatus(False, None, 0, 0, {}))
     assert no_token[("gate_sidecar_vault_ready", ())] == 0
     assert ("gate_sidecar_vault_token_ttl_seconds", ()) not in no_token

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
-from sidecar.config.models import Config, parse_config
+from sidecar.config import Config, parse_config
 from sidecar.runtime.reload import Reloader, ReloadRefused, apply_config, plan_reload
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import OpsSetup, call, exchange_keys, ops_setup, scrape

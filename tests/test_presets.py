@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from sidecar.config.models import KeyConfig
+from sidecar.config import KeyConfig
 from sidecar.gate.paths import check_path, split_target
-from sidecar.policy.engine import Policy, compile_policy
+from sidecar.policy.engine import Policy
+from sidecar.policy.origin import Origin, OriginKind
 from sidecar.policy.presets import (
     LOCKED,
     PRESET_NAMES,
@@ -163,7 +164,7 @@ def policy_for(policy: Any, **extra: Any) -> Policy:
     key = KeyConfig.model_validate(
         {"name": "bot", "listen": "127.0.0.1:0", "source": {"env": {}}, "policy": policy, **extra}
     )
-    return compile_policy(key)
+    return key.compile_policy()
 
 
 POLICIES = {name: policy_for(name) for name in PRESET_NAMES}
@@ -232,15 +233,16 @@ def test_each_preset_allows_exactly_its_documented_rules(name: str) -> None:
 def test_every_preset_rule_names_its_preset_method_and_path() -> None:
     for name, rules in PRESETS.items():
         for rule in rules:
-            assert rule.source == f"preset {name}: {rule.text}"
+            assert rule.label == f"preset {name}: {rule.text}"
+            assert rule.origin == Origin(OriginKind.PRESET, preset=name)
 
 
 def test_every_locked_endpoint_has_one_of_the_three_reasons() -> None:
     reasons = {"moves funds out", "moves funds to another user", "privilege escalation"}
     assert {rule.reason for rule in LOCKED} == reasons
     for rule in LOCKED:
-        assert rule.source.startswith("locked: ")
-        assert rule.source.endswith(f"({rule.reason})")
+        assert rule.label == f"locked: {rule.origin.name} ({rule.reason})"
+        assert rule.origin.kind is OriginKind.LOCKED
         assert "GET" not in rule.methods
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config.models import EnvSource, FileSource
 from sidecar.credentials.rotation import CanaryResult, Rotation, canary_verdict
 from sidecar.credentials.slot import Credentials, KeySlot
-from sidecar.credentials.sources.env import EnvCredentials
-from sidecar.credentials.sources.file import FileCredentials
+from sidecar.credentials.sources.env import EnvCredentials, EnvSource
+from sidecar.credentials.sources.file import FileCredentials, FileSource
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.signing import HmacSigner
 

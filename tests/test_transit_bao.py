@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config.models import VaultTransitSource
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import KeySlot
-from sidecar.credentials.sources.vault_transit import VaultTransit
+from sidecar.credentials.sources.vault_transit import VaultTransit, VaultTransitSource
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.signing import HmacSigner, string_to_sign
 from sidecar.vault.session import VaultSession

@@ -65,9 +65,9 @@ async def sidecar_with(
 
 
 def session_of(sidecar: RunningSidecar) -> VaultSession:
-    ctx = sidecar.sidecar.source_ctx
-    assert ctx is not None and ctx.vault is not None
-    return ctx.vault
+    vault = sidecar.sidecar.secrets.vault
+    assert vault is not None
+    return vault
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes, float]:

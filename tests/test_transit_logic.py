@@ -22,11 +22,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
-from sidecar.config.models import TokenAuth, VaultConfig
 from sidecar.credentials.slot import Credentials
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.signing import string_to_sign
+from sidecar.vault.auth.token import TokenAuth
+from sidecar.vault.errors import errors_text
 from sidecar.vault.session import VaultSession
+from sidecar.vault.settings import VaultConfig
 from sidecar.vault.transit import cli
 from sidecar.vault.transit.importer import (
     VECTOR_DOCUMENTED_SIGN,
@@ -37,7 +39,6 @@ from sidecar.vault.transit.importer import (
 from sidecar.vault.transit.signer import TransitClient, TransitSigner
 from sidecar.vault.transit.wire import (
     WireError,
-    error_detail,
     hmac_path,
     hmac_request,
     latest_version,
@@ -200,9 +201,9 @@ def test_the_key_metadata_says_which_version_signs(
 
 
 def test_vaults_error_text_is_one_bounded_line() -> None:
-    assert error_detail({"errors": ["a\n\tb", "c"]}) == "a b; c"
-    assert len(error_detail({"errors": ["x" * 1000]})) == 200
-    assert error_detail("garbage") == ""
+    assert errors_text(["a\n\tb", "c"]) == "a b; c"
+    assert len(errors_text(["x" * 1000])) == 200
+    assert errors_text(None) == ""
 
 
 # -- reprs --------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config.models import AppRoleAuth, KubernetesAuth
+from sidecar.vault.auth.approle import AppRoleAuth
+from sidecar.vault.auth.kubernetes import KubernetesAuth
 from tests.fixtures_bao import (
     DevBao,
     LeakCheck,

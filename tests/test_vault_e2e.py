@@ -115,9 +115,9 @@ async def sidecar_on_vault(
 
 
 def session_of(sidecar: RunningSidecar) -> VaultSession:
-    ctx = sidecar.sidecar.source_ctx
-    assert ctx is not None and ctx.vault is not None
-    return ctx.vault
+    vault = sidecar.sidecar.secrets.vault
+    assert vault is not None
+    return vault
 
 
 async def readyz(sidecar: RunningSidecar) -> tuple[int, dict[str, Any]]:

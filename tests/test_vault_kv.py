@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from sidecar.config.models import TokenAuth
 from sidecar.credentials.rotation import CanaryResult
 from sidecar.credentials.slot import Credentials
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.signing import hmac_sha512_hex
+from sidecar.vault.auth.token import TokenAuth
 from tests.fixtures_bao import DevBao, LeakCheck, eventually, running_kv, unique
 
 INTERVAL = 1.0

@@ -9,10 +9,14 @@ import hvac.exceptions
 import pytest
 import requests
 
-from sidecar.config.models import VaultConfig, VaultKVSource
-from sidecar.credentials.sources.vault_kv import extract_pair, kv1_version, kv2_current
+from sidecar.aio import backoff_s
+from sidecar.credentials.sources.vault_kv import (
+    VaultKVSource,
+    extract_pair,
+    kv1_version,
+)
 from sidecar.errors import SourceError
-from sidecar.vault.auth import LoginResult, from_auth_response
+from sidecar.vault.auth.base import LoginResult, from_auth_response
 from sidecar.vault.errors import (
     VaultError,
     VaultForbidden,
@@ -21,7 +25,9 @@ from sidecar.vault.errors import (
     VaultUnavailable,
     map_error,
 )
-from sidecar.vault.session import VaultSession, backoff_s
+from sidecar.vault.kv import kv2_current
+from sidecar.vault.session import VaultSession
+from sidecar.vault.settings import VaultConfig
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

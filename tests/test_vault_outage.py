@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config.models import AppRoleAuth, TokenAuth
 from sidecar.errors import KeyUnavailable
+from sidecar.vault.auth.approle import AppRoleAuth
+from sidecar.vault.auth.token import TokenAuth
 from tests.fixtures_bao import LeakCheck, RaftBao, eventually, running_kv, unique
 
 INTERVAL = 0.5

@@ -1,4 +1,11 @@
-"""The configuration file: pydantic models, parsed once and passed down.
+"""The configuration file's schema, assembled from the sections each part declares.
+
+The parts below this layer own their settings model next to their code (``upstream`` in
+:mod:`sidecar.proxy.forwarder`, ``vault`` in :mod:`sidecar.vault.settings`, each auth method in
+:mod:`sidecar.vault.auth`, each source kind in :mod:`sidecar.credentials.sources`); this module
+adds the sections read by the layers above it (keys and their policy, admin, server, logging,
+clock) and puts them together. Parsed once by
+:mod:`sidecar.config.loading` and passed down; nothing reads it at import time.
 
 The file never holds a secret: sources only say *where* a secret lives. That is what makes it safe
 for validation errors to quote the offending value.
@@ -6,35 +13,24 @@ for validation errors to quote the offending value.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
 from sidecar.config.listen import ListenAddress, parse_listen
-from sidecar.errors import ConfigError
-from sidecar.policy import presets
+from sidecar.credentials.sources.base import SourceKind
+from sidecar.credentials.sources.registry import BY_NAME as SOURCE_KINDS
+from sidecar.policy.engine import Policy, compile_policy
+from sidecar.policy.globs import METHODS as GATE_METHODS
+from sidecar.policy.globs import validate_glob
 from sidecar.policy.presets import PRESET_NAMES
+from sidecar.proxy.forwarder import UpstreamConfig
+from sidecar.settings import PositiveSeconds, Strict
+from sidecar.vault.settings import VaultConfig
 
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-METHODS = (*presets.METHODS, "*")
-K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+METHODS = (*GATE_METHODS, "*")
 
 
 def _check_listen(value: str) -> str:
@@ -43,35 +39,11 @@ def _check_listen(value: str) -> str:
 
 
 Listen = Annotated[str, AfterValidator(_check_listen)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
-
-
-class UpstreamConfig(Strict):
-    base_url: str = "https://api.gateio.ws"
-    connect_timeout_s: PositiveSeconds = 5.0
-    timeout_s: PositiveSeconds = 30.0
-    ca_file: Path | None = None
-    max_connections: Annotated[int, Field(ge=1)] = 100
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        m = re.fullmatch(r"(https?)://([^/?#\s]+)/?", value)
-        if not m:
-            raise ValueError(
-                "must be scheme://host[:port] with no path (request paths keep /api/v4)"
-            )
-        return value.rstrip("/")
 
 
 class AdminConfig(Strict):
     listen: Listen = "127.0.0.1:9901"
     allow_remote: bool = False
-
-
-class ServerConfig(Strict):
-    max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
-    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
 
 
 class LoggingConfig(Strict):
@@ -81,112 +53,54 @@ class LoggingConfig(Strict):
 
 
 class ClockConfig(Strict):
+    """Signing with Gate's clock (sidecar.ops.clocksync)."""
+
     sync: bool = True
     interval_s: PositiveSeconds = 300.0
     warn_offset_s: PositiveSeconds = 5.0
 
 
-# -- Vault -------------------------------------------------------------------------------
-
-
-class TokenAuth(Strict):
-    method: Literal["token"] = "token"
-    token_file: Path | None = None  # default: $VAULT_TOKEN
-
-
-class AppRoleAuth(Strict):
-    method: Literal["approle"]
-    mount: str = "approle"
-    role_id: str | None = None
-    role_id_file: Path | None = None
-    secret_id_file: Path
-
-    @model_validator(mode="after")
-    def _one_role_id(self) -> AppRoleAuth:
-        if (self.role_id is None) == (self.role_id_file is None):
-            raise ValueError("set exactly one of role_id and role_id_file")
-        return self
-
-
-class KubernetesAuth(Strict):
-    method: Literal["kubernetes"]
-    role: str
-    mount: str = "kubernetes"
-    jwt_file: Path = K8S_TOKEN
-
-
-VaultAuth = Annotated[TokenAuth | AppRoleAuth | KubernetesAuth, Field(discriminator="method")]
-
-
-class VaultConfig(Strict):
-    address: str | None = None  # default: $VAULT_ADDR, resolved by load_config
-    namespace: str | None = None
-    ca_file: Path | None = None
-    refresh_interval_s: PositiveSeconds = 30.0
-    timeout_s: PositiveSeconds = 10.0
-    auth: VaultAuth = TokenAuth()
+class ServerConfig(Strict):
+    max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
 
 
 # -- sources -----------------------------------------------------------------------------
 
 
-class EnvSource(Strict):
-    key_var: str = "GATE_KEY"
-    secret_var: str = "GATE_SECRET"  # noqa: S105 - a variable name, not a secret
-
-
-class FileSource(Strict):
-    path: Path
-    poll_interval_s: PositiveSeconds = 2.0
-
-
-class VaultKVSource(Strict):
-    path: str
-    mount: str = "secret"
-    kv_version: Literal[1, 2] = 2
-    key_field: str = "key"
-    secret_field: str = "secret"  # noqa: S105 - a field name
-
-
-class VaultTransitSource(Strict):
-    key: str
-    mount: str = "transit"
-    api_key: str | None = None
-    api_key_path: str | None = None
-    api_key_mount: str = "secret"
-    api_key_field: str = "key"
+class _SourceBase(Strict):
+    """``source:``: exactly one of the registered kinds (sidecar.credentials.sources.registry)."""
 
     @model_validator(mode="after")
-    def _one_api_key(self) -> VaultTransitSource:
-        if (self.api_key is None) == (self.api_key_path is None):
-            raise ValueError("set exactly one of api_key and api_key_path")
-        return self
-
-
-SourceSpec = EnvSource | FileSource | VaultKVSource | VaultTransitSource
-
-
-class SourceConfig(Strict):
-    env: EnvSource | None = None
-    file: FileSource | None = None
-    vault: VaultKVSource | None = None
-    vault_transit: VaultTransitSource | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SourceConfig:
-        kinds = [k for k in ("env", "file", "vault", "vault_transit") if getattr(self, k)]
-        if len(kinds) != 1:
-            raise ValueError("set exactly one of env, file, vault, vault_transit")
+    def _exactly_one(self) -> _SourceBase:
+        if len([name for name in SOURCE_KINDS if getattr(self, name)]) != 1:
+            raise ValueError(f"set exactly one of {', '.join(SOURCE_KINDS)}")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("env", "file", "vault", "vault_transit") if getattr(self, k))
+        return next(name for name in SOURCE_KINDS if getattr(self, name))
 
     @property
-    def spec(self) -> SourceSpec:
-        spec: SourceSpec = getattr(self, self.kind)
+    def source_kind(self) -> SourceKind[Any]:
+        return SOURCE_KINDS[self.kind]
+
+    @property
+    def spec(self) -> Strict:
+        spec: Strict = getattr(self, self.kind)
         return spec
+
+
+if TYPE_CHECKING:
+    SourceConfig = _SourceBase
+else:
+    # One optional field per registered kind, so pydantic reports errors at their real location
+    # (`keys[0].source.vault.path`).
+    SourceConfig = create_model(
+        "SourceConfig",
+        __base__=_SourceBase,
+        **{name: (kind.spec | None, None) for name, kind in SOURCE_KINDS.items()},
+    )
 
 
 # -- policy ------------------------------------------------------------------------------
@@ -208,7 +122,7 @@ class RuleConfig(Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        problem = presets.validate_glob(value)
+        problem = validate_glob(value)
         if problem:
             raise ValueError(f"{problem}, got {value!r}")
         return value
@@ -269,6 +183,10 @@ class KeyConfig(Strict):
     def address(self) -> ListenAddress:
         return parse_listen(self.listen)
 
+    def compile_policy(self) -> Policy:
+        """This key's policy engine (the globs were validated with the config)."""
+        return compile_policy(self.name, self.policy, allow_withdrawals=self.allow_withdrawals)
+
 
 class Config(Strict):
     upstream: UpstreamConfig = UpstreamConfig()
@@ -282,108 +200,6 @@ class Config(Strict):
     def key(self, name: str) -> KeyConfig:
         return next(k for k in self.keys if k.name == name)
 
-
-# -- loading -----------------------------------------------------------------------------
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in part:
-            continue  # pydantic's own wrappers, e.g. `function-after[_check_listen(), str]`
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _format_errors(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
-        shown = ""
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif isinstance(value, str | int | float | bool) and repr(value) not in msg:
-            shown = f" (got {value!r})"
-        problems.append(f"{_loc(err['loc'])}: {msg}{shown}")
-    return problems
-
-
-def _cross_checks(cfg: Config) -> list[str]:
-    """Problems that span several fields: duplicates, exposure, missing sections."""
-    problems: list[str] = []
-    claimed: dict[str, str] = {}  # "port 8081" or a socket path -> the field that took it
-
-    def claim(addr: ListenAddress, field: str, raw: str) -> None:
-        if addr.port == 0:  # any free port (tests): never a clash
-            return
-        ident = addr.path if addr.path is not None else f"port {addr.port}"
-        if ident in claimed:
-            problems.append(f"{field}: {raw!r} is already used by {claimed[ident]}")
-        else:
-            claimed[ident] = field
-
-    admin = parse_listen(cfg.admin.listen)
-    claim(admin, "admin.listen", cfg.admin.listen)
-    if not admin.is_loopback and not cfg.admin.allow_remote:
-        problems.append(
-            f"admin.listen: {cfg.admin.listen!r} is not loopback; set admin.allow_remote: true"
-        )
-    first_index: dict[str, int] = {}
-    for i, key in enumerate(cfg.keys):
-        where = f"keys[{i}]"
-        if key.name in first_index:
-            first = first_index[key.name]
-            problems.append(f"{where}.name: duplicate key name {key.name!r} (also keys[{first}])")
-        first_index.setdefault(key.name, i)
-        claim(key.address, f"{where}.listen", key.listen)
-        if not key.address.is_loopback and not key.allow_remote:
-            problems.append(
-                f"{where}.listen: {key.listen!r} is not a loopback address or unix socket; "
-                "set allow_remote: true only if you understand that anyone who can reach it "
-                "trades with this key"
-            )
-        if key.source.kind in ("vault", "vault_transit") and cfg.vault is None:
-            problems.append(f"{where}.source: a {key.source.kind} source needs a vault: section")
-        if not (key.policy.presets or key.policy.allow):
-            problems.append(f"{where}.policy: allows nothing (name a preset or an allow rule)")
-    return problems
-
-
-def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed YAML/JSON document; raise ConfigError with one line per problem."""
-    environ = os.environ if environ is None else environ
-    if not isinstance(data, dict):
-        raise ConfigError(["(top level): the config must be a mapping"])
-    vault = data.get("vault")
-    if isinstance(vault, dict) and not vault.get("address") and environ.get("VAULT_ADDR"):
-        data = {**data, "vault": {**vault, "address": environ["VAULT_ADDR"]}}
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
-    problems = _cross_checks(cfg)
-    if cfg.vault is not None and not cfg.vault.address:
-        problems.append("vault.address: not set and $VAULT_ADDR is empty")
-    if problems:
-        raise ConfigError(problems)
-    return cfg
-
-
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            [f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})"]
-        ) from None
-    return parse_config(data, environ)
+    @property
+    def uses_vault(self) -> bool:
+        return any(k.source.source_kind.needs_vault for k in self.keys)

@@ -18,10 +18,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from sidecar.config.models import parse_config
+from sidecar.config import parse_config
 from sidecar.devtools.bao import DevVault, dev_vault, find_bao
 from sidecar.devtools.exchange import ExchangeState, create_exchange_app
-from sidecar.runtime.app import SIDECAR, Sidecar, create_app
+from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.state import Sidecar
 
 
 @dataclass

@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from sidecar.errors import KeyUnavailable
+from sidecar.ops.metrics import Metrics
+from sidecar.ops.status import SidecarView
 
-if TYPE_CHECKING:
-    from sidecar.runtime.app import Sidecar
-
-
-def _sidecar(request: web.Request) -> Sidecar:
-    from sidecar.runtime.app import SIDECAR
-
-    return request.app[SIDECAR]
+VIEW = web.AppKey("sidecar_view", SidecarView)
+METRICS = web.AppKey("metrics", Metrics)
 
 
-def readiness(sidecar: Sidecar) -> dict[str, Any]:
+def readiness(view: SidecarView) -> dict[str, Any]:
     """Ready = every configured key has an open listener and a secret it may sign with.
 
     ``missing`` lists the key names that are not ready; ``problems`` says why, one line each.
     """
     problems: dict[str, list[str]] = {}
     keys: dict[str, dict[str, object]] = {}
-    for key in sidecar.config.keys:
-        handle = sidecar.keys.get(key.name)
-        if handle is None or not handle.runner.sites:
+    for key in view.key_statuses():
+        if key.url is None:
             problems.setdefault(key.name, []).append(f"listener {key.listen} not open")
             continue
-        slot = handle.runtime.slot
-        try:
-            slot.current()
-        except KeyUnavailable as exc:  # messages name keys and reasons, never secrets
-            problems.setdefault(key.name, []).append(exc.message)
-        keys[key.name] = {"listen": handle.url, **slot.status()}
+        if key.problem is not None:
+            problems.setdefault(key.name, []).append(key.problem)
+        keys[key.name] = {"listen": key.url, **key.slot}
     return {
         "ready": not problems,
         "missing": sorted(problems),
@@ -49,15 +40,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    body = readiness(_sidecar(request))
+    body = readiness(request.app[VIEW])
     return web.json_response(body, status=200 if body["ready"] else 503)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    return await _sidecar(request).metrics.respond(request)
+    return await request.app[METRICS].respond(request)
 
 
 def add_routes(app: web.Application) -> None:
+    """The admin routes; the app must hold :data:`VIEW` and :data:`METRICS` before serving."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import json
 import logging
 import math
 import time
 from collections.abc import Callable
 
+from sidecar.aio import cancel_and_wait
 from sidecar.config.models import ClockConfig
 from sidecar.errors import SidecarError
-from sidecar.gate.clock import Clock
-from sidecar.ops.audit import RequestRecord
+from sidecar.gate.clock import SERVER_TIME_PATH, Clock, offset_from_server_time, parse_http_date
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
+from sidecar.proxy.record import RequestRecord
 
 log = logging.getLogger("sidecar.clock")
 
-SERVER_TIME_PATH = "/api/v4/spot/time"
 DATE_DRIFT_S = 3.0  # a Date header further than this from the corrected clock asks for a sync
 DATE_TRIGGER_GAP_S = 60.0  # Date-triggered syncs at most this often (a proxy may rewrite Date)
 MIN_TRIGGER_GAP_S = 1.0  # any triggered sync at most this often (a burst of REQUEST_EXPIRED)
@@ -39,28 +37,6 @@ RETRY_S = 10.0  # next try after a failed measurement (or interval_s, if shorter
 
 class ClockSyncError(Exception):
     """The time endpoint could not be read; the held offset stays in use."""
-
-
-def offset_from_server_time(body: bytes, sent: float, received: float) -> float:
-    """Gate's time minus ours from a ``/spot/time`` answer and the local send/receive times.
-
-    The answer is assumed to be stamped half way through the round trip, so the error is at most
-    half the round trip: milliseconds, against Gate's 60 s tolerance.
-    """
-    doc = json.loads(body)
-    server_ms = doc.get("server_time") if isinstance(doc, dict) else None
-    if isinstance(server_ms, bool) or not isinstance(server_ms, int | float):
-        raise ValueError("no numeric server_time in the answer")
-    return server_ms / 1000.0 - (sent + received) / 2.0
-
-
-def parse_http_date(value: str) -> float | None:
-    """Unix seconds from an HTTP ``Date`` header, or None when it is not a valid date."""
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return None if parsed.tzinfo is None else parsed.timestamp()
 
 
 class ClockSync:
@@ -82,11 +58,10 @@ class ClockSync:
         self._last_ok = False
         self._date_cache: tuple[str, float | None] = ("", None)
         self._task: asyncio.Task[None] | None = None
-        # Read by the metrics collector.
+        # Counts for /metrics; the last failure for anyone diagnosing a stuck clock.
         self.successes = 0
         self.failures = 0
         self.last_error: str | None = None
-        self.last_rtt_s: float | None = None
 
     # -- measuring ----------------------------------------------------------------------------
     async def _measure(self) -> tuple[float, float]:
@@ -118,7 +93,6 @@ class ClockSync:
         self.clock.offset_s = offset
         self.successes += 1
         self.last_error = None
-        self.last_rtt_s = rtt
         self._last_ok = True
         extra = {"offset_s": round(offset, 3), "rtt_s": round(rtt, 3)}
         if abs(offset) > self.config.warn_offset_s:
@@ -181,11 +155,8 @@ class ClockSync:
         self._task = asyncio.create_task(self._run(), name="clock-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def reconfigure(self, config: ClockConfig) -> None:
         self.config = config

@@ -8,7 +8,7 @@ path, methods and denial reasons to fixed sets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
@@ -17,16 +17,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from sidecar import __version__
-from sidecar.errors import BadRequest, KeyUnavailable, NotFound
-from sidecar.ops.audit import RequestRecord
+from sidecar.errors import BadRequest, NotFound
+from sidecar.ops.status import SidecarView
+from sidecar.policy.globs import METHODS
+from sidecar.policy.origin import OriginKind
+from sidecar.proxy.record import RequestRecord
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from sidecar.runtime.app import Sidecar
 
 PREFIX = "gate_sidecar"
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Gate's API v4 products (the first path segment after /api/v4/); anything else is "other".
 ENDPOINT_GROUPS = frozenset(
     {
@@ -64,27 +65,25 @@ def endpoint_group(path: str) -> str:
     return group if group in ENDPOINT_GROUPS else "other"
 
 
+DENIAL_REASONS = {
+    OriginKind.DENY: "deny_rule",  # a deny rule matched
+    OriginKind.LOCKED: "locked",  # a locked endpoint
+    OriginKind.NO_RULE: "no_rule",  # nothing allows it
+    OriginKind.UNKNOWN_METHOD: "unknown_method",
+    # An allow rule matched but its condition refused (e.g. a margin order under spot-only).
+    OriginKind.PRESET: "condition",
+    OriginKind.ALLOW: "condition",
+}
+
+
 def denial_reason(record: RequestRecord) -> str | None:
     """Why the sidecar refused a request for what it asked (None when it did not).
 
-    ``deny_rule`` (a deny rule matched), ``locked`` (a locked endpoint), ``no_rule`` (nothing
-    allows it), ``condition`` (an allow rule matched but its condition refused, e.g. a margin
-    order under spot-only), ``unknown_method``, ``bad_path`` (not a canonical path),
-    ``outside_api``; ``other`` for a rule label this list does not know.
+    A policy denial is named by its origin (:data:`DENIAL_REASONS`); ``bad_path`` is a path that
+    is not canonical, ``outside_api`` one outside /api/v4/.
     """
-    if record.decision == "deny":
-        rule = record.rule or ""
-        for prefix, reason in (
-            ("deny[", "deny_rule"),
-            ("locked", "locked"),
-            ("no rule", "no_rule"),
-            ("unknown method", "unknown_method"),
-            ("preset ", "condition"),
-            ("allow[", "condition"),
-        ):
-            if rule.startswith(prefix):
-                return reason
-        return "other"
+    if record.decision == "deny" and record.origin is not None:
+        return DENIAL_REASONS[record.origin.kind]
     if record.label == BadRequest.label:
         return "bad_path"
     if record.label == NotFound.label:
@@ -171,10 +170,10 @@ class Metrics:
         self.credential_events.labels(key, event).inc()
 
     # -- state --------------------------------------------------------------------------------
-    def watch(self, sidecar: Sidecar) -> None:
+    def watch(self, view: SidecarView) -> None:
         """Export the sidecar's state (keys, secrets, connections, clock, Vault) at scrape time."""
         self.unwatch()
-        self._state = SidecarCollector(sidecar)
+        self._state = SidecarCollector(view)
         self.registry.register(self._state)
 
     def unwatch(self) -> None:
@@ -187,17 +186,11 @@ class Metrics:
         return await self._handler(request)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 class SidecarCollector:
     """Reads live state on every scrape, so removed keys and old versions simply disappear."""
 
-    def __init__(self, sidecar: Sidecar) -> None:
-        self.sidecar = sidecar
+    def __init__(self, view: SidecarView) -> None:
+        self.view = view
 
     def describe(self) -> Iterable[Metric]:
         return []  # names vary with the config; nothing to check at registration
@@ -233,20 +226,15 @@ class SidecarCollector:
             "Open client connections on each key's listener.",
             labels=["key"],
         )
-        for name, handle in sorted(self.sidecar.keys.items()):
-            slot = handle.runtime.slot
-            try:
-                slot.current()
-                usable = 1.0
-            except KeyUnavailable:
-                usable = 0.0
-            ready.add_metric([name], usable)
-            if slot.version is not None:
-                version.add_metric([name, slot.version], 1.0)
-                age.add_metric([name], slot.age_seconds)
-                stale.add_metric([name], slot.stale_seconds)
-            server = handle.runner.server
-            conns.add_metric([name], float(len(server.connections) if server else 0))
+        for key in sorted(self.view.key_statuses(), key=lambda k: k.name):
+            if key.url is None:
+                continue  # a key whose listener never opened has no state to export
+            ready.add_metric([key.name], float(key.ready))
+            if key.version is not None:
+                version.add_metric([key.name, key.version], 1.0)
+                age.add_metric([key.name], key.age_s)
+                stale.add_metric([key.name], key.stale_s)
+            conns.add_metric([key.name], float(key.open_connections))
         yield from (ready, version, age, stale, conns)
 
     def _clock(self) -> Iterator[Metric]:
@@ -254,53 +242,44 @@ class SidecarCollector:
             f"{PREFIX}_clock_offset_seconds",
             "Gate's clock minus the local clock, as used for signing.",
         )
-        offset.add_metric([], self.sidecar.clock.offset_s)
+        offset.add_metric([], self.view.clock_offset_s)
         yield offset
-        sync = self.sidecar.clock_sync
-        if sync is not None:
+        counts = self.view.clock_sync_counts()
+        if counts is not None:
             syncs = CounterMetricFamily(
                 f"{PREFIX}_clock_syncs",
                 "Clock offset measurements against Gate, by result.",
                 labels=["result"],
             )
-            syncs.add_metric(["ok"], sync.successes)
-            syncs.add_metric(["error"], sync.failures)
+            syncs.add_metric(["ok"], counts[0])
+            syncs.add_metric(["error"], counts[1])
             yield syncs
 
     def _vault(self) -> Iterator[Metric]:
-        ctx = self.sidecar.source_ctx
-        vault = ctx.vault if ctx is not None else None
+        vault = self.view.vault_status()
         if vault is None:
             return
-        # Read defensively: the Vault session is its own module and may grow or rename fields.
-        ready = getattr(vault, "ready", None)
-        if isinstance(ready, bool):
-            gauge = GaugeMetricFamily(f"{PREFIX}_vault_ready", "1 while a Vault token is usable.")
-            gauge.add_metric([], float(ready))
-            yield gauge
-        ttl = _number(getattr(vault, "token_ttl_s", None))
-        if ttl is not None:  # absent without a token, or for a token that never expires
+        gauge = GaugeMetricFamily(f"{PREFIX}_vault_ready", "1 while a Vault token is usable.")
+        gauge.add_metric([], float(vault.ready))
+        yield gauge
+        if vault.token_ttl_s is not None:  # absent without a token, or for one that never expires
             gauge = GaugeMetricFamily(
                 f"{PREFIX}_vault_token_ttl_seconds", "Seconds left on the Vault token."
             )
-            gauge.add_metric([], ttl)
+            gauge.add_metric([], vault.token_ttl_s)
             yield gauge
-        for attr, help_text in (
-            ("logins", "Successful Vault logins."),
-            ("renewals", "Successful Vault token renewals."),
+        for name, count, help_text in (
+            ("logins", vault.logins, "Successful Vault logins."),
+            ("renewals", vault.renewals, "Successful Vault token renewals."),
         ):
-            if (count := _number(getattr(vault, attr, None))) is not None:
-                counter = CounterMetricFamily(f"{PREFIX}_vault_{attr}", help_text)
-                counter.add_metric([], count)
-                yield counter
-        errors = getattr(vault, "errors", None)
-        if isinstance(errors, Mapping):
-            family = CounterMetricFamily(
-                f"{PREFIX}_vault_errors",
-                "Failed Vault calls by kind: unavailable, forbidden, not_found, login, other.",
-                labels=["kind"],
-            )
-            for kind, count in sorted(errors.items()):
-                if (value := _number(count)) is not None:
-                    family.add_metric([str(kind)], value)
-            yield family
+            counter = CounterMetricFamily(f"{PREFIX}_vault_{name}", help_text)
+            counter.add_metric([], count)
+            yield counter
+        family = CounterMetricFamily(
+            f"{PREFIX}_vault_errors",
+            "Failed Vault calls by kind: unavailable, forbidden, not_found, login, other.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(vault.errors.items()):
+            family.add_metric([kind], count)
+        yield family

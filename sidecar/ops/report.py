@@ -1,24 +1,16 @@
 """`check-config` output: per key, its listener, source and what it may and may not call.
 
 Pure: built from the validated config and the compiled policies, nothing is started. The tables
-come from :meth:`Policy.describe`, so they show exactly what the running sidecar would enforce
-(presets expanded, locked endpoints named).
+come from :func:`sidecar.policy.describe.describe`, so they show exactly what the running sidecar
+would enforce (presets expanded, locked endpoints named).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sidecar.config.models import (
-    Config,
-    EnvSource,
-    FileSource,
-    KeyConfig,
-    VaultKVSource,
-    VaultTransitSource,
-)
-from sidecar.errors import ConfigError
-from sidecar.policy.engine import compile_policy
+from sidecar.config.models import Config, KeyConfig
+from sidecar.policy.describe import describe
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "    ") -> list[str]:
@@ -32,34 +24,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
 
 
 def describe_source(key: KeyConfig) -> str:
-    spec = key.source.spec
-    if isinstance(spec, EnvSource):
-        return f"env (key ${spec.key_var}, secret ${spec.secret_var}; read once)"
-    if isinstance(spec, FileSource):
-        return f"file {spec.path} (checked every {spec.poll_interval_s:g}s)"
-    if isinstance(spec, VaultKVSource):
-        return (
-            f"vault kv v{spec.kv_version} {spec.mount}/{spec.path} "
-            f"(fields {spec.key_field}, {spec.secret_field})"
-        )
-    if isinstance(spec, VaultTransitSource):
-        api_key = spec.api_key_path and f"{spec.api_key_mount}/{spec.api_key_path}"
-        return (
-            f"vault transit key {spec.mount}/{spec.key} "
-            f"(api key {'from ' + api_key if api_key else 'in the config'})"
-        )
-    return key.source.kind
-
-
-def policy_problems(config: Config) -> list[str]:
-    """Problems only compiling the policies finds (a glob that can never match), all keys."""
-    problems: list[str] = []
-    for key in config.keys:
-        try:
-            compile_policy(key)
-        except ConfigError as exc:
-            problems += exc.problems
-    return problems
+    return key.source.source_kind.describe(key.source.spec)
 
 
 def _locked_status(opened_by: tuple[str, ...]) -> str:
@@ -67,7 +32,7 @@ def _locked_status(opened_by: tuple[str, ...]) -> str:
 
 
 def key_report(key: KeyConfig) -> list[str]:
-    desc = compile_policy(key).describe()
+    desc = describe(key.compile_policy())
     allowed = [[r.methods, r.path, r.condition or "-", r.origin] for r in desc.allow]
     denied = [[r.methods, r.path, r.origin] for r in desc.deny]
     locked = [

@@ -13,80 +13,55 @@ Deny wins; everything else is refused. In order:
 5. otherwise refused.
 
 Deny rules and locked endpoints match leniently (any letter case, trailing dots), allow rules
-exactly: see :func:`sidecar.policy.presets.glob_regex`. The path has already passed
+exactly: see :func:`sidecar.policy.globs.glob_regex`. The path has already passed
 :func:`sidecar.gate.paths.check_path`.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from sidecar.config.models import KeyConfig, RuleConfig
 from sidecar.errors import ConfigError
-from sidecar.policy.presets import (
-    LOCKED,
-    METHODS,
-    NO_BODY,
-    PRESETS,
-    Rule,
-    glob_regex,
-    locked_name,
-    methods_text,
-    validate_glob,
-)
+from sidecar.policy.conditions import InvalidBody, parse_body
+from sidecar.policy.globs import METHODS, glob_regex, validate_glob
+from sidecar.policy.origin import NO_RULE, UNKNOWN_METHOD, Origin, OriginKind
+from sidecar.policy.presets import LOCKED, PRESETS, Rule
 
-NO_RULE = "no rule allows it"
+NO_RULE_TEXT = "no rule allows it"
 _KNOWN_METHODS = frozenset(METHODS)
+
+
+class RuleSpec(Protocol):
+    """One allow or deny rule as the config gives it."""
+
+    @property
+    def methods(self) -> Sequence[str]: ...  # upper case, or "*"
+
+    @property
+    def path(self) -> str: ...  # a glob (sidecar.policy.globs)
+
+
+class PolicySpec(Protocol):
+    """A key's policy as the config gives it."""
+
+    @property
+    def presets(self) -> Sequence[str]: ...
+
+    @property
+    def allow(self) -> Sequence[RuleSpec]: ...
+
+    @property
+    def deny(self) -> Sequence[RuleSpec]: ...
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    rule: str  # the rule that decided, for audit logs: "deny[0]: * /api/v4/...", "locked: ..."
+    rule: str  # the deciding rule's label, for audit lines: "deny[0]: * /api/v4/...", "locked: ..."
     reason: str  # short and human, for the 403 message
-
-
-@dataclass(frozen=True)
-class RuleRow:
-    methods: str
-    path: str
-    condition: str  # "" when the rule has none
-    origin: str  # "preset spot-only", "allow[0]", "deny[1]"
-
-
-@dataclass(frozen=True)
-class LockedRow:
-    methods: str
-    path: str
-    name: str
-    reason: str
-    opened_by: tuple[str, ...]  # origins of the key's rules that may open it; () = stays locked
-
-
-@dataclass(frozen=True)
-class PolicyDescription:
-    """What a key may call, for ``check-config``."""
-
-    name: str
-    allow: tuple[RuleRow, ...]
-    deny: tuple[RuleRow, ...]
-    locked: tuple[LockedRow, ...]
-    allow_withdrawals: bool
-
-    def lines(self) -> list[str]:
-        out = []
-        for row in self.allow:
-            cond = f" [{row.condition}]" if row.condition else ""
-            out.append(f"allow   {row.methods} {row.path}{cond}  ({row.origin})")
-        for row in self.deny:
-            out.append(f"deny    {row.methods} {row.path}  ({row.origin})")
-        for lock in self.locked:
-            state = "locked"
-            if lock.opened_by:
-                state = f"locked, but opened where {', '.join(lock.opened_by)} match"
-            out.append(f"{state}: {lock.methods} {lock.path}  ({lock.name}: {lock.reason})")
-        return out
+    origin: Origin  # where the deciding rule comes from, for metrics
 
 
 class _Matcher:
@@ -96,7 +71,7 @@ class _Matcher:
 
     def __init__(self, rule: Rule, *, lenient: bool = False) -> None:
         self.rule = rule
-        self.label = rule.source
+        self.label = rule.label
         self.methods = rule.methods
         self.any_method = "*" in rule.methods
         self.condition = rule.condition
@@ -106,6 +81,9 @@ class _Matcher:
         return (self.any_method or method in self.methods) and (
             self.regex.fullmatch(path) is not None
         )
+
+    def decision(self, allowed: bool, reason: str) -> Decision:
+        return Decision(allowed, self.label, reason, self.rule.origin)
 
 
 # Locked endpoints are the same for every key: compile them once, at import.
@@ -118,151 +96,87 @@ def _may_unlock(path: str) -> bool:
     return "**" not in path and "*" not in product
 
 
-class _InvalidBody(Exception):
-    pass
-
-
-_UNPARSED = object()
-
-
-def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    # Decoders disagree on which copy of a repeated key wins; refuse rather than guess.
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        raise _InvalidBody("the JSON body repeats a key")
-    return doc
-
-
-def _parse_body(body: bytes) -> object:
-    """The parsed JSON body, NO_BODY, or an _InvalidBody saying why it cannot be checked."""
-    if not body.strip():
-        return NO_BODY
-    try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicates)
-    except _InvalidBody as exc:
-        return exc
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
-        return _InvalidBody("the body is not valid UTF-8 JSON, so it cannot be checked")
-
-
-def _own_rule(kind: str, index: int, rule: RuleConfig) -> Rule:
-    methods = frozenset(rule.methods)
-    return Rule(methods, rule.path, f"{kind}[{index}]: {methods_text(methods)} {rule.path}")
+def _own_rules(kind: OriginKind, rules: Sequence[RuleSpec]) -> list[Rule]:
+    return [Rule(frozenset(r.methods), r.path, Origin(kind, index=i)) for i, r in enumerate(rules)]
 
 
 class Policy:
-    def __init__(self, key: KeyConfig) -> None:
-        self.name = key.name
-        self.allow_withdrawals = key.allow_withdrawals
-        own = [_own_rule("allow", i, r) for i, r in enumerate(key.policy.allow)]
-        deny = [_own_rule("deny", i, r) for i, r in enumerate(key.policy.deny)]
+    def __init__(self, name: str, spec: PolicySpec, *, allow_withdrawals: bool = False) -> None:
+        self.name = name
+        self.allow_withdrawals = allow_withdrawals
+        own = _own_rules(OriginKind.ALLOW, spec.allow)
+        deny = _own_rules(OriginKind.DENY, spec.deny)
         problems = [
-            f"keys.{key.name}.policy.{rule.source.split(':')[0]}.path: {problem} ({rule.path!r})"
+            f"keys.{name}.policy.{rule.origin}.path: {problem} ({rule.path!r})"
             for rule in own + deny
             if (problem := validate_glob(rule.path))
         ]
         if problems:
             raise ConfigError(problems)
-        presets = [rule for name in dict.fromkeys(key.policy.presets) for rule in PRESETS[name]]
+        presets = [rule for preset in dict.fromkeys(spec.presets) for rule in PRESETS[preset]]
         self._allow = tuple(_Matcher(r) for r in presets + own)
         self._deny = tuple(_Matcher(r, lenient=True) for r in deny)
         self._candidates = tuple(_Matcher(r) for r in own if _may_unlock(r.path))
-        self._unlockers = self._candidates if key.allow_withdrawals else ()
+        self._unlockers = self._candidates if allow_withdrawals else ()
 
+    # -- what the policy holds (for sidecar.policy.describe) ----------------------------------
+    @property
+    def allow_rules(self) -> tuple[Rule, ...]:
+        return tuple(m.rule for m in self._allow)
+
+    @property
+    def deny_rules(self) -> tuple[Rule, ...]:
+        return tuple(m.rule for m in self._deny)
+
+    @property
+    def unlocking_rules(self) -> tuple[Rule, ...]:
+        """The key's own rules that open a locked endpoint they match (none without
+        ``allow_withdrawals``)."""
+        return tuple(m.rule for m in self._unlockers)
+
+    # -- the hot path -------------------------------------------------------------------------
     def decide(self, method: str, path: str, raw_query: str, body: bytes) -> Decision:
         method = method.upper()
         if method not in _KNOWN_METHODS:
-            return Decision(False, "unknown method", f"{method[:16]!r} is not a Gate API method")
+            reason = f"{method[:16]!r} is not a Gate API method"
+            return Decision(False, UNKNOWN_METHOD.kind.value, reason, UNKNOWN_METHOD)
         for deny in self._deny:
             if deny.matches(method, path):
-                return Decision(False, deny.label, f"denied by {deny.label.split(':')[0]}")
+                return deny.decision(False, f"denied by {deny.rule.origin}")
         for locked in _LOCKED:
             if locked.matches(method, path):
                 return self._locked(locked, method, path)
         refusal: Decision | None = None
-        doc: object = _UNPARSED
+        doc: object = None
+        parsed = False
         for allow in self._allow:
             if not allow.matches(method, path):
                 continue
             if allow.condition is None:
-                return Decision(True, allow.label, "allowed")
-            if doc is _UNPARSED:  # parse at most once, and only for a rule that needs the body
-                doc = _parse_body(body)
-            if isinstance(doc, _InvalidBody):
-                why: str | None = str(doc)
-            else:
-                why = allow.condition.refusal(raw_query, doc)
+                return allow.decision(True, "allowed")
+            if not parsed:  # parse at most once, and only for a rule that needs the body
+                doc, parsed = parse_body(body), True
+            why = (
+                str(doc)
+                if isinstance(doc, InvalidBody)
+                else allow.condition.refusal(raw_query, doc)
+            )
             if why is None:
-                return Decision(True, allow.label, "allowed")
-            refusal = refusal or Decision(False, allow.label, why)
-        return refusal or Decision(False, NO_RULE, NO_RULE)
+                return allow.decision(True, "allowed")
+            refusal = refusal or allow.decision(False, why)
+        return refusal or Decision(False, NO_RULE_TEXT, NO_RULE_TEXT, NO_RULE)
 
     def _locked(self, locked: _Matcher, method: str, path: str) -> Decision:
         opener = next((u for u in self._unlockers if u.matches(method, path)), None)
         if opener is not None:
-            return Decision(True, opener.label, "allowed (a locked endpoint, opened explicitly)")
+            return opener.decision(True, "allowed (a locked endpoint, opened explicitly)")
         if any(u.matches(method, path) for u in self._candidates):
             hint = "set allow_withdrawals: true to open it"
         else:
             hint = "needs allow_withdrawals: true and an explicit allow rule naming it"
-        return Decision(False, locked.label, f"locked: {locked.rule.reason}; {hint}")
-
-    def describe(self) -> PolicyDescription:
-        def row(m: _Matcher) -> RuleRow:
-            cond = m.condition.text if m.condition else ""
-            return RuleRow(methods_text(m.methods), m.rule.path, cond, _origin(m.label))
-
-        locked = []
-        for lock in _LOCKED:
-            opened_by = tuple(
-                _origin(u.label) for u in self._unlockers if _overlap(u.rule, lock.rule)
-            )
-            name = locked_name(lock.rule)
-            locked.append(
-                LockedRow(
-                    methods_text(lock.methods), lock.rule.path, name, lock.rule.reason, opened_by
-                )
-            )
-        return PolicyDescription(
-            name=self.name,
-            allow=tuple(row(m) for m in self._allow),
-            deny=tuple(row(m) for m in self._deny),
-            locked=tuple(locked),
-            allow_withdrawals=self.allow_withdrawals,
-        )
+        return locked.decision(False, f"locked: {locked.rule.reason}; {hint}")
 
 
-def _origin(label: str) -> str:
-    return label.split(": ", 1)[0]
-
-
-def _segments_overlap(a: str, b: str) -> bool:
-    """Whether two single-segment patterns can match the same segment (approximate: yes when
-    both hold a wildcard, which errs towards reporting an endpoint as opened)."""
-    if "*" not in a:
-        return glob_regex("/" + b, lenient=True).fullmatch("/" + a) is not None
-    if "*" not in b:
-        return glob_regex("/" + a, lenient=True).fullmatch("/" + b) is not None
-    return True
-
-
-def _globs_overlap(a: list[str], b: list[str]) -> bool:
-    if not a or not b:
-        rest = a or b
-        return all(s == "**" for s in rest)
-    if a[0] == "**":
-        return _globs_overlap(a[1:], b) or _globs_overlap(a, b[1:])
-    if b[0] == "**":
-        return _globs_overlap(a, b[1:]) or _globs_overlap(a[1:], b)
-    return _segments_overlap(a[0], b[0]) and _globs_overlap(a[1:], b[1:])
-
-
-def _overlap(a: Rule, b: Rule) -> bool:
-    """Whether some request could match both rules: for check-config only, never the hot path."""
-    methods = "*" in a.methods or "*" in b.methods or bool(a.methods & b.methods)
-    return methods and _globs_overlap(a.path.split("/")[1:], b.path.split("/")[1:])
-
-
-def compile_policy(key: KeyConfig) -> Policy:
+def compile_policy(name: str, spec: PolicySpec, *, allow_withdrawals: bool = False) -> Policy:
     """Compile a key's policy; raises ConfigError for a rule whose glob can never work."""
-    return Policy(key)
+    return Policy(name, spec, allow_withdrawals=allow_withdrawals)

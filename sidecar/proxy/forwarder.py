@@ -1,24 +1,44 @@
-"""The forwarding step: one upstream request out, one buffered response back.
+"""The forwarding step's contract: one upstream request out, one buffered response back.
 
-This is the only module that knows how bytes reach Gate. The handler builds an
-:class:`UpstreamRequest` and gets an :class:`UpstreamResponse`; a leaner transport can replace
-:class:`AiohttpForwarder` by implementing :class:`Forwarder` and nothing else changes.
+The key listener's handler builds an :class:`UpstreamRequest` and gets an
+:class:`UpstreamResponse` from whatever :class:`Forwarder` the runtime was given
+(``upstream.transport``, see :mod:`sidecar.proxy.transports`). Nothing else in the sidecar knows
+how bytes reach Gate, so a second implementation replaces the first without any other change, as
+long as it passes the one contract suite (``tests/test_forward_contract.py``).
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import ssl
-import zlib
+import re
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Annotated, Protocol
 
-import aiohttp
-from yarl import URL
+from pydantic import Field, field_validator
 
-from sidecar.config.models import UpstreamConfig
-from sidecar.errors import UpstreamTimeout, UpstreamUnavailable
+from sidecar.gate.labels import error_label
+from sidecar.settings import PositiveSeconds, Strict
+
+
+class UpstreamConfig(Strict):
+    """The ``upstream:`` section: where Gate is and how to reach it."""
+
+    base_url: str = "https://api.gateio.ws"
+    transport: str = "aiohttp"  # a name registered in sidecar.proxy.transports
+    connect_timeout_s: PositiveSeconds = 5.0
+    timeout_s: PositiveSeconds = 30.0
+    ca_file: Path | None = None
+    max_connections: Annotated[int, Field(ge=1)] = 100
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        m = re.fullmatch(r"(https?)://([^/?#\s]+)/?", value)
+        if not m:
+            raise ValueError(
+                "must be scheme://host[:port] with no path (request paths keep /api/v4)"
+            )
+        return value.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,84 +62,33 @@ class UpstreamResponse:
 
     def gate_label(self) -> str | None:
         """Gate's error ``label`` (for audit and the canary), or None."""
-        if self.status < 400 or not self.body:
-            return None
-        body = self.body
-        try:
-            encoding = (self.header("Content-Encoding") or "").lower()
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-            doc = json.loads(body)
-        except (ValueError, OSError, zlib.error):
-            return None
-        label = doc.get("label") if isinstance(doc, dict) else None
-        return label if isinstance(label, str) else None
+        return error_label(self.status, self.header("Content-Encoding"), self.body)
 
 
 class Forwarder(Protocol):
+    """Sends one request to Gate and returns its whole answer.
+
+    The contract every implementation keeps (each point is a test in the contract suite):
+
+    - **What is sent.** ``request.method``, then ``base_url + path`` and, when ``raw_query`` is
+      not empty, ``"?" + raw_query``, byte for byte: no re-quoting, no dot-segment resolution, no
+      re-ordering. Exactly ``request.headers``, in order, plus only ``Host`` and the body's
+      framing (``Content-Length``); never ``Accept``, ``Accept-Encoding``, ``User-Agent``,
+      ``Content-Type``, a cookie or anything else the bot did not send. The body byte for byte.
+    - **What comes back.** The status, every header in Gate's order (duplicates kept), and the
+      body exactly as received: never decompressed, never re-encoded. Redirects are returned,
+      never followed. Cookies are never stored or replayed.
+    - **Retries.** A request other than GET reaches the upstream at most once, whatever happens.
+      A GET is sent again at most once, and only when the first attempt failed on the
+      connection before a response arrived.
+    - **Errors.** Only :class:`~sidecar.errors.UpstreamUnavailable` (cannot connect, the
+      connection failed, a malformed answer) and :class:`~sidecar.errors.UpstreamTimeout` (no
+      whole answer within ``upstream.timeout_s``) are raised; their messages name no header,
+      body or credential. Cancellation propagates as usual.
+    - **Lifecycle.** Connections are pooled and kept alive across requests; :meth:`close` releases
+      them, and nothing is sent after it.
+    """
+
     async def send(self, request: UpstreamRequest) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
-
-
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """System trust plus an optional extra CA bundle; verification is never switched off."""
-    ctx = ssl.create_default_context()
-    if ca_file:
-        ctx.load_verify_locations(cafile=ca_file)
-    return ctx
-
-
-# Errors that mean "the keep-alive connection died before Gate saw the request".
-_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-
-
-class AiohttpForwarder:
-    """One keep-alive ClientSession for the whole process."""
-
-    def __init__(self, cfg: UpstreamConfig) -> None:
-        self._base = cfg.base_url
-        connector = aiohttp.TCPConnector(
-            limit=cfg.max_connections,
-            ssl=tls_context(str(cfg.ca_file) if cfg.ca_file else None),
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=cfg.timeout_s, sock_connect=cfg.connect_timeout_s),
-            # Relay bytes unchanged: no decompression, and no headers the bot did not send.
-            auto_decompress=False,
-            skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-
-    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        target = self._base + request.path + (f"?{request.raw_query}" if request.raw_query else "")
-        # encoded=True: yarl must not re-quote or resolve dot segments in what we checked.
-        url = URL(target, encoded=True)
-        attempts = 2 if request.method == "GET" else 1  # never retry a non-GET request
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self._session.request(
-                    request.method,
-                    url,
-                    headers=request.headers,
-                    data=request.body if request.body else None,
-                    allow_redirects=False,
-                ) as resp:
-                    body = await resp.read()
-                    return UpstreamResponse(resp.status, list(resp.headers.items()), body)
-            except _STALE_CONNECTION as exc:
-                if attempt < attempts:
-                    continue
-                raise UpstreamUnavailable(f"Gate connection failed: {type(exc).__name__}") from None
-            except TimeoutError:
-                raise UpstreamTimeout("Gate did not answer in time") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamUnavailable(f"cannot reach Gate: {type(exc).__name__}") from None
-        raise AssertionError("unreachable")
-
-    async def close(self) -> None:
-        await self._session.close()

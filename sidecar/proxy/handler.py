@@ -22,9 +22,9 @@ from sidecar.gate.clock import Clock
 from sidecar.gate.headers import relay_headers, upstream_headers
 from sidecar.gate.paths import check_path, split_target
 from sidecar.gate.signing import signed_headers
-from sidecar.ops.audit import Observer, RequestRecord
 from sidecar.policy.engine import Policy
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
+from sidecar.proxy.record import Observer, RequestRecord
 
 log = logging.getLogger("sidecar.proxy")
 
@@ -80,7 +80,7 @@ async def handle(request: web.Request) -> web.Response:
     check_path(path)
     body = await read_body(request, key.max_body_bytes)
     decision = key.policy.decide(method, path, raw_query, body)
-    record.rule = decision.rule
+    record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
         record.decision = "deny"
         raise PolicyDenied(f"{key.name} may not {method} {path} ({decision.reason})")

@@ -21,20 +21,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiohttp import web
-
-from sidecar.config.models import Config, KeyConfig, load_config
+from sidecar.config import Config, KeyConfig, load_config
 from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.errors import ConfigError
-from sidecar.ops.logs import setup_logging
-from sidecar.ops.report import policy_problems
-from sidecar.policy.engine import Policy, compile_policy
-
-if TYPE_CHECKING:
-    from sidecar.runtime.app import Sidecar
+from sidecar.policy.engine import Policy
+from sidecar.runtime.listeners import Listener
+from sidecar.runtime.state import Sidecar
 
 log = logging.getLogger("sidecar.reload")
 
@@ -127,14 +122,14 @@ class _Prepared:
 
     policies: dict[str, Policy]
     secrets: dict[str, tuple[KeySlot, Source]]
-    listeners: dict[str, tuple[web.AppRunner, str]]
+    listeners: dict[str, Listener]
     started: list[str]
 
     async def undo(self, sidecar: Sidecar) -> None:
         for name in self.started:
-            await sidecar.stop_key(name)
-        for runner, _ in self.listeners.values():
-            await runner.cleanup()
+            await sidecar.keys.stop(name)
+        for listener in self.listeners.values():
+            await listener.close()
         for _, source in self.secrets.values():
             await source.close()
 
@@ -144,20 +139,20 @@ async def _prepare(sidecar: Sidecar, new: Config, plan: ReloadPlan) -> _Prepared
     where = ""
     try:
         where = "vault"
-        await sidecar.ensure_vault(new)
+        await sidecar.secrets.ensure_vault(new)
         for change in plan.changed:
             key = change.key
             where = f"keys[{new.keys.index(key)}] ({key.name})"
             if change.policy:
-                prepared.policies[key.name] = compile_policy(key)
+                prepared.policies[key.name] = key.compile_policy()
             if change.secret:
-                prepared.secrets[key.name] = sidecar.build_secret(key)
+                prepared.secrets[key.name] = sidecar.secrets.build(key)
             if change.listener:
                 runtime = sidecar.keys[key.name].runtime
-                prepared.listeners[key.name] = await sidecar.open_listener(key, runtime)
+                prepared.listeners[key.name] = await sidecar.keys.open_listener(key, runtime)
         for key in plan.added:
             where = f"keys[{new.keys.index(key)}] ({key.name})"
-            await sidecar.start_key(key)
+            await sidecar.keys.start(key)
             prepared.started.append(key.name)
     except ConfigError as exc:  # a policy that does not compile
         await prepared.undo(sidecar)
@@ -176,22 +171,11 @@ async def apply_config(
     plan = plan_reload(sidecar.config, new)
     prepared = await _prepare(sidecar, new, plan)
     # Commit: nothing below refuses; policies first, so a stricter policy applies at once.
-    old = sidecar.config
-    sidecar.config = new
-    assert sidecar.source_ctx is not None
-    sidecar.source_ctx.config = new
-    for change in plan.changed:
-        handle = sidecar.keys[change.key.name]
-        handle.config = change.key
-        if change.key.name in prepared.policies:
-            handle.runtime.policy = prepared.policies[change.key.name]
-    if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):
-        setup_logging(new.logging.format, new.logging.level)
-    await sidecar.configure_clock(new.clock)  # also re-reads logging.audit for the observers
-    slow: list[Awaitable[None]] = [sidecar.stop_key(name) for name in plan.removed]
-    slow += [sidecar.move_listener(n, r, u) for n, (r, u) in prepared.listeners.items()]
+    await sidecar.commit(new, prepared.policies)
+    slow: list[Awaitable[None]] = [sidecar.keys.stop(name) for name in plan.removed]
+    slow += [sidecar.keys.move_listener(n, listener) for n, listener in prepared.listeners.items()]
     slow += [
-        sidecar.swap_secret(new.key(name), slot, source, secret_wait_s)
+        sidecar.keys.swap_secret(new.key(name), slot, source, secret_wait_s)
         for name, (slot, source) in prepared.secrets.items()
     ]
     await asyncio.gather(*slow)  # drains and source loads run side by side
@@ -211,8 +195,6 @@ class Reloader:
         async with self._lock:
             try:
                 new = load_config(self.path, self.sidecar.environ)
-                if problems := policy_problems(new):
-                    raise ConfigError(problems)
                 plan = await apply_config(self.sidecar, new)
             except (ConfigError, ReloadRefused) as exc:
                 self.sidecar.metrics.reloads.labels("rejected").inc()
@@ -223,7 +205,7 @@ class Reloader:
                 return False
             finally:
                 # SIGHUP also means "check your secrets now", whatever became of the file.
-                self.sidecar.refresh_all()
+                self.sidecar.keys.refresh_all()
             self.sidecar.metrics.reloads.labels("applied").inc()
             log.info("config reloaded", extra={"config": self.path, **plan.summary()})
             return True

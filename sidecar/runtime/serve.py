@@ -19,7 +19,8 @@ from aiohttp import web
 from sidecar.config.listen import parse_listen
 from sidecar.config.models import Config
 from sidecar.ops.logs import setup_logging
-from sidecar.runtime.app import SIDECAR, create_app, open_site
+from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.listeners import open_site
 from sidecar.runtime.reload import Reloader
 
 log = logging.getLogger("sidecar.serve")
@@ -75,7 +76,7 @@ async def _serve(config: Config, config_path: str) -> int:
             task.cancel()
         # Every key listener stops accepting at once and drains in parallel; meanwhile the admin
         # listener stays up and /readyz answers 503 (the keys' listeners are closed).
-        await sidecar.stop_all()
+        await sidecar.keys.stop_all()
     finally:
         await runner.cleanup()
     log.info("stopped")

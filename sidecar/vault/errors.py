@@ -48,17 +48,20 @@ class VaultLoginFailed(VaultError):
     kind = "login"
 
 
-def _detail(exc: hvac.exceptions.VaultError) -> str:
-    errors = exc.errors
+def errors_text(errors: object) -> str:
+    """Vault's ``errors`` (a list of messages, or one) as one bounded line."""
     if isinstance(errors, list | tuple):
         text = "; ".join(str(e) for e in errors)
-    elif errors:
-        text = str(errors)
     else:
-        # str(exc) would append the URL, which is fine, but args[0] is the bare message.
-        text = str(exc.args[0]) if exc.args and exc.args[0] else ""
-    text = " ".join(text.split())  # Vault's multi-error format spreads over lines and tabs
-    return text[:MAX_DETAIL]
+        text = str(errors) if errors else ""
+    # Vault's multi-error format spreads over lines and tabs.
+    return " ".join(text.split())[:MAX_DETAIL]
+
+
+def _detail(exc: hvac.exceptions.VaultError) -> str:
+    # str(exc) would append the URL, which is fine, but args[0] is the bare message.
+    bare = exc.args[0] if exc.args and exc.args[0] else ""
+    return errors_text(exc.errors or bare)
 
 
 def _status(exc: hvac.exceptions.VaultError) -> int | None:

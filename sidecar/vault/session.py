@@ -20,17 +20,17 @@ import contextlib
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 import hvac
 import requests
 
-from sidecar.config.models import TokenAuth, VaultConfig
-from sidecar.vault.auth import LoginResult, from_auth_response
-from sidecar.vault.auth.login import login
+from sidecar.aio import backoff_s, cancel_and_wait
+from sidecar.vault.auth import login, watched_file
+from sidecar.vault.auth.base import LoginResult, from_auth_response
 from sidecar.vault.errors import (
     MAPPED,
     VaultError,
@@ -39,6 +39,7 @@ from sidecar.vault.errors import (
     VaultUnavailable,
     map_error,
 )
+from sidecar.vault.settings import VaultConfig
 
 log = logging.getLogger("sidecar.vault")
 
@@ -50,12 +51,6 @@ TOKEN_FILE_CHECK_S = 5.0  # how often a token_file is checked for a new token
 CAPPED = 0.9  # a renewal granting less than this share of the login TTL hit the max TTL
 
 
-def backoff_s(failures: int, cap: float) -> float:
-    """Exponential from 0.5 s, capped, jittered so many sidecars don't retry in step."""
-    base = min(cap, 0.5 * 2.0 ** max(0, failures - 1))
-    return base * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
-
-
 def _file_stamp(path: os.PathLike[str] | str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -64,13 +59,26 @@ def _file_stamp(path: os.PathLike[str] | str) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+@dataclass(frozen=True)
+class VaultStatus:
+    """The session as /metrics shows it."""
+
+    ready: bool  # a token is usable now
+    token_ttl_s: float | None  # None without a token, or for a token that never expires
+    logins: int
+    renewals: int
+    errors: dict[str, int]  # failed calls by VaultError.kind
+
+
 class VaultSession:
     """Owns the Vault token; :meth:`call` runs an hvac call with a valid one.
 
     Public for other Vault users (the transit signer speaks HTTP with aiohttp itself and reuses
     only the token lifecycle): :attr:`address`, :attr:`namespace`, :attr:`verify` /
-    :attr:`ca_file`, :meth:`token`, :meth:`token_forbidden`; for metrics: :attr:`token_ttl_s`,
-    :attr:`errors`, :attr:`logins`, :attr:`renewals`.
+    :attr:`ca_file`, :meth:`token`, :meth:`token_forbidden`; for metrics: :meth:`status`.
+
+    Longer than most modules on purpose: this class is one state machine (the token's life), and
+    splitting its states over files would hide how they hand over to each other.
     """
 
     #: cap of the login/renewal retry backoff: a returning Vault is seen within seconds
@@ -136,11 +144,8 @@ class VaultSession:
             self._task = asyncio.create_task(self._run(), name="vault-token")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._http.close()
 
     # -- for callers --------------------------------------------------------------------------
@@ -154,6 +159,11 @@ class VaultSession:
     @property
     def ready(self) -> bool:
         return self._usable()
+
+    def status(self) -> VaultStatus:
+        return VaultStatus(
+            self._usable(), self.token_ttl_s, self.logins, self.renewals, dict(self.errors)
+        )
 
     async def token(self) -> str:
         """A currently valid token, waiting (bounded) for a login in progress."""
@@ -264,13 +274,12 @@ class VaultSession:
         return "wait", wait if check is None else min(wait, check)
 
     def _watches_token_file(self) -> bool:
-        return isinstance(self.cfg.auth, TokenAuth) and self.cfg.auth.token_file is not None
+        return watched_file(self.cfg.auth) is not None
 
     def _token_file_changed(self) -> bool:
         # A stat every few seconds; cheap enough to do on the loop.
-        if not isinstance(self.cfg.auth, TokenAuth) or self.cfg.auth.token_file is None:
-            return False
-        return _file_stamp(self.cfg.auth.token_file) != self._token_stamp
+        path = watched_file(self.cfg.auth)
+        return path is not None and _file_stamp(path) != self._token_stamp
 
     async def _run(self) -> None:
         failures = 0
@@ -331,8 +340,8 @@ class VaultSession:
             self._notify()
             return False
         self._install(result, started)
-        if isinstance(self.cfg.auth, TokenAuth) and self.cfg.auth.token_file is not None:
-            self._token_stamp = _file_stamp(self.cfg.auth.token_file)
+        if (path := watched_file(self.cfg.auth)) is not None:
+            self._token_stamp = _file_stamp(path)
         self._relogin = False
         self._generation += 1
         self._attempts += 1

@@ -1,17 +1,24 @@
-"""The loop every source shares: poll, back off on errors, wake early on demand."""
+"""What every source shares: the poll loop (interval, backoff, wake-up) and the kind record that
+registers a source with the config and the runtime."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from sidecar.aio import backoff_s, jittered
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import KeySlot
 from sidecar.errors import SourceError
+from sidecar.settings import Strict
+
+if TYPE_CHECKING:
+    from sidecar.vault.session import VaultSession
 
 log = logging.getLogger("sidecar.sources")
 
@@ -75,11 +82,36 @@ class Source(ABC):
 
     def _next_delay(self, failures: int) -> float | None:
         if failures:
-            # Exponential backoff from 0.5 s, capped, jittered so many sidecars don't stampede.
-            base = min(self.max_backoff_s, 0.5 * 2.0 ** (failures - 1))
+            cap = self.max_backoff_s
             if self.interval_s is not None:
-                base = min(base, self.interval_s)
-            return base * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
+                cap = min(cap, self.interval_s)
+            return backoff_s(failures, cap)
         if self.interval_s is None:
             return None
-        return self.interval_s * random.uniform(0.9, 1.0)  # noqa: S311
+        return jittered(self.interval_s)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source may need from the running process besides its own settings."""
+
+    environ: Mapping[str, str]
+    vault: VaultSession | None = None  # open when some key's source needs Vault
+
+
+SpecT = TypeVar("SpecT", bound=Strict)
+
+
+@dataclass(frozen=True)
+class SourceKind(Generic[SpecT]):
+    """One kind of secret source, as the config file names it (``source: {<name>: {...}}``).
+
+    A new kind is one module defining its settings model, its :class:`Source` and one of these,
+    plus one line in :mod:`sidecar.credentials.sources.registry`.
+    """
+
+    name: str
+    spec: type[SpecT]  # the settings model of ``source.<name>``
+    build: Callable[[SpecT, KeySlot, Rotation, SourceContext], Source]
+    describe: Callable[[SpecT], str]  # one line for check-config
+    needs_vault: bool = False  # the config then requires a vault: section

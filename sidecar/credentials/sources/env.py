@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sidecar.config.models import EnvSource
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import Credentials, KeySlot
-from sidecar.credentials.sources.base import Source
+from sidecar.credentials.sources.base import Source, SourceContext, SourceKind
 from sidecar.errors import SourceError
 from sidecar.gate.signing import HmacSigner
+from sidecar.settings import Strict
+
+
+class EnvSource(Strict):
+    key_var: str = "GATE_KEY"
+    secret_var: str = "GATE_SECRET"  # noqa: S105 - a variable name, not a secret
 
 
 class EnvCredentials(Source):
@@ -31,3 +36,14 @@ class EnvCredentials(Source):
         if missing:
             raise SourceError(f"environment variable {' and '.join(missing)} not set")
         await self.rotation.offer(self.slot, Credentials(key, HmacSigner(secret), version="env"))
+
+
+def _build(spec: EnvSource, slot: KeySlot, rotation: Rotation, ctx: SourceContext) -> Source:
+    return EnvCredentials(slot, rotation, spec, ctx.environ)
+
+
+def _describe(spec: EnvSource) -> str:
+    return f"env (key ${spec.key_var}, secret ${spec.secret_var}; read once)"
+
+
+KIND = SourceKind("env", EnvSource, _build, _describe)

@@ -14,12 +14,17 @@ from pathlib import Path
 
 import yaml
 
-from sidecar.config.models import FileSource
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import Credentials, KeySlot
-from sidecar.credentials.sources.base import Source
+from sidecar.credentials.sources.base import Source, SourceContext, SourceKind
 from sidecar.errors import SourceError
 from sidecar.gate.signing import HmacSigner
+from sidecar.settings import PositiveSeconds, Strict
+
+
+class FileSource(Strict):
+    path: Path
+    poll_interval_s: PositiveSeconds = 2.0
 
 
 def parse_secret_file(text: str) -> tuple[str, str]:
@@ -67,3 +72,14 @@ class FileCredentials(Source):
         version = hashlib.sha256(text.encode()).hexdigest()[:12]
         if await self.rotation.offer(self.slot, Credentials(key, HmacSigner(secret), version)):
             self._seen = stamp
+
+
+def _build(spec: FileSource, slot: KeySlot, rotation: Rotation, ctx: SourceContext) -> Source:
+    return FileCredentials(slot, rotation, spec)
+
+
+def _describe(spec: FileSource) -> str:
+    return f"file {spec.path} (checked every {spec.poll_interval_s:g}s)"
+
+
+KIND = SourceKind("file", FileSource, _build, _describe)

@@ -1,59 +1,16 @@
-"""Builds the source a key's config names. The one place that knows every source kind."""
+"""Every kind of secret source, in the order the config's error messages list them.
+
+Adding a kind: write its module (settings model, :class:`~.base.Source`, ``KIND``) and add it to
+:data:`KINDS`. The config schema, ``check-config``, reloads and the runtime all read this tuple.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
-from sidecar.config.models import Config, EnvSource, FileSource, KeyConfig
-from sidecar.credentials.rotation import Rotation
-from sidecar.credentials.slot import KeySlot
-from sidecar.credentials.sources.base import Source
-from sidecar.credentials.sources.env import EnvCredentials
-from sidecar.credentials.sources.file import FileCredentials
+from sidecar.credentials.sources import env, file, vault_kv, vault_transit
+from sidecar.credentials.sources.base import SourceKind
 
-if TYPE_CHECKING:
-    from sidecar.vault.session import VaultSession
+KINDS: tuple[SourceKind[Any], ...] = (env.KIND, file.KIND, vault_kv.KIND, vault_transit.KIND)
 
-
-@dataclass
-class SourceContext:
-    config: Config
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    vault: VaultSession | None = None
-
-
-def uses_vault(config: Config) -> bool:
-    return any(k.source.kind in ("vault", "vault_transit") for k in config.keys)
-
-
-def build_source(key: KeyConfig, slot: KeySlot, rotation: Rotation, ctx: SourceContext) -> Source:
-    spec = key.source.spec
-    if isinstance(spec, EnvSource):
-        return EnvCredentials(slot, rotation, spec, ctx.environ)
-    if isinstance(spec, FileSource):
-        return FileCredentials(slot, rotation, spec)
-    if ctx.vault is None or ctx.config.vault is None:
-        raise ValueError(f"key {key.name}: a {key.source.kind} source needs a Vault session")
-    if key.source.kind == "vault":
-        from sidecar.credentials.sources.vault_kv import VaultKV
-
-        assert key.source.vault is not None
-        source: Source = VaultKV(
-            slot, rotation, key.source.vault, ctx.vault, ctx.config.vault.refresh_interval_s
-        )
-        return source
-    if key.source.kind == "vault_transit":
-        from sidecar.credentials.sources.vault_transit import VaultTransit
-
-        assert key.source.vault_transit is not None
-        return VaultTransit(
-            slot,
-            rotation,
-            key.source.vault_transit,
-            ctx.vault,
-            ctx.config.vault.refresh_interval_s,
-        )
-    raise ValueError(f"key {key.name}: unknown source kind {key.source.kind}")
+BY_NAME: dict[str, SourceKind[Any]] = {kind.name: kind for kind in KINDS}

@@ -1,9 +1,9 @@
 """Credentials from Vault's KV engine (v2 by default, v1 supported), checked every interval.
 
-KV v2: each poll reads only the secret's *metadata*; the data (the secret itself) is fetched only
-when ``current_version`` changed, so a steady state never moves the secret over the wire. A
-current version that is deleted or destroyed revokes the key: that is how an operator pulls a key
-in an emergency. KV v1 has no versions, so the data is read and compared each time.
+KV v2: each poll reads only the secret's *metadata* (:func:`sidecar.vault.kv.read_kv2`); the
+data (the secret itself) is fetched only when ``current_version`` changed. A current version that
+is deleted or destroyed revokes the key: that is how an operator pulls a key in an emergency.
+KV v1 has no versions, so the data is read and compared each time.
 
 What each Vault answer means for the key:
 
@@ -17,43 +17,28 @@ What each Vault answer means for the key:
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import hvac
 
-from sidecar.config.models import VaultKVSource
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import Credentials, KeySlot
-from sidecar.credentials.sources.base import Source
+from sidecar.credentials.sources.base import Source, SourceContext, SourceKind
 from sidecar.errors import SourceError
 from sidecar.gate.signing import HmacSigner
+from sidecar.settings import Strict
 from sidecar.vault.errors import VaultError, VaultForbidden, VaultNotFound
+from sidecar.vault.kv import read_kv2, response_data
 from sidecar.vault.session import VaultSession
 
-log = logging.getLogger("sidecar.sources.vault")
 
-
-def kv2_current(metadata: Mapping[str, Any], now: datetime) -> tuple[int, str | None]:
-    """(current_version, why it is unusable or None) from a KV v2 metadata ``data`` section."""
-    version = metadata.get("current_version")
-    if not isinstance(version, int) or version < 1:
-        return 0, "has no versions"
-    info = (metadata.get("versions") or {}).get(str(version)) or {}
-    if info.get("destroyed"):
-        return version, f"version {version} is destroyed"
-    deleted = info.get("deletion_time") or ""
-    if deleted:
-        try:
-            at = datetime.fromisoformat(deleted)
-        except ValueError:
-            return version, f"version {version} is deleted"
-        # A future deletion_time is a scheduled deletion (delete_version_after): still live.
-        if at <= now:
-            return version, f"version {version} is deleted"
-    return version, None
+class VaultKVSource(Strict):
+    path: str
+    mount: str = "secret"
+    kv_version: Literal[1, 2] = 2
+    key_field: str = "key"
+    secret_field: str = "secret"  # noqa: S105 - a field name
 
 
 def extract_pair(data: Any, spec: VaultKVSource, where: str) -> tuple[str, str]:
@@ -77,7 +62,27 @@ def kv1_version(api_key: str, secret: str) -> str:
     return "sha-" + hashlib.sha256(f"{api_key}\0{secret}".encode()).hexdigest()[:12]
 
 
-class VaultKV(Source):
+class VaultPolling(Source):
+    """A source that polls through the shared :class:`VaultSession` every ``interval_s``.
+
+    When the session gets its first token, the source polls at once instead of at its next
+    backoff: with Vault down at start-up, the key fills within moments of Vault's return.
+    """
+
+    def __init__(
+        self, slot: KeySlot, rotation: Rotation, session: VaultSession, interval_s: float
+    ) -> None:
+        super().__init__(slot, rotation)
+        self.session = session
+        self.interval_s = interval_s
+        session.login_listeners.append(self.refresh_now)
+
+    async def close(self) -> None:
+        if self.refresh_now in self.session.login_listeners:
+            self.session.login_listeners.remove(self.refresh_now)
+
+
+class VaultKV(VaultPolling):
     kind = "vault"
 
     def __init__(
@@ -88,18 +93,9 @@ class VaultKV(Source):
         session: VaultSession,
         interval_s: float,
     ) -> None:
-        super().__init__(slot, rotation)
+        super().__init__(slot, rotation, session, interval_s)
         self.spec = spec
-        self.session = session
-        self.interval_s = interval_s
         self.where = f"{spec.mount.strip('/')}/{spec.path.strip('/')}"
-        # When the session gets its first token, poll at once instead of at the next backoff:
-        # with Vault down at start-up, the key fills within moments of Vault's return.
-        session.login_listeners.append(self.refresh_now)
-
-    async def close(self) -> None:
-        if self.refresh_now in self.session.login_listeners:
-            self.session.login_listeners.remove(self.refresh_now)
 
     async def poll(self) -> None:
         try:
@@ -121,30 +117,17 @@ class VaultKV(Source):
             raise SourceError(str(exc)) from None
 
     async def _poll_v2(self) -> None:
-        mount, path = self.spec.mount, self.spec.path
-
-        def read_metadata(client: hvac.Client) -> Any:
-            return client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
-
-        meta = await self.session.call(read_metadata, what=f"reading {mount}/metadata/{path}")
-        version, problem = kv2_current(response_data(meta), datetime.now(UTC))
-        if problem is not None:
-            self.rotation.revoke(self.slot, f"secret {self.where} {problem}")
-            return
-        if self.slot.ready and self.slot.version == str(version):
+        held = self.slot.version if self.slot.ready else None
+        known = int(held) if held is not None and held.isdigit() else None
+        kv = await read_kv2(self.session, self.spec.mount, self.spec.path, known=known)
+        if kv.problem is not None:
+            self.rotation.revoke(self.slot, f"secret {self.where} {kv.problem}")
+        elif not kv.changed:
             self.slot.confirm()
-            return
-
-        def read_version(client: hvac.Client) -> Any:
-            return client.secrets.kv.v2.read_secret_version(
-                path=path, version=version, mount_point=mount, raise_on_deleted_version=True
-            )
-
-        secret = await self.session.call(
-            read_version, what=f"reading {mount}/data/{path} (version {version})"
-        )
-        api_key, value = extract_pair(response_data(secret).get("data"), self.spec, self.where)
-        await self.rotation.offer(self.slot, Credentials(api_key, HmacSigner(value), str(version)))
+        else:
+            api_key, value = extract_pair(kv.fields, self.spec, self.where)
+            creds = Credentials(api_key, HmacSigner(value), str(kv.version))
+            await self.rotation.offer(self.slot, creds)
 
     async def _poll_v1(self) -> None:
         mount, path = self.spec.mount, self.spec.path
@@ -159,8 +142,17 @@ class VaultKV(Source):
         await self.rotation.offer(self.slot, Credentials(api_key, HmacSigner(value), version))
 
 
-def response_data(response: Any) -> Mapping[str, Any]:
-    data = response.get("data") if isinstance(response, Mapping) else None
-    if not isinstance(data, Mapping):
-        raise SourceError("Vault's answer has no data section")
-    return data
+def _build(spec: VaultKVSource, slot: KeySlot, rotation: Rotation, ctx: SourceContext) -> Source:
+    if ctx.vault is None:
+        raise ValueError("a vault source needs a Vault session")
+    return VaultKV(slot, rotation, spec, ctx.vault, ctx.vault.cfg.refresh_interval_s)
+
+
+def _describe(spec: VaultKVSource) -> str:
+    return (
+        f"vault kv v{spec.kv_version} {spec.mount}/{spec.path} "
+        f"(fields {spec.key_field}, {spec.secret_field})"
+    )
+
+
+KIND = SourceKind("vault", VaultKVSource, _build, _describe, needs_vault=True)

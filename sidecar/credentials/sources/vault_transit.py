@@ -26,18 +26,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import hvac
+from pydantic import model_validator
 
-from sidecar.config.models import VaultTransitSource
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import Credentials, KeySlot
-from sidecar.credentials.sources.base import Source
-from sidecar.credentials.sources.vault_kv import kv2_current, response_data
+from sidecar.credentials.sources.base import Source, SourceContext, SourceKind
+from sidecar.credentials.sources.vault_kv import VaultPolling
 from sidecar.errors import KeyUnavailable, SourceError
+from sidecar.settings import Strict
 from sidecar.vault.errors import VaultError, VaultForbidden, VaultNotFound
+from sidecar.vault.kv import read_kv2
 from sidecar.vault.session import VaultSession
 from sidecar.vault.transit.signer import TransitClient, TransitSigner
 from sidecar.vault.transit.wire import keys_path, latest_version
@@ -47,11 +48,26 @@ log = logging.getLogger("sidecar.sources.transit")
 REFUSED_POLL_GAP_S = 1.0  # a burst of refused signs triggers at most one poll a second
 
 
+class VaultTransitSource(Strict):
+    key: str
+    mount: str = "transit"
+    api_key: str | None = None
+    api_key_path: str | None = None
+    api_key_mount: str = "secret"
+    api_key_field: str = "key"
+
+    @model_validator(mode="after")
+    def _one_api_key(self) -> VaultTransitSource:
+        if (self.api_key is None) == (self.api_key_path is None):
+            raise ValueError("set exactly one of api_key and api_key_path")
+        return self
+
+
 def version_label(transit_version: int) -> str:
     return f"transit:v{transit_version}"
 
 
-class VaultTransit(Source):
+class VaultTransit(VaultPolling):
     kind = "vault_transit"
 
     def __init__(
@@ -64,10 +80,8 @@ class VaultTransit(Source):
         *,
         client: TransitClient | None = None,
     ) -> None:
-        super().__init__(slot, rotation)
+        super().__init__(slot, rotation, session, interval_s)
         self.spec = spec
-        self.session = session
-        self.interval_s = interval_s
         self.where = f"{spec.mount.strip('/')}/{spec.key}"
         self.client = client if client is not None else TransitClient.acquire(session)
         self._owns_client = client is None
@@ -76,11 +90,9 @@ class VaultTransit(Source):
         self._api_key_version: int | None = None
         self._refused_at = -float("inf")
         self._warned_exportable = False
-        session.login_listeners.append(self.refresh_now)
 
     async def close(self) -> None:
-        if self.refresh_now in self.session.login_listeners:
-            self.session.login_listeners.remove(self.refresh_now)
+        await super().close()
         if self._owns_client:
             self._owns_client = False
             await self.client.release()
@@ -157,39 +169,44 @@ class VaultTransit(Source):
         assert spec.api_key_path is not None
         mount, path = spec.api_key_mount, spec.api_key_path
         where = f"{mount.strip('/')}/{path.strip('/')}"
-
-        def read_metadata(client: hvac.Client) -> Any:
-            return client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
-
+        known = self._api_key_version if self._api_key is not None else None
         try:
-            meta = await self.session.call(read_metadata, what=f"reading {mount}/metadata/{path}")
-            kv_version, problem = kv2_current(response_data(meta), datetime.now(UTC))
-            if problem is not None:
-                self.rotation.revoke(self.slot, f"API key secret {where} {problem}")
-                return None
-            if kv_version == self._api_key_version and self._api_key is not None:
-                return self._api_key
-
-            def read_version(client: hvac.Client) -> Any:
-                return client.secrets.kv.v2.read_secret_version(
-                    path=path, version=kv_version, mount_point=mount, raise_on_deleted_version=True
-                )
-
-            secret = await self.session.call(
-                read_version, what=f"reading {mount}/data/{path} (version {kv_version})"
-            )
+            kv = await read_kv2(self.session, mount, path, known=known)
         except VaultNotFound as exc:
             self.rotation.revoke(
                 self.slot, f"API key secret {where} not found in Vault", error=str(exc)
             )
             return None
-        data = response_data(secret).get("data")
-        value = data.get(spec.api_key_field) if isinstance(data, Mapping) else None
+        if kv.problem is not None:
+            self.rotation.revoke(self.slot, f"API key secret {where} {kv.problem}")
+            return None
+        if not kv.changed:
+            return self._api_key
+        value = kv.fields.get(spec.api_key_field) if isinstance(kv.fields, Mapping) else None
         if not isinstance(value, str) or not value:
             self.rotation.revoke(
                 self.slot,
                 f"API key secret {where} has no non-empty string field {spec.api_key_field!r}",
             )
             return None
-        self._api_key, self._api_key_version = value, kv_version
+        self._api_key, self._api_key_version = value, kv.version
         return value
+
+
+def _build(
+    spec: VaultTransitSource, slot: KeySlot, rotation: Rotation, ctx: SourceContext
+) -> Source:
+    if ctx.vault is None:
+        raise ValueError("a vault_transit source needs a Vault session")
+    return VaultTransit(slot, rotation, spec, ctx.vault, ctx.vault.cfg.refresh_interval_s)
+
+
+def _describe(spec: VaultTransitSource) -> str:
+    api_key = spec.api_key_path and f"{spec.api_key_mount}/{spec.api_key_path}"
+    return (
+        f"vault transit key {spec.mount}/{spec.key} "
+        f"(api key {'from ' + api_key if api_key else 'in the config'})"
+    )
+
+
+KIND = SourceKind("vault_transit", VaultTransitSource, _build, _describe, needs_vault=True)

@@ -1,60 +1,43 @@
-"""Logging in to Vault, one module per method. Each returns a :class:`LoginResult`.
+"""Logging in to Vault, one module per method, each registered in :data:`METHODS`.
 
 The credential files (token, role_id, secret_id, service-account JWT) are read on every login, not
 once at start-up: Kubernetes rotates projected service-account tokens and operators rotate
 secret_ids, and a login with the old content would fail forever.
 
 Everything here is synchronous (hvac) and runs in a worker thread, called by the session.
+Adding a method: write its module (settings model, login function, ``METHOD``) and add it below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-import hvac
+from pydantic import Field
 
-from sidecar.vault.errors import VaultLoginFailed
+from sidecar.vault.auth import approle, kubernetes, token
+from sidecar.vault.auth.base import AuthMethod, AuthSettings, ClientFactory, LoginResult
 
-#: Builds an hvac client for Vault, carrying ``token`` (None for a login call).
-ClientFactory = Callable[[str | None], hvac.Client]
+METHODS: tuple[AuthMethod[Any], ...] = (token.METHOD, approle.METHOD, kubernetes.METHOD)
 
+BY_NAME: dict[str, AuthMethod[Any]] = {m.name: m for m in METHODS}
 
-@dataclass(frozen=True)
-class LoginResult:
-    """A token and its lease. ``ttl_s`` 0 means the token never expires (a root token)."""
-
-    token: str = field(repr=False)
-    ttl_s: float
-    renewable: bool
-    policies: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        return f"LoginResult(ttl_s={self.ttl_s:g}, renewable={self.renewable})"
+if TYPE_CHECKING:
+    VaultAuth = AuthSettings
+else:
+    # The `vault.auth` section: one of the registered methods' settings, chosen by `method`.
+    VaultAuth = Annotated[
+        Union[tuple(m.settings for m in METHODS)],  # noqa: UP007 - built from the registry
+        Field(discriminator="method"),
+    ]
 
 
-def from_auth_response(response: Mapping[str, Any]) -> LoginResult:
-    """The token and lease of a login (or renew-self) response's ``auth`` section."""
-    auth = response.get("auth") if isinstance(response, Mapping) else None
-    if not isinstance(auth, Mapping) or not isinstance(auth.get("client_token"), str):
-        raise VaultLoginFailed("Vault's login answer has no auth.client_token")
-    return LoginResult(
-        token=auth["client_token"],
-        ttl_s=float(auth.get("lease_duration") or 0),
-        renewable=bool(auth.get("renewable")),
-        policies=tuple(str(p) for p in auth.get("policies") or ()),
-    )
+def login(make_client: ClientFactory, cfg: AuthSettings, environ: Mapping[str, str]) -> LoginResult:
+    """Log in with ``cfg``'s method (blocking: run it in a thread)."""
+    return BY_NAME[cfg.method].login(make_client, cfg, environ)
 
 
-def read_credential(path: Path, what: str) -> str:
-    """The stripped content of a credential file; errors name the file, never its content."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise VaultLoginFailed(f"cannot read {what} {path} ({exc.strerror})") from None
-    value = text.strip()
-    if not value:
-        raise VaultLoginFailed(f"{what} {path} is empty")
-    return value
+def watched_file(cfg: AuthSettings) -> Path | None:
+    """The file whose change means the session must log in again, if the method has one."""
+    return BY_NAME[cfg.method].watched_file(cfg)

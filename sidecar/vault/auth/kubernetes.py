@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from sidecar.config.models import KubernetesAuth
-from sidecar.vault.auth import ClientFactory, LoginResult, from_auth_response, read_credential
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from sidecar.vault.auth.base import (
+    AuthMethod,
+    AuthSettings,
+    ClientFactory,
+    LoginResult,
+    from_auth_response,
+    read_credential,
+)
+
+K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
-def login_kubernetes(make_client: ClientFactory, cfg: KubernetesAuth) -> LoginResult:
+class KubernetesAuth(AuthSettings):
+    method: Literal["kubernetes"]
+    role: str
+    mount: str = "kubernetes"
+    jwt_file: Path = K8S_TOKEN
+
+
+def login_kubernetes(
+    make_client: ClientFactory, cfg: KubernetesAuth, environ: Mapping[str, str]
+) -> LoginResult:
     jwt = read_credential(cfg.jwt_file, "jwt_file")
     response = make_client(None).auth.kubernetes.login(
         role=cfg.role, jwt=jwt, use_token=False, mount_point=cfg.mount
     )
     return from_auth_response(response)
+
+
+METHOD = AuthMethod("kubernetes", KubernetesAuth, login_kubernetes)

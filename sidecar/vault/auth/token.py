@@ -7,12 +7,24 @@ and asks Vault for its remaining TTL and whether it is renewable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
 
-from sidecar.config.models import TokenAuth
-from sidecar.vault.auth import ClientFactory, LoginResult, read_credential
+from sidecar.vault.auth.base import (
+    AuthMethod,
+    AuthSettings,
+    ClientFactory,
+    LoginResult,
+    read_credential,
+)
 from sidecar.vault.errors import VaultLoginFailed
 
 TOKEN_VAR = "VAULT_TOKEN"  # noqa: S105 - a variable name
+
+
+class TokenAuth(AuthSettings):
+    method: Literal["token"] = "token"
+    token_file: Path | None = None  # default: $VAULT_TOKEN
 
 
 def current_token(cfg: TokenAuth, environ: Mapping[str, str]) -> str:
@@ -35,3 +47,10 @@ def login_token(
         renewable=bool(data.get("renewable")),
         policies=tuple(str(p) for p in data.get("policies") or ()),
     )
+
+
+def _token_file(cfg: TokenAuth) -> Path | None:
+    return cfg.token_file
+
+
+METHOD = AuthMethod("token", TokenAuth, login_token, _token_file)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +28,10 @@ from typing import Any
 import aiohttp
 
 from sidecar.errors import KeyUnavailable
-from sidecar.vault.errors import VaultError
+from sidecar.tls import client_tls_context
+from sidecar.vault.errors import VaultError, errors_text
 from sidecar.vault.session import VaultSession
-from sidecar.vault.transit.wire import WireError, error_detail, hmac_path, hmac_request, parse_hmac
+from sidecar.vault.transit.wire import WireError, hmac_path, hmac_request, parse_hmac
 
 SIGN_TIMEOUT_S = 2.0  # the whole sign, retry included: well under any bot's own timeout
 MAX_CONNECTIONS = 100  # per Vault session; as many as the upstream pool by default
@@ -102,11 +102,10 @@ class TransitClient:
     # -- signing ------------------------------------------------------------------------------
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
-            ssl_ctx: ssl.SSLContext | bool = True
-            if self.session.ca_file is not None:
-                ssl_ctx = ssl.create_default_context(cafile=str(self.session.ca_file))
             connector = aiohttp.TCPConnector(
-                limit=self.max_connections, keepalive_timeout=30, ssl=ssl_ctx
+                limit=self.max_connections,
+                keepalive_timeout=30,
+                ssl=client_tls_context(self.session.ca_file),
             )
             self._http = aiohttp.ClientSession(
                 base_url=self.session.address,
@@ -170,7 +169,7 @@ class TransitClient:
                 except WireError as exc:
                     self._count("bad_answer")
                     raise KeyUnavailable(f"{where}: {exc}") from None
-            detail = error_detail(answer)
+            detail = errors_text(answer.get("errors") if isinstance(answer, dict) else None)
             if status in (401, 403) and attempt == 1:
                 # Maybe only this token is stale (expired, revoked): log in afresh, retry once.
                 await self.session.token_forbidden(token)

@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 ALGORITHM = "sha2-512"  # Gate's SIGN is HMAC-SHA512
 DIGEST_BYTES = 64
-MAX_DETAIL = 200  # Vault's error text is quoted for diagnosis, but bounded
 
 _HMAC = re.compile(r"vault:v(\d+):([A-Za-z0-9+/=]+)")
 
@@ -58,16 +57,6 @@ def parse_hmac(answer: Any, version: int) -> str:
     if len(digest) != DIGEST_BYTES:
         raise WireError(f"data.hmac is {len(digest)} bytes, not a SHA-512 digest")
     return digest.hex()
-
-
-def error_detail(answer: Any) -> str:
-    """Vault's ``errors`` list as one bounded line (Vault never echoes the request body)."""
-    errors = answer.get("errors") if isinstance(answer, Mapping) else None
-    if isinstance(errors, list):
-        text = "; ".join(str(e) for e in errors)
-    else:
-        text = ""
-    return " ".join(text.split())[:MAX_DETAIL]
 
 
 def latest_version(key_info: Any) -> tuple[int, str | None]:

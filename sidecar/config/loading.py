@@ -1,0 +1,128 @@
+"""Reading a config file: YAML, the schema, then the checks that span several fields.
+
+Every problem becomes one readable line that names its field (``keys[0].source.vault.path:
+required field is missing``); :class:`~sidecar.errors.ConfigError` carries them all at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sidecar.config.listen import ListenAddress, parse_listen
+from sidecar.config.models import Config
+from sidecar.errors import ConfigError
+from sidecar.proxy.transports import TRANSPORTS
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part:
+            continue  # pydantic's own wrappers, e.g. `function-after[_check_listen(), str]`
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = ""
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif isinstance(value, str | int | float | bool) and repr(value) not in msg:
+            shown = f" (got {value!r})"
+        problems.append(f"{_loc(err['loc'])}: {msg}{shown}")
+    return problems
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    """Problems that span several fields: duplicates, exposure, missing sections."""
+    problems: list[str] = []
+    claimed: dict[str, str] = {}  # "port 8081" or a socket path -> the field that took it
+
+    def claim(addr: ListenAddress, field: str, raw: str) -> None:
+        if addr.port == 0:  # any free port (tests): never a clash
+            return
+        ident = addr.path if addr.path is not None else f"port {addr.port}"
+        if ident in claimed:
+            problems.append(f"{field}: {raw!r} is already used by {claimed[ident]}")
+        else:
+            claimed[ident] = field
+
+    if cfg.upstream.transport not in TRANSPORTS:
+        problems.append(
+            f"upstream.transport: unknown transport {cfg.upstream.transport!r} "
+            f"(known: {', '.join(TRANSPORTS)})"
+        )
+    admin = parse_listen(cfg.admin.listen)
+    claim(admin, "admin.listen", cfg.admin.listen)
+    if not admin.is_loopback and not cfg.admin.allow_remote:
+        problems.append(
+            f"admin.listen: {cfg.admin.listen!r} is not loopback; set admin.allow_remote: true"
+        )
+    first_index: dict[str, int] = {}
+    for i, key in enumerate(cfg.keys):
+        where = f"keys[{i}]"
+        if key.name in first_index:
+            first = first_index[key.name]
+            problems.append(f"{where}.name: duplicate key name {key.name!r} (also keys[{first}])")
+        first_index.setdefault(key.name, i)
+        claim(key.address, f"{where}.listen", key.listen)
+        if not key.address.is_loopback and not key.allow_remote:
+            problems.append(
+                f"{where}.listen: {key.listen!r} is not a loopback address or unix socket; "
+                "set allow_remote: true only if you understand that anyone who can reach it "
+                "trades with this key"
+            )
+        if key.source.source_kind.needs_vault and cfg.vault is None:
+            problems.append(f"{where}.source: a {key.source.kind} source needs a vault: section")
+        if not (key.policy.presets or key.policy.allow):
+            problems.append(f"{where}.policy: allows nothing (name a preset or an allow rule)")
+    return problems
+
+
+def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed YAML/JSON document; raise ConfigError with one line per problem."""
+    environ = os.environ if environ is None else environ
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): the config must be a mapping"])
+    vault = data.get("vault")
+    if isinstance(vault, dict) and not vault.get("address") and environ.get("VAULT_ADDR"):
+        data = {**data, "vault": {**vault, "address": environ["VAULT_ADDR"]}}
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    problems = _cross_checks(cfg)
+    if cfg.vault is not None and not cfg.vault.address:
+        problems.append("vault.address: not set and $VAULT_ADDR is empty")
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            [f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})"]
+        ) from None
+    return parse_config(data, environ)

@@ -1,0 +1,43 @@
+"""What the admin listener and /metrics may read of the running sidecar: a typed view.
+
+The runtime implements :class:`SidecarView`; operations code depends on this protocol only, so it
+never reaches into the runtime's objects or aiohttp's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.vault.session import VaultStatus
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    name: str
+    listen: str  # as configured
+    url: str | None  # where the listener answers; None when it is not open
+    open_connections: int
+    ready: bool  # holds a secret it may sign with now
+    problem: str | None  # why it may not (names keys and reasons, never secrets)
+    version: str | None  # the secret's version; None when there is none
+    age_s: float
+    stale_s: float
+    slot: dict[str, object]  # the slot's status as /readyz shows it
+
+
+class SidecarView(Protocol):
+    def key_statuses(self) -> list[KeyStatus]:
+        """Every configured key, in config order (a key whose start failed included)."""
+        ...
+
+    @property
+    def clock_offset_s(self) -> float: ...
+
+    def clock_sync_counts(self) -> tuple[int, int] | None:
+        """(successes, failures) of clock sync; None when it is off."""
+        ...
+
+    def vault_status(self) -> VaultStatus | None:
+        """None when no key uses Vault."""
+        ...

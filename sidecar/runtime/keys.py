@@ -1,0 +1,170 @@
+"""The running keys: each one's listener, slot, source task and compiled policy.
+
+:class:`KeySet` is the only thing that starts, changes or stops a key; a config reload asks it
+through its methods (:meth:`KeySet.use_policy`, :meth:`KeySet.swap_secret`,
+:meth:`KeySet.move_listener`), never by reaching into a handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from sidecar.aio import cancel_and_wait
+from sidecar.config.models import KeyConfig, ServerConfig
+from sidecar.credentials.slot import KeySlot
+from sidecar.credentials.sources.base import Source
+from sidecar.gate.clock import Clock
+from sidecar.policy.engine import Policy
+from sidecar.proxy.forwarder import Forwarder
+from sidecar.proxy.handler import KeyRuntime, create_key_app
+from sidecar.proxy.record import Observer
+from sidecar.runtime.listeners import Listener, serve_app
+from sidecar.runtime.secrets import SecretFactory
+
+log = logging.getLogger("sidecar.app")
+
+
+@dataclass
+class KeyHandle:
+    """A running key: its config, runtime, source task and listener."""
+
+    config: KeyConfig
+    runtime: KeyRuntime
+    source: Source
+    task: asyncio.Task[None]
+    listener: Listener
+
+    @property
+    def url(self) -> str:
+        return self.listener.url
+
+
+async def _stop_source(source: Source, task: asyncio.Task[None]) -> None:
+    await cancel_and_wait(task)
+    await source.close()
+
+
+class KeySet(Mapping[str, KeyHandle]):
+    """The running keys by name."""
+
+    def __init__(
+        self,
+        secrets: SecretFactory,
+        forwarder: Forwarder,
+        clock: Clock,
+        server: ServerConfig,
+        observers: list[Observer],
+    ) -> None:
+        self._secrets = secrets
+        self._forwarder = forwarder
+        self._clock = clock
+        self._server = server
+        self._observers = observers  # shared by reference with every KeyRuntime
+        self._handles: dict[str, KeyHandle] = {}
+
+    # -- Mapping ------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> KeyHandle:
+        return self._handles[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handles)
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    # -- parts of one key ---------------------------------------------------------------------
+    async def open_listener(self, key: KeyConfig, runtime: KeyRuntime) -> Listener:
+        return await serve_app(
+            create_key_app(runtime),
+            key.address,
+            mode=int(key.socket_mode, 8),
+            shutdown_grace_s=self._server.shutdown_grace_s,
+        )
+
+    # -- whole keys ---------------------------------------------------------------------------
+    async def start(self, key: KeyConfig) -> KeyHandle:
+        slot, source = self._secrets.build(key)
+        runtime = KeyRuntime(
+            name=key.name,
+            policy=key.compile_policy(),
+            slot=slot,
+            forwarder=self._forwarder,
+            clock=self._clock,
+            max_body_bytes=self._server.max_body_bytes,
+            observers=self._observers,
+        )
+        try:
+            listener = await self.open_listener(key, runtime)
+        except OSError as exc:
+            log.error(
+                "cannot open key listener",
+                extra={"key": key.name, "listen": key.listen, "error": exc.strerror or str(exc)},
+            )
+            await source.close()
+            raise
+        task = asyncio.create_task(source.run(), name=f"source:{key.name}")
+        handle = KeyHandle(key, runtime, source, task, listener)
+        self._handles[key.name] = handle
+        log.info(
+            "key listener open",
+            extra={"key": key.name, "listen": listener.url, "source": key.source.kind},
+        )
+        return handle
+
+    async def stop(self, name: str) -> None:
+        handle = self._handles.pop(name)
+        await handle.listener.close()  # stop accepting, let in-flight requests finish
+        await _stop_source(handle.source, handle.task)
+        log.info("key listener closed", extra={"key": name, "listen": handle.url})
+
+    async def stop_all(self) -> None:
+        """Stop every key at once: all listeners stop accepting, then drain in parallel."""
+        await asyncio.gather(*(self.stop(name) for name in list(self._handles)))
+
+    # -- changing a running key (config reloads) ----------------------------------------------
+    def use_config(self, key: KeyConfig, policy: Policy | None) -> None:
+        """Record a key's new config; a new policy applies from the next request on."""
+        handle = self._handles[key.name]
+        handle.config = key
+        if policy is not None:
+            handle.runtime.policy = policy  # one reference, read once per request
+
+    async def swap_secret(
+        self, key: KeyConfig, slot: KeySlot, source: Source, wait_s: float
+    ) -> None:
+        """Give a running key a new slot and source (its source config changed).
+
+        The new source gets ``wait_s`` to load before the swap, so a healthy change never shows
+        the key empty; after that the swap happens anyway (the config no longer names the old
+        secret) and readiness shows why the key has none.
+        """
+        task = asyncio.create_task(source.run(), name=f"source:{key.name}")
+        try:
+            await asyncio.wait_for(source.loaded.wait(), timeout=wait_s)
+        except TimeoutError:
+            log.warning(
+                "new secret source not loaded yet; switching to it anyway",
+                extra={"key": key.name, "reason": slot.reason},
+            )
+        handle = self._handles[key.name]
+        old_source, old_task = handle.source, handle.task
+        handle.runtime.slot = slot  # one reference: each request reads the slot once
+        handle.source, handle.task = source, task
+        await _stop_source(old_source, old_task)
+
+    async def move_listener(self, name: str, listener: Listener) -> None:
+        """Serve a key from an already opened new listener, then drain and close the old one."""
+        handle = self._handles[name]
+        old = handle.listener
+        handle.listener = listener
+        log.info(
+            "key listener moved", extra={"key": name, "listen": listener.url, "previous": old.url}
+        )
+        await old.close()
+
+    def refresh_all(self) -> None:
+        for handle in self._handles.values():
+            handle.source.refresh_now()

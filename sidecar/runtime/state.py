@@ -1,0 +1,132 @@
+"""The running sidecar: one object composed of parts that each do one job.
+
+- :class:`~sidecar.runtime.secrets.SecretFactory`: a key's slot and source, the canary, Vault;
+- :class:`~sidecar.runtime.clock.ClockKeeper`: clock sync as the config asks;
+- :class:`~sidecar.runtime.keys.KeySet`: the running keys and their listeners;
+- :class:`~sidecar.ops.metrics.Metrics` and the observer list every request is reported to.
+
+:class:`Sidecar` starts and stops them in order, applies a reload's plan (:meth:`Sidecar.commit`),
+and is the :class:`~sidecar.ops.status.SidecarView` that /readyz and /metrics read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sidecar.config.models import Config
+from sidecar.errors import KeyUnavailable
+from sidecar.gate.clock import Clock
+from sidecar.ops.audit import audit_line
+from sidecar.ops.logs import setup_logging
+from sidecar.ops.metrics import Metrics
+from sidecar.ops.status import KeyStatus
+from sidecar.policy.engine import Policy
+from sidecar.proxy.forwarder import Forwarder
+from sidecar.proxy.record import Observer
+from sidecar.runtime.clock import ClockKeeper
+from sidecar.runtime.keys import KeySet
+from sidecar.runtime.secrets import SecretFactory
+from sidecar.vault.session import VaultStatus
+
+log = logging.getLogger("sidecar.app")
+
+
+class Sidecar:
+    def __init__(self, config: Config, environ: Mapping[str, str], forwarder: Forwarder) -> None:
+        self.config = config
+        self.environ = environ
+        self.forwarder = forwarder
+        self.clock = Clock()
+        self.metrics = Metrics()
+        # Shared by reference with every key's runtime: changed in place, never rebound.
+        self.observers: list[Observer] = []
+        self.secrets = SecretFactory(
+            environ, forwarder, self.clock, [self.metrics.on_credential_event]
+        )
+        self.clock_keeper = ClockKeeper(self.clock, forwarder, config.upstream.timeout_s)
+        self.keys = KeySet(self.secrets, forwarder, self.clock, config.server, self.observers)
+        self.metrics.watch(self)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.secrets.ensure_vault(self.config)
+        # Measure the clock before any listener opens: a host minutes off would otherwise sign
+        # its first requests with a timestamp Gate refuses.
+        await self.configure_clock()
+        for key in self.config.keys:
+            await self.keys.start(key)
+
+    async def close(self) -> None:
+        await self.keys.stop_all()
+        await self.clock_keeper.close()
+        await self.secrets.close()
+        await self.forwarder.close()
+        self.metrics.unwatch()
+
+    async def configure_clock(self) -> None:
+        """Clock sync and the observer list as ``self.config`` says."""
+        await self.clock_keeper.configure(self.config.clock)
+        observers: list[Observer] = [self.metrics.observe]
+        if self.config.logging.audit:
+            observers.append(audit_line)
+        if self.clock_keeper.observer is not None:
+            observers.append(self.clock_keeper.observer)
+        self.observers[:] = observers
+
+    async def commit(self, new: Config, policies: Mapping[str, Policy]) -> None:
+        """Make ``new`` the running config (a reload's commit step; it cannot fail).
+
+        Keys whose policy changed get theirs from ``policies``; every changed key's handle gets
+        its new config. Sources and listeners are swapped by the reload itself, after this.
+        """
+        old, self.config = self.config, new
+        for key in new.keys:
+            if key.name in self.keys and key != self.keys[key.name].config:
+                self.keys.use_config(key, policies.get(key.name))
+        if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):
+            setup_logging(new.logging.format, new.logging.level)
+        await self.configure_clock()
+
+    # -- the view for /readyz and /metrics (sidecar.ops.status.SidecarView) -------------------
+    def key_statuses(self) -> list[KeyStatus]:
+        statuses = []
+        for key in self.config.keys:
+            handle = self.keys.get(key.name)
+            if handle is None or not handle.listener.is_open:
+                statuses.append(
+                    KeyStatus(key.name, key.listen, None, 0, False, None, None, 0, 0, {})
+                )
+                continue
+            slot = handle.runtime.slot
+            try:
+                slot.current()
+                problem = None
+            except KeyUnavailable as exc:  # messages name keys and reasons, never secrets
+                problem = exc.message
+            statuses.append(
+                KeyStatus(
+                    name=key.name,
+                    listen=key.listen,
+                    url=handle.url,
+                    open_connections=handle.listener.open_connections,
+                    ready=problem is None,
+                    problem=problem,
+                    version=slot.version,
+                    age_s=slot.age_seconds,
+                    stale_s=slot.stale_seconds,
+                    slot=slot.status(),
+                )
+            )
+        return statuses
+
+    @property
+    def clock_offset_s(self) -> float:
+        return self.clock.offset_s
+
+    def clock_sync_counts(self) -> tuple[int, int] | None:
+        return self.clock_keeper.counts()
+
+    def vault_status(self) -> VaultStatus | None:
+        vault = self.secrets.vault
+        return None if vault is None else vault.status()

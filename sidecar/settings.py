@@ -1,0 +1,18 @@
+"""The base of every settings model: each part of the sidecar declares its own section of the
+config file next to its code, and :mod:`sidecar.config` assembles them into the file's schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors (a typo must not silently fall back to a default); frozen, so a
+    running part can never see its settings change under it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
