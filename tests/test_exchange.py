@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -632,7 +633,7 @@ async def test_ccxt_with_real_credentials_works_against_the_exchange(
 # -- standalone ----------------------------------------------------------------------------------
 
 
-async def test_python_m_sidecar_exchange_prints_its_url_and_verifies(tmp_path: Any) -> None:
+async def test_python_m_sidecar_exchange_prints_its_url_and_verifies(tmp_path: Path) -> None:
     env = {**os.environ, "EX_SECRET": "s3cret"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

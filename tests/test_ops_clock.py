@@ -78,7 +78,7 @@ class FakeGate:
 def _sync(gate: FakeGate, **cfg: float) -> tuple[ClockSync, Clock, list[float]]:
     mono = [0.0]
     clock = Clock(wall=lambda: gate.wall[0])
-    sync = ClockSync(clock, gate, ClockConfig(**cfg), monotonic=lambda: mono[0])
+    sync = ClockSync(clock, gate, ClockConfig.model_validate(cfg), monotonic=lambda: mono[0])
     return sync, clock, mono
 
 

@@ -209,7 +209,8 @@ async def test_sighup_to_a_stricter_policy_applies_and_other_keys_keep_serving(
 
 
 def _admin(sp: SidecarProcess) -> str:
-    return next(d["listen"] for d in sp.lines if d.get("msg") == "admin listener open")
+    listen: str = next(d["listen"] for d in sp.lines if d.get("msg") == "admin listener open")
+    return listen
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ import pytest
 from sidecar.config import KeyConfig, parse_config
 from sidecar.errors import ConfigError
 from sidecar.gate.paths import split_target
-from sidecar.policy import conditions as policy_module
 from sidecar.policy.describe import describe
 from sidecar.policy.engine import Decision, Policy
 from sidecar.policy.origin import Origin, OriginKind
@@ -313,7 +312,7 @@ def test_a_body_is_parsed_only_when_a_matching_rule_has_a_condition(
         calls.append(text)
         return real(text, **kwargs)
 
-    monkeypatch.setattr(policy_module.json, "loads", counting)
+    monkeypatch.setattr(json, "loads", counting)  # the json module the conditions parse with
     full = policy_for("full-trading")
     assert decide(full, "POST /api/v4/spot/orders", b"not json at all").allowed
     assert decide(SPOT_ONLY, "GET /api/v4/spot/orders", b"not json").allowed

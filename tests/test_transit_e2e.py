@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import gate_api
+import pytest
 from gate_api.exceptions import GateApiException
 
 from sidecar.vault.session import VaultSession
@@ -30,7 +31,7 @@ LATENCY_REQUESTS = 200
 
 
 def transit_entry(
-    transit: Transit, key: str, policy: Any = "full-trading", **source: str
+    transit: Transit, key: str, policy: str = "full-trading", **source: str
 ) -> dict[str, Any]:
     return {
         "name": "bot",
@@ -279,7 +280,7 @@ async def test_transit_adds_about_one_loopback_vault_round_trip_per_request(
     transit: Transit,
     leaks: LeakCheck,
     tmp_path: Path,
-    capsys: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     api_key, secret = exchange.new_key()
     leaks.add(**all_encodings(secret), root=transit.bao.root_token)

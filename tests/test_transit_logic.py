@@ -378,8 +378,5 @@ async def test_a_403_is_retried_once_with_a_fresh_login(tmp_path: Path) -> None:
 def test_gate_sidecar_offers_the_import_key_subcommand() -> None:
     from sidecar.cli import build_parser
 
-    try:
-        args = build_parser().parse_args(["import-key", "--transit-key", "gate-bot"])
-    except SystemExit:
-        pytest.skip("sidecar.cli does not call add_import_key_parser yet")
+    args = build_parser().parse_args(["import-key", "--transit-key", "gate-bot"])
     assert args.func is cli.cmd_import_key and args.mount == "transit" and not args.rotate

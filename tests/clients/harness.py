@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -24,6 +25,10 @@ TCP, UNIX = "TCP", "unix socket"
 # Credentials a client insists on (ccxt) or still carries from before the sidecar: never Gate's.
 DUMMY_KEY, DUMMY_SECRET = "dummy-key-not-gates", "dummy-secret-not-gates"
 PROCESS_TIMEOUT_S = 60
+# A missing toolchain fails its client test (a skip would hide a client that stopped working);
+# its row reads "not run", so the compatibility table never shows it as the client failing.
+TOOLCHAIN_MISSING = "toolchain missing: "
+INSTALL = {"node": "Node.js 18+", "curl": "curl", "java": "a JDK 11+"}
 
 
 @dataclass
@@ -116,11 +121,15 @@ async def run(argv: list[str], stdin: bytes = b"", cwd: Path = HERE) -> bytes:
     return out
 
 
+def toolchain_missing(problem: str, install: str) -> NoReturn:
+    pytest.fail(f"{TOOLCHAIN_MISSING}{problem}: install {install} to run this client test")
+
+
 def tool(name: str) -> str:
-    """Path of a command, or skip the test saying which toolchain is missing."""
+    """Path of a command, or fail the test saying which toolchain to install."""
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed on this machine")
+        toolchain_missing(f"{name} is not installed on this machine", INSTALL.get(name, name))
     return path
 
 
@@ -132,15 +141,16 @@ class CompatLog:
 
     @contextlib.contextmanager
     def case(self, client: str, transport: str, operations: list[str]) -> Iterator[Row]:
-        """Record one client run: pass if the block completes, else fail or skipped."""
+        """Record one client run: pass if the block completes, else fail or not run."""
         row = Row(client, transport, operations=list(operations))
         self.rows.append(row)
         try:
             yield row
-        except pytest.skip.Exception as exc:
-            row.result = f"skipped: {exc.msg}"
-            raise
         except BaseException as exc:
-            row.result = f"fail: {type(exc).__name__}"
+            msg = exc.msg if isinstance(exc, pytest.fail.Exception) else None
+            if msg and msg.startswith(TOOLCHAIN_MISSING):
+                row.result = f"not run: {msg.removeprefix(TOOLCHAIN_MISSING)}"
+            else:
+                row.result = f"fail: {type(exc).__name__}"
             raise
         row.result = PASS
