@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench readme clean
+.PHONY: demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,6 @@ typecheck: $(STAMP)
 # Slow benchmarks and soak tests, kept out of the default suite.
 bench: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m slow
-
-readme:
-	python3 docs/build_readme.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
