@@ -293,7 +293,7 @@ def test_every_config_example_in_the_docs_loads(example: Fence) -> None:
 
 
 def test_the_docs_site_builds_with_mkdocs_strict(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict"]
     command += ["--config-file", str(MKDOCS_YML), "--site-dir", str(tmp_path / "site")]
     result = subprocess.run(
         command,
