@@ -130,7 +130,7 @@ class Bao:
         )
 
     def policy(self, name: str, path: str, mount: str = "secret", v1mount: str = "kv1") -> str:
-        """A read-only policy for one secret (the one docs/readme/vault.md tells operators to
+        """A read-only policy for one secret (the one docs/vault.md tells operators to
         write); its name."""
         hcl = POLICY_HCL.format(mount=mount, path=path, v1mount=v1mount)
         self.admin().sys.create_or_update_policy(name=name, policy=hcl)

@@ -2,7 +2,7 @@
 
 - ``transit``: a fresh transit mount (unique path) on the session's ``bao_dev``, with helpers to
   import a secret (in-process, through :mod:`sidecar.vault.transit.importer`), delete a key and
-  write the sidecar's policy (the HCL docs/readme/transit.md gives operators).
+  write the sidecar's policy (the HCL docs/transit.md gives operators).
 - :class:`DelayProxy`: a loopback TCP proxy adding latency to each request and counting
   connections, to show that concurrent signs do not queue behind one connection.
 """

@@ -4,7 +4,7 @@ Each test drives the sidecar (in front of the verifying exchange) with a client 
 it: the official Python SDK, ccxt, Node.js, curl, Java. A run passes when the client got the
 answers it expects *and* every request that reached the exchange carried the sidecar's signature
 and none of the client's own credentials. Each run also becomes a row of the compatibility table
-in docs/readme/clients.md (see tests/clients/compat_table.py); the last test checks that table.
+in docs/clients.md (see tests/clients/compat_table.py); the last test checks that table.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from tests.clients.harness import (
 from tests.clients.unix_urllib3 import use_unix_socket
 from tests.fixtures_exchange import RunningExchange
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "readme" / "clients.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "clients.md"
 
 # Every (client, transport) this module runs: the rows of the compatibility table.
 SDK_TCP = ("gate-api (Python SDK)", TCP)
@@ -502,4 +502,4 @@ def test_the_table_only_lists_clients_this_suite_ran(compat: CompatLog) -> None:
             problems.append(f"{client} over {transport}: no test of this suite runs it")
         elif row.result != compat_table.PASS:
             problems.append(f"{client} over {transport}: {row.result} in this run")
-    assert not problems, "docs/readme/clients.md lists:\n" + "\n".join(problems)
+    assert not problems, "docs/clients.md lists:\n" + "\n".join(problems)

@@ -299,15 +299,11 @@ def test_full_trading_allows_every_sdk_endpoint_except_the_locked_ones() -> None
         assert decision.allowed == (not locked), (method, path, decision)
 
 
-# -- the README section ---------------------------------------------------------------------
+# -- the policy page -----------------------------------------------------------------------
 
 
 def _docs() -> list[Path]:
-    docs = [ROOT / "docs" / "readme" / "policy.md"]
-    readme = ROOT / "README.md"
-    if readme.exists() and re.search(r"^## Policy\b", readme.read_text(), re.MULTILINE):
-        docs.append(readme)
-    return docs
+    return [ROOT / "docs" / "policy.md"]
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)

@@ -2,10 +2,10 @@
 
 The client tests (tests/test_clients.py) write what they ran to ``.cache/compat.json``:
 one row per client and transport, with the client's version, the operations tried and the
-result. This script turns that file into the Markdown table of docs/readme/clients.md:
+result. This script turns that file into the Markdown table of docs/clients.md:
 
     .venv/bin/python -m tests.clients.compat_table                # print the table
-    .venv/bin/python -m tests.clients.compat_table --write docs/readme/clients.md
+    .venv/bin/python -m tests.clients.compat_table --write docs/clients.md
 
 ``--write`` replaces only what lies between the two ``compat-table`` markers. Rows that were
 skipped (a toolchain missing on this machine) are listed under the table, never in it: the table

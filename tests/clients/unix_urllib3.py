@@ -1,5 +1,5 @@
 """The official Python SDK (urllib3 underneath) over a unix socket: the recipe from
-docs/readme/clients.md, kept here so the suite runs exactly what the docs show.
+docs/clients.md, kept here so the suite runs exactly what the docs show.
 
 urllib3 has no unix-socket transport, but its connection class can be told where to connect:
 pools whose connections open ``socket_path`` instead of a TCP address. gate-api only ever calls
