@@ -23,7 +23,7 @@ import markdown
 import pytest
 import yaml
 
-from sidecar.config.models import parse_config  # sidecar.config does not re-export it yet
+from sidecar.config import parse_config
 from sidecar.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
