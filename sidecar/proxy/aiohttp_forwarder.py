@@ -29,8 +29,16 @@ class AiohttpForwarder:
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        # aiohttp resends an "idempotent" request (PUT, DELETE, HEAD, OPTIONS, GET) by itself when
+        # a kept-alive connection fails; for Gate a PUT amends and a DELETE cancels an order, and
+        # a GET would be resent on top of the retry below. There is no public switch, so this
+        # one private flag is set (aiohttp/client.py, ClientSession._request); the forwarder
+        # contract suite fails if a new aiohttp version stops honouring it.
+        self._session._retry_connection = False
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        if self._session.closed:
+            raise UpstreamUnavailable("the forwarder is closed")
         target = self._base + request.path + (f"?{request.raw_query}" if request.raw_query else "")
         # encoded=True: yarl must not re-quote or resolve dot segments in what we checked.
         url = URL(target, encoded=True)

@@ -18,8 +18,9 @@ from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
+from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.forwarder import Forwarder
-from sidecar.proxy.handler import KeyRuntime, create_key_app
+from sidecar.proxy.pipeline import KeyRuntime
 from sidecar.proxy.record import Observer
 from sidecar.runtime.listeners import Listener, serve_app
 from sidecar.runtime.secrets import SecretFactory
