@@ -16,19 +16,6 @@ from sidecar.credentials.slot import Credentials, KeySlot, fingerprint
 
 log = logging.getLogger("sidecar.rotation")
 
-#: Gate labels meaning "this key/secret is not accepted" (HTTP 401 family).
-REJECTING_LABELS = frozenset(
-    {
-        "INVALID_KEY",
-        "INVALID_SIGNATURE",
-        "INVALID_CREDENTIALS",
-        "IP_FORBIDDEN",
-        "ACCOUNT_LOCKED",
-        "MISSING_REQUIRED_HEADER",
-        "REQUEST_EXPIRED",
-    }
-)
-
 
 @dataclass(frozen=True)
 class CanaryResult:

@@ -79,7 +79,7 @@ def _key_change(old: KeyConfig, new: KeyConfig) -> KeyChange | None:
     differing -= INERT_FIELDS
     if not differing:
         return None
-    # A field added to KeyConfig later is read by compile_policy or build_source: rebuild both.
+    # A field added to KeyConfig later feeds the policy or the source: rebuild both.
     unknown = bool(differing - LISTENER_FIELDS - POLICY_FIELDS - SECRET_FIELDS)
     return KeyChange(
         key=new,

@@ -124,13 +124,13 @@ async def handle(request: web.Request) -> web.Response:
 
 @web.middleware
 async def _every_request(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # aiohttp's router sees a decoded path and answers 404/405 itself for what it cannot match;
-    # the exchange routes every request on the raw path instead, so all of them are recorded.
+    # aiohttp's router sees a decoded path and would answer 404/405 itself; the exchange routes
+    # every request on the raw path instead (sidecar.devtools.exchange.routes), so all of them
+    # are recorded. The app has no routes: aiohttp's not-found handler passes through here too.
     return await handle(request)
 
 
 def create_exchange_app(state: ExchangeState) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[_every_request])
     app[STATE] = state
-    app.router.add_route("*", "/{tail:.*}", handle)
     return app
