@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import ccxt
-import ccxt.async_support as ccxt_async
 import gate_api
 import pytest
 from gate_api.exceptions import GateApiException
@@ -45,6 +43,12 @@ from tests.clients.harness import (
 )
 from tests.clients.unix_urllib3 import use_unix_socket
 from tests.fixtures_exchange import RunningExchange
+
+try:
+    import ccxt
+    import ccxt.async_support as ccxt_async
+except ImportError:  # `make test-lowest` leaves ccxt out and deselects the `ccxt` marker
+    ccxt = ccxt_async = None
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "clients.md"
 
@@ -275,6 +279,7 @@ async def ccxt_async_session(exchange: Any) -> dict[str, Any]:
     return seen
 
 
+@pytest.mark.ccxt
 async def test_ccxt_trades_spot_and_swap_with_dummy_credentials(
     b: Bench, compat: CompatLog
 ) -> None:
@@ -289,6 +294,7 @@ async def test_ccxt_trades_spot_and_swap_with_dummy_credentials(
         assert all(r.headers.get("X-Gate-Channel-Id") == "ccxt" for r in sent)
 
 
+@pytest.mark.ccxt
 async def test_ccxt_async_works_over_a_unix_socket(b: Bench, compat: CompatLog) -> None:
     with compat.case(*CCXT_UNIX, CCXT_OPERATIONS) as row:
         row.version = ccxt.__version__
@@ -489,6 +495,7 @@ def test_the_table_holds_what_ran_and_reads_back() -> None:
     assert "- Go net/http (TCP): skipped: go is not installed" in new
 
 
+@pytest.mark.ccxt  # it needs every client's row, ccxt's included
 def test_the_table_only_lists_clients_this_suite_ran(compat: CompatLog) -> None:
     # Last in the module on purpose: pytest runs a module's tests in order, so every client
     # test above has recorded its row (pass, fail or not run) by now.
