@@ -164,7 +164,7 @@ class Bao:
         return str(resp["data"]["secret_id"])
 
     def health(self) -> int:
-        return requests.get(f"{self.addr}/v1/sys/health", timeout=2).status_code
+        return int(requests.get(f"{self.addr}/v1/sys/health", timeout=2).status_code)
 
 
 @dataclass

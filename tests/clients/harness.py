@@ -58,7 +58,11 @@ async def bench(exchange: RunningExchange) -> AsyncIterator[Bench]:
     sock_dir = tempfile.mkdtemp(prefix="gsc-", dir="/tmp")
     socket_path = f"{sock_dir}/bot.sock"
     entries, environ, api_keys = [], {}, {}
-    for name, extra in (("bot", {}), ("sock", {"listen": f"unix:{socket_path}"})):
+    listeners: list[tuple[str, dict[str, str]]] = [
+        ("bot", {}),
+        ("sock", {"listen": f"unix:{socket_path}"}),
+    ]
+    for name, extra in listeners:
         entry, env, api_key, secret = env_key(name, "full-trading", **extra)
         entries.append(entry)
         environ.update(env)
