@@ -24,6 +24,8 @@ class KeyStatus:
     age_s: float
     stale_s: float
     slot: dict[str, object]  # the slot's status as /readyz shows it
+    cancel_only: bool = False  # the emergency brake is on
+    budget_fallback: bool | None = None  # rate budget on its local share (None: no shared one)
 
 
 class SidecarView(Protocol):
@@ -40,4 +42,9 @@ class SidecarView(Protocol):
 
     def vault_status(self) -> VaultStatus | None:
         """None when no key uses Vault."""
+        ...
+
+    def switch_cancel_only(self, name: str, on: bool, by: str) -> bool | None:
+        """Engage (``on``) or lift a key's cancel-only brake; None when there is no such key,
+        else whether anything changed."""
         ...
