@@ -53,8 +53,11 @@ RotationListener = Callable[[str, str, str], None]  # (key name, event, detail)
 class Rotation:
     """Installs pairs into slots, running the canary before replacing a held pair."""
 
-    def __init__(self, canary: Canary | None = None) -> None:
+    def __init__(self, canary: Canary | None = None, vet: Canary | None = None) -> None:
         self.canary = canary
+        # A second check of a rotated pair, after the canary (the key self-check): a pair it
+        # refuses is not installed and the held one keeps serving.
+        self.vet = vet
         self.listeners: list[RotationListener] = []
 
     def _emit(self, key: str, event: str, detail: str) -> None:
@@ -76,6 +79,16 @@ class Rotation:
                     extra={"key": slot.name, "version": creds.version, "detail": result.detail},
                 )
                 self._emit(slot.name, "canary_rejected", result.detail)
+                return False
+        if held is not None and use_canary and self.vet is not None:
+            result = await self.vet(slot.name, creds)
+            if not result.ok:
+                slot.note_error(f"new version {creds.version} refused: {result.detail}")
+                log.error(
+                    "rotation refused: the new key is wider than its policy needs",
+                    extra={"key": slot.name, "version": creds.version, "detail": result.detail},
+                )
+                self._emit(slot.name, "self_check_rejected", result.detail)
                 return False
         slot.install(creds)
         log.info(

@@ -51,7 +51,9 @@ def _group(
     for item in routes.split(";"):
         methods, path = item.split()
         parsed.append((frozenset(methods.split(",")), re.compile("/api/v4" + path)))
-    return Group(name, limit, per_s, tuple(parsed), per_endpoint, text=routes.replace(";", "; "))
+    text = routes.replace(";", "; ").replace("(/[^/]+)?", "[/{id}]").replace("(/.*)?", "[/**]")
+    text = text.replace("[^/]+", "*").replace(".*", "**")
+    return Group(name, limit, per_s, tuple(parsed), per_endpoint, text=text)
 
 
 _ID = "[^/]+"
