@@ -318,7 +318,7 @@ def check_call(
     refusal = _scope(call, limits)
     if refusal is not None:
         return refusal
-    for order in call.orders:
+    for order in call.orders if call.shape.fields is not None else ():
         refusal = (
             _shape_of_order(call, order, limits)
             or _size(call, order, limits, quotes)
