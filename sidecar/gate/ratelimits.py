@@ -172,3 +172,13 @@ def tighten(
 def retry_after_header(seconds: float) -> str:
     """``Retry-After`` in whole seconds (RFC 9110 delta-seconds), never early."""
     return str(max(1, math.ceil(seconds - 1e-9)))
+
+
+def groups_markdown() -> str:
+    """Gate's groups and limits as a Markdown table (docs/guards.md shows it)."""
+    lines = ["| Group | Gate's limit | Scope | Endpoints |", "|---|---|---|---|"]
+    for g in GATE_GROUPS:
+        scope = "per endpoint" if g.per_endpoint else "whole group"
+        routes = g.text if g.public else "; ".join(f"`{r}`" for r in g.text.split("; "))
+        lines.append(f"| `{g.name}` | {g.limit} per {g.per_s:g} s | {scope} | {routes} |")
+    return "\n".join(lines)

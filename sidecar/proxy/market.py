@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from sidecar.errors import SidecarError
@@ -135,4 +135,3 @@ class Market:
         return dict(zip(keys, found, strict=True))
 
 
-FetchQuotes = Callable[[Mapping[QuoteKey, Need]], Awaitable[dict[QuoteKey, Quote]]]
