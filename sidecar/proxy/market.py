@@ -133,5 +133,3 @@ class Market:
         keys = list(needs)
         found: list[Quote] = await asyncio.gather(*(self.quote(k, needs[k]) for k in keys))
         return dict(zip(keys, found, strict=True))
-
-
