@@ -13,7 +13,8 @@ import pytest
 from sidecar.config.guards import GuardsConfig
 from sidecar.policy.conditions import Body
 from sidecar.policy.guards import Guards, Quote, QuoteKey, Refusal
-from sidecar.policy.guards.shapes import ENDPOINTS, WS_CHANNELS, Product, field_table_markdown
+from sidecar.policy.guards.describe import field_table_markdown
+from sidecar.policy.guards.shapes import ENDPOINTS, WS_CHANNELS, Product
 
 LIMITS: dict[str, Any] = {
     "instruments": ["BTC_USDT", "ETH_USDT", "BTC_USDT_20300331", "BTC_USDT-20300331-60000-C"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sidecar.gate.ratelimits import groups_markdown
-from sidecar.policy.guards.shapes import field_table_markdown
+from sidecar.policy.guards.describe import field_table_markdown
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "guards.md"
 

@@ -3,7 +3,9 @@
 - :mod:`~sidecar.policy.guards.shapes`: the one field table (endpoint or WebSocket channel ->
   order shape -> the fields each guard reads);
 - :mod:`~sidecar.policy.guards.reading`: reading a call's orders as the table says;
-- :mod:`~sidecar.policy.guards.checks`: the guards and their refusal messages.
+- :mod:`~sidecar.policy.guards.values`: a key's limits, market quotes, a refusal;
+- :mod:`~sidecar.policy.guards.checks`: the guards and their refusal messages;
+- :mod:`~sidecar.policy.guards.describe`: the field table as documentation.
 
 :class:`Guards` is the entry point. A REST request goes through :meth:`Guards.http_call`, a
 WebSocket trading-API frame through :meth:`Guards.ws_call` (channel, settle from the URL,
@@ -19,18 +21,10 @@ from decimal import Decimal
 from typing import Protocol
 
 from sidecar.policy.conditions import NO_BODY, Body
-from sidecar.policy.guards.checks import (
-    Limits,
-    Need,
-    Quote,
-    QuoteKey,
-    Refusal,
-    check_call,
-    check_cancel_only,
-    quote_needs,
-)
+from sidecar.policy.guards.checks import check_call, check_cancel_only, quote_needs
 from sidecar.policy.guards.reading import Call, Unreadable, read_call
 from sidecar.policy.guards.shapes import WS_CHANNELS, Op, Product, Shape, find_endpoint
+from sidecar.policy.guards.values import Limits, Need, Quote, QuoteKey, Refusal
 
 __all__ = [
     "Call",

@@ -5,7 +5,8 @@ Endpoint facts from Gate's API v4 documentation (v4.105) and the official Python
 7.2.161: ``Order``, ``BatchAmendItem``, ``SpotPriceTriggeredOrder``, ``FuturesOrder``,
 ``FuturesPriceTriggeredOrder``, ``FuturesOrderAmendment``, ``OptionsOrder``); WebSocket channel
 names from the reference's "Order channels". ``docs/guards.md`` shows this table
-(:func:`field_table_markdown`), so the documentation cannot drift from what is enforced.
+(:mod:`sidecar.policy.guards.describe`), so the documentation cannot drift from what is
+enforced.
 
 A source is written ``where:name``: ``path:contract`` (a ``{contract}`` path segment),
 ``query:currency_pair``, ``body:market`` (a field of the top-level JSON object) or
@@ -16,7 +17,6 @@ A source is written ``where:name``: ``path:contract`` (a ``{contract}`` path seg
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -262,60 +262,3 @@ def find_endpoint(method: str, path: str) -> tuple[Endpoint | None, dict[str, st
             if match:
                 return endpoint, match.groupdict()
     return None, {}
-
-
-# -- the table as documentation ----------------------------------------------------------------
-
-
-def _shape_fields(shape: Shape) -> dict[str, str]:
-    """Guard name -> what it reads, for one shape."""
-    out: dict[str, str] = {}
-    order = f"{shape.nested}." if shape.nested else ""
-
-    def sources(names: Sequence[str]) -> str:
-        return ", ".join(
-            f"`{order}{n.split(':', 1)[1]}`" if n.startswith("order:") else f"`{n}`" for n in names
-        )
-
-    if shape.instrument:
-        out["instruments"] = sources(shape.instrument)
-    f = shape.fields
-    if f is not None:
-        if f.size:
-            out["max_order_size"] = sources([f"order:{f.size}"])
-        if f.price:
-            out["max_notional"] = sources([f"order:{f.size}", f"order:{f.price}"])
-        if shape.op in (Op.PLACE, Op.TRIGGER):
-            out["order_types"] = (
-                sources([f"order:{f.type}"]) if f.type else sources([f"order:{f.price}"]) + " = 0"
-            )
-            if f.tif:
-                out["time_in_force"] = sources([f"order:{f.tif}"])
-            if f.closing:
-                out["reduce_only"] = sources([f"order:{c}" for c in f.closing])
-    if shape.leverage:
-        out["max_leverage"] = sources(shape.leverage)
-    if shape.orders is Orders.UNKNOWN:
-        out["(all)"] = "no published field list: refused when a guard applies"
-    return out
-
-
-def field_table_rows() -> list[tuple[str, str, str, str]]:
-    """(endpoint, product and operation, batch, guard reads) rows: REST then WebSocket."""
-    rows = []
-    entries: list[tuple[str, Shape]] = [(f"{e.method} {e.template}", e.shape) for e in ENDPOINTS]
-    entries += [(f"WS {channel}", shape) for channel, shape in WS_CHANNELS.items()]
-    for name, shape in entries:
-        reads = _shape_fields(shape)
-        if "{settle}" in name:
-            reads = {"settle": "`path:settle`", **reads}
-        text = "; ".join(f"{guard}: {what}" for guard, what in reads.items()) or "-"
-        batch = "yes" if shape.orders is Orders.LIST else ""
-        rows.append((f"`{name}`", f"{shape.product.value} {shape.op.value}", batch, text))
-    return rows
-
-
-def field_table_markdown() -> str:
-    lines = ["| Endpoint | Product, operation | Batch | Guards read |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in field_table_rows()]
-    return "\n".join(lines)
