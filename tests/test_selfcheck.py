@@ -110,7 +110,7 @@ async def test_a_wide_key_is_refused_until_fixed_on_gate_and_a_narrow_key_is_ser
     entry, environ, api_key, secret = env_key("bot", "futures-only", self_check=True)
     exchange.state.add_key(api_key, secret)
     exchange.state.set_key_info(api_key, {**FUTURES_ONLY, "wallet": False}, [])
-    with caplog.at_level(logging.ERROR, logger="sidecar.selfcheck"):
+    with caplog.at_level(logging.DEBUG):
         async with running_sidecar(make_config(exchange.url, [entry]), environ) as sidecar:
 
             async def refused() -> bool:
@@ -141,6 +141,8 @@ async def test_a_wide_key_is_refused_until_fixed_on_gate_and_a_narrow_key_is_ser
 
             await until(served)
             assert (await readyz(sidecar))[0] == 200
+    logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    assert secret not in logged  # the self-check signs with the key, never logs it
 
 
 async def test_a_rotation_to_a_wide_key_is_refused_and_the_old_key_keeps_serving(

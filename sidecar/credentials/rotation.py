@@ -65,31 +65,28 @@ class Rotation:
             listener(key, event, detail)
 
     async def offer(self, slot: KeySlot, creds: Credentials, *, use_canary: bool = True) -> bool:
-        """Install ``creds`` unless the canary rejects them. True when installed (or unchanged)."""
+        """Install ``creds`` unless the canary (or the vet) rejects them. True when installed (or
+        unchanged)."""
         held = slot.credentials
         if held is not None and held.version == creds.version and held.api_key == creds.api_key:
             slot.confirm()
             return True
-        if held is not None and use_canary and self.canary is not None:
-            result = await self.canary(slot.name, creds)
-            if not result.ok:
-                slot.note_error(f"new version {creds.version} rejected by canary: {result.detail}")
-                log.warning(
-                    "rotation refused: canary rejected the new key",
-                    extra={"key": slot.name, "version": creds.version, "detail": result.detail},
-                )
-                self._emit(slot.name, "canary_rejected", result.detail)
-                return False
-        if held is not None and use_canary and self.vet is not None:
-            result = await self.vet(slot.name, creds)
-            if not result.ok:
-                slot.note_error(f"new version {creds.version} refused: {result.detail}")
-                log.error(
-                    "rotation refused: the new key is wider than its policy needs",
-                    extra={"key": slot.name, "version": creds.version, "detail": result.detail},
-                )
-                self._emit(slot.name, "self_check_rejected", result.detail)
-                return False
+        if held is not None and use_canary:
+            # (check, what its refusal is called in the slot, the log and the event)
+            checks = (
+                (self.canary, "rejected by canary", "canary rejected the new key", "canary"),
+                (self.vet, "refused", "the new key is wider than its policy needs", "self_check"),
+            )
+            for check, refused, why, event in checks:
+                result = CanaryResult(True, "") if check is None else await check(slot.name, creds)
+                if not result.ok:
+                    slot.note_error(f"new version {creds.version} {refused}: {result.detail}")
+                    log.warning(
+                        f"rotation refused: {why}",
+                        extra={"key": slot.name, "version": creds.version, "detail": result.detail},
+                    )
+                    self._emit(slot.name, f"{event}_rejected", result.detail)
+                    return False
         slot.install(creds)
         log.info(
             "credentials installed",

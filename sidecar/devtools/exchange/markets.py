@@ -139,7 +139,16 @@ OPTION_PREMIUM = "1200"
 
 def delivery_contract(name: str, settle: str) -> dict[str, Any]:
     """DeliveryContract: a futures contract with an expiry (gate-api model)."""
-    return {**contract(name, settle), "underlying": name.rsplit("_", 1)[0], "cycle": "QUARTERLY"}
+    return {
+        **contract(name, settle),
+        "underlying": name.rsplit("_", 1)[0],
+        "cycle": "QUARTERLY",
+        "expire_time": 1900000000,
+        "settle_price": "0",
+        "basis_rate": "0",
+        "basis_value": "0",
+        "basis_impact_value": "0",
+    }
 
 
 def options_contract(name: str) -> dict[str, Any]:
