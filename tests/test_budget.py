@@ -15,9 +15,11 @@ import aiohttp
 import pytest
 
 from sidecar.config import Config
+from sidecar.errors import ConfigError
 from sidecar.gate.ratelimits import Bucket, group_for, take, tighten
 from sidecar.proxy.budget.local import LocalStore
 from sidecar.proxy.budget.redis_store import RedisStore, StoreUnavailable
+from sidecar.runtime.reload import apply_config
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import scrape
 from tests.fixtures_redis import RedisServer
@@ -202,3 +204,43 @@ async def test_two_sidecars_on_one_redis_pass_one_budget_together_and_fall_back_
         for sidecar in (one, two):
             samples = await scrape(sidecar.admin_url)
             assert samples[("gate_sidecar_rate_budget_fallback", (("key", "bot"),))] == 1
+
+
+BAD_CONFIGS = [
+    ({"rate_limit": {"overrides": [{"group": "spot-orders", "limit": 1, "per_s": 1}]}},
+     "keys[0].rate_limit.overrides[0].group: unknown group 'spot-orders'"),
+    ({"rate_limit": {"shared": "redis://:hunter2@redis:6379/0"}},
+     "keys[0].rate_limit.shared: must not hold credentials"),
+    ({"rate_limit": {"shared": "http://redis:6379"}},
+     "keys[0].rate_limit.shared: must be a redis://, rediss:// or unix:// URL"),
+    ({"rate_limit": {"replicas": 0}}, "keys[0].rate_limit.replicas:"),
+    ({"guards": {"max_order_size": -1}}, "keys[0].guards.max_order_size:"),
+    ({"guards": {"settle": ["USDT"]}}, "keys[0].guards.settle: settle currencies are lower case"),
+    ({"guards": {"order_types": ["stop"]}}, "keys[0].guards.order_types[0]:"),
+    ({"guards": {"instruments": []}}, "keys[0].guards.instruments:"),
+    ({"guards": {"max_size": 1}}, "keys[0].guards.max_size: Extra inputs are not permitted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "problem"), BAD_CONFIGS)
+def test_a_bad_guard_or_budget_setting_names_its_field(extra: dict[str, Any], problem: str) -> None:
+    entry, _, _, _ = env_key("bot", "futures-only", **extra)
+    with pytest.raises(ConfigError) as caught:
+        make_config("http://127.0.0.1:1", [entry])
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+    assert "hunter2" not in str(caught.value)  # a password in the URL is never echoed
+
+
+async def test_a_reload_with_a_new_budget_starts_from_full_buckets(
+    exchange: RunningExchange,
+) -> None:
+    override = {"group": "spot-order-place", "limit": 1, "per_s": 600}
+    entry, environ, _, secret = env_key("bot", "spot-only", rate_limit={"overrides": [override]})
+    exchange.state.add_key(environ["BOT_KEY"], secret)
+    async with running_sidecar(make_config(exchange.url, [entry]), environ) as sidecar:
+        assert [s for s, _, _ in await burst(sidecar, 2)] == [201, 429]
+        wider = {"overrides": [{**override, "limit": 3}]}
+        await apply_config(
+            sidecar.sidecar, make_config(exchange.url, [{**entry, "rate_limit": wider}])
+        )
+        assert sorted(s for s, _, _ in await burst(sidecar, 4)) == [201, 201, 201, 429]

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from sidecar.gate.ratelimits import GROUPS_BY_NAME
-from sidecar.settings import PositiveSeconds, Strict
+from sidecar.settings import NOT_SHOWN, PositiveSeconds, Strict
 
 
 class GroupOverride(Strict):
@@ -39,7 +39,10 @@ class RateLimitConfig(Strict):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         # The config file never holds a secret (it is quoted in errors and check-config).
         if "@" in value.split("//", 1)[1].split("/", 1)[0]:
-            raise ValueError("must not hold credentials (user:password@); the file is no secret")
+            raise ValueError(
+                "must not hold credentials (user:password@): the file is no place for a secret "
+                + NOT_SHOWN
+            )
         return value
 
     @field_validator("overrides")
