@@ -130,6 +130,9 @@ class Market:
         return Quote(last, multiplier, inverse, "; ".join(problems))
 
     async def quotes(self, needs: Mapping[QuoteKey, Need]) -> dict[QuoteKey, Quote]:
+        if len(needs) == 1:  # the usual case: no task to schedule, a cached quote costs ~nothing
+            ((key, need),) = needs.items()
+            return {key: await self.quote(key, need)}
         keys = list(needs)
         found: list[Quote] = await asyncio.gather(*(self.quote(k, needs[k]) for k in keys))
         return dict(zip(keys, found, strict=True))

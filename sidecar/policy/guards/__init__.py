@@ -91,10 +91,7 @@ class Guards:
 
     def __init__(self, spec: GuardSpec | None) -> None:
         self.limits = limits_from(spec)
-
-    @property
-    def active(self) -> bool:
-        return self.limits.active
+        self.active = self.limits.active  # read on every request: computed once
 
     # -- reading a call ---------------------------------------------------------------------
     def http_call(
