@@ -26,6 +26,7 @@ PRICE_TTL_S = 3.0
 CONTRACT_TTL_S = 3600.0
 FAILURE_TTL_S = 1.0
 FETCH_TIMEOUT_S = 2.0
+MAX_FACTS = 4096
 
 Fact = tuple[dict[str, object] | None, str]  # (the JSON object, or None and why)
 
@@ -65,30 +66,36 @@ class Market:
         self._forwarder = forwarder
         self._now = monotonic
         self._cache: dict[tuple[str, str], tuple[float, Fact]] = {}
-        self._inflight: dict[tuple[str, str], asyncio.Future[Fact]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[Fact]] = {}
 
     async def _get(self, path: str, query: str, ttl_s: float) -> Fact:
         ident = (path, query)
         cached = self._cache.get(ident)
         if cached is not None and cached[0] > self._now():
             return cached[1]
-        pending = self._inflight.get(ident)
-        if pending is not None:  # one fetch per fact, however many orders wait for it
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Fact] = asyncio.get_running_loop().create_future()
-        self._inflight[ident] = future
-        try:
-            fact = await self._fetch(path, query)
-            good = fact[0] is not None
-            self._cache[ident] = (self._now() + (ttl_s if good else FAILURE_TTL_S), fact)
-            future.set_result(fact)
-            return fact
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: a waiter may not exist
-            raise
-        finally:
-            del self._inflight[ident]
+        task = self._inflight.get(ident)
+        if task is None:
+            # One fetch per fact, however many orders wait for it; a task of its own, so a bot
+            # that hangs up does not cancel the fetch the others wait for.
+            task = asyncio.create_task(self._fetch(path, query), name=f"market:{path}")
+            self._inflight[ident] = task
+            task.add_done_callback(lambda done: self._settle(ident, ttl_s, done))
+        return await asyncio.shield(task)
+
+    def _settle(self, ident: tuple[str, str], ttl_s: float, task: asyncio.Task[Fact]) -> None:
+        self._inflight.pop(ident, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        fact = task.result()
+        if len(self._cache) >= MAX_FACTS:  # names come from bots: bounded, whatever they send
+            self._cache.clear()
+        ttl = ttl_s if fact[0] is not None else FAILURE_TTL_S
+        self._cache[ident] = (self._now() + ttl, fact)
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def _fetch(self, path: str, query: str) -> Fact:
         request = UpstreamRequest("GET", path, query, [("Accept", "application/json")], b"")

@@ -67,6 +67,7 @@ class Sidecar:
         await self.keys.stop_all()
         await self.clock_keeper.close()
         await self.secrets.close()
+        await self.market.close()
         await self.forwarder.close()
         self.metrics.unwatch()
         self.guard_metrics.unwatch()
