@@ -202,3 +202,34 @@ async def test_sigusr1_puts_every_key_of_a_process_in_cancel_only(
             async with http.post(url + "/api/v4/futures/usdt/orders", data=order) as resp:
                 doc = await resp.json()
                 assert resp.status == 403 and "switched on by SIGUSR1" in doc["message"]
+
+
+async def test_a_websocket_trading_frame_gets_the_same_verdict_as_its_rest_twin(
+    exchange: RunningExchange,
+) -> None:
+    from sidecar.config.guards import GuardsConfig
+    from sidecar.policy.guards import Guards
+    from sidecar.proxy.brake import Brake
+    from sidecar.proxy.forwarder import UpstreamConfig
+    from sidecar.proxy.guarding import ws_refusal
+    from sidecar.proxy.market import Market
+    from sidecar.proxy.transports import build_forwarder
+
+    forwarder = build_forwarder(UpstreamConfig(base_url=exchange.url))
+    guards, brake, market = Guards(GuardsConfig(**LIMITS)), Brake("bot"), Market(forwarder)
+    try:
+        big = await ws_refusal(guards, brake, market, "futures.order_place", "usdt", fut(size=250))
+        assert big is not None and big.message == "max_order_size 100 < size 250 in body.size"
+        market_order = fut(size=1, price="0", tif="ioc")  # priced from the exchange's ticker
+        ok = await ws_refusal(guards, brake, market, "futures.order_place", "usdt", market_order)
+        assert ok is None
+        brake.switch(True, "admin")
+        status = {"order_id": "1"}
+        assert (
+            await ws_refusal(guards, brake, market, "futures.order_status", "usdt", status) is None
+        )
+        refused = await ws_refusal(guards, brake, market, "futures.order_place", "usdt", fut())
+        assert refused is not None and refused.guard == "cancel_only"
+    finally:
+        await market.close()
+        await forwarder.close()
