@@ -92,11 +92,11 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
         raise PolicyDenied(f"{key.name} may not {method} {path} ({decision.reason})")
     await apply_guards(key.guards, key.brake, key.market, method, path, raw_query, body, record)
     record.decision = "allow"
-    budget = key.budget
-    if budget is not None:
-        record.rate_group = await budget.take(method, path)  # raises RateLimited
     creds = key.slot.current()  # one whole pair for this request, whatever rotates meanwhile
     record.version = creds.version
+    budget = key.budget
+    if budget is not None:  # after the slot: a key that cannot sign spends no budget
+        record.rate_group = await budget.take(method, path)  # raises RateLimited
     auth = await signed_headers(
         creds.signer, creds.api_key, method, path, raw_query, body.raw, key.clock.now()
     )
