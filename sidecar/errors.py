@@ -33,6 +33,30 @@ class PolicyDenied(SidecarError):
     label = "SIDECAR_POLICY_DENIED"
 
 
+class GuardDenied(SidecarError):
+    """A trading guard refused the request (sidecar.policy.guards); ``guard`` names it."""
+
+    status = 403
+    label = "SIDECAR_GUARD_DENIED"
+
+    def __init__(self, message: str, guard: str) -> None:
+        super().__init__(message)
+        self.guard = guard
+
+
+class RateLimited(SidecarError):
+    """The key's rate budget for the endpoint's group is spent; ``retry_after_s`` says when the
+    next request would pass (answered as ``Retry-After``)."""
+
+    status = 429
+    label = "SIDECAR_RATE_LIMITED"
+
+    def __init__(self, message: str, group: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.group = group
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(SidecarError):
     status = 404
     label = "SIDECAR_NOT_FOUND"

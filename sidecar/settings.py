@@ -16,3 +16,7 @@ class Strict(BaseModel):
 
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
+
+#: A validation message that ends so is reported without the offending value (it may hold a
+#: secret, e.g. a password in a URL); see sidecar.config.loading.
+NOT_SHOWN = "(value not shown)"

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures_helm",
     "tests.fixtures_bao",
     "tests.fixtures_transit",
+    "tests.fixtures_redis",
 ]

@@ -22,6 +22,8 @@ AUDIT_FIELDS = {
     "query_len",
     "decision",
     "rule",
+    "guard",
+    "rate_group",
     "status",
     "label",
     "upstream_status",

@@ -18,6 +18,7 @@ from sidecar.config.listen import ListenAddress, parse_listen
 from sidecar.config.models import Config
 from sidecar.errors import ConfigError
 from sidecar.proxy.transports import TRANSPORTS
+from sidecar.settings import NOT_SHOWN
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -40,6 +41,8 @@ def _format_errors(exc: ValidationError) -> list[str]:
         shown = ""
         if err["type"] == "missing":
             msg = "required field is missing"
+        elif msg.endswith(NOT_SHOWN):
+            pass  # the value may hold a secret (a password in a URL): never echo it
         elif isinstance(value, str | int | float | bool) and repr(value) not in msg:
             shown = f" (got {value!r})"
         problems.append(f"{_loc(err['loc'])}: {msg}{shown}")

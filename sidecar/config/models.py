@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
+from sidecar.config.guards import GuardsConfig
 from sidecar.config.listen import ListenAddress, parse_listen
 from sidecar.credentials.sources.base import SourceKind
 from sidecar.credentials.sources.registry import BY_NAME as SOURCE_KINDS
@@ -25,6 +26,7 @@ from sidecar.policy.engine import Policy, compile_policy
 from sidecar.policy.globs import METHODS as GATE_METHODS
 from sidecar.policy.globs import validate_glob
 from sidecar.policy.presets import PRESET_NAMES
+from sidecar.proxy.budget.settings import RateLimitConfig
 from sidecar.proxy.forwarder import UpstreamConfig
 from sidecar.settings import PositiveSeconds, Strict
 from sidecar.vault.settings import VaultConfig
@@ -158,6 +160,9 @@ class KeyConfig(Strict):
     max_stale_s: PositiveSeconds | None = None
     socket_mode: str = "0660"
     canary: CanaryConfig = CanaryConfig()
+    guards: GuardsConfig = GuardsConfig()  # trading guards (sidecar.policy.guards)
+    rate_limit: RateLimitConfig | None = None  # rate budgets (sidecar.proxy.budget); off if unset
+    self_check: bool = False  # ask Gate what the key may do (sidecar.runtime.selfcheck)
 
     @field_validator("name")
     @classmethod

@@ -40,8 +40,11 @@ RotationListener = Callable[[str, str, str], None]  # (key name, event, detail)
 class Rotation:
     """Installs pairs into slots, running the canary before replacing a held pair."""
 
-    def __init__(self, canary: Canary | None = None) -> None:
+    def __init__(self, canary: Canary | None = None, vet: Canary | None = None) -> None:
         self.canary = canary
+        # A second check of a rotated pair, after the canary (the key self-check): a pair it
+        # refuses is not installed and the held one keeps serving.
+        self.vet = vet
         self.listeners: list[RotationListener] = []
 
     def _emit(self, key: str, event: str, detail: str) -> None:
@@ -49,21 +52,28 @@ class Rotation:
             listener(key, event, detail)
 
     async def offer(self, slot: KeySlot, creds: Credentials, *, use_canary: bool = True) -> bool:
-        """Install ``creds`` unless the canary rejects them. True when installed (or unchanged)."""
+        """Install ``creds`` unless the canary (or the vet) rejects them. True when installed (or
+        unchanged)."""
         held = slot.credentials
         if held is not None and held.version == creds.version and held.api_key == creds.api_key:
             slot.confirm()
             return True
-        if held is not None and use_canary and self.canary is not None:
-            result = await self.canary(slot.name, creds)
-            if not result.ok:
-                slot.note_error(f"new version {creds.version} rejected by canary: {result.detail}")
-                log.warning(
-                    "rotation refused: canary rejected the new key",
-                    extra={"key": slot.name, "version": creds.version, "detail": result.detail},
-                )
-                self._emit(slot.name, "canary_rejected", result.detail)
-                return False
+        if held is not None and use_canary:
+            # (check, what its refusal is called in the slot, the log and the event)
+            checks = (
+                (self.canary, "rejected by canary", "canary rejected the new key", "canary"),
+                (self.vet, "refused", "the new key is wider than its policy needs", "self_check"),
+            )
+            for check, refused, why, event in checks:
+                result = CanaryResult(True, "") if check is None else await check(slot.name, creds)
+                if not result.ok:
+                    slot.note_error(f"new version {creds.version} {refused}: {result.detail}")
+                    log.warning(
+                        f"rotation refused: {why}",
+                        extra={"key": slot.name, "version": creds.version, "detail": result.detail},
+                    )
+                    self._emit(slot.name, f"{event}_rejected", result.detail)
+                    return False
         slot.install(creds)
         log.info(
             "credentials installed",

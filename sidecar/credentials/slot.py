@@ -53,12 +53,15 @@ class KeySlot:
         self._installed_at: float | None = None
         self.reason = "no secret loaded yet"
         self.last_error: str | None = None
+        self.held: str | None = None  # why the held pair may not sign (the key self-check)
 
     # -- read side (hot path) -------------------------------------------------------------
     def current(self) -> Credentials:
         creds = self._creds
         if creds is None:
             raise KeyUnavailable(f"key {self.name} has no usable secret ({self.reason})")
+        if self.held is not None:
+            raise KeyUnavailable(f"key {self.name} is held: {self.held}")
         if self.max_stale_s is not None and self.stale_seconds > self.max_stale_s:
             raise KeyUnavailable(
                 f"key {self.name}: secret not confirmed for {self.stale_seconds:.0f}s "
@@ -111,6 +114,13 @@ class KeySlot:
         if self._creds is None:
             self.reason = message
 
+    def hold(self, reason: str) -> None:
+        """Keep the pair but refuse to sign with it (503) until :meth:`release`."""
+        self.held = reason
+
+    def release(self) -> None:
+        self.held = None
+
     def revoke(self, reason: str) -> None:
         self._creds = None
         self._confirmed_at = None
@@ -124,4 +134,5 @@ class KeySlot:
             "reason": self.reason,
             "stale_s": round(self.stale_seconds, 1),
             "last_error": self.last_error,
+            "held": self.held,
         }

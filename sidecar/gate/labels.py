@@ -12,18 +12,24 @@ import json
 import zlib
 
 
-def error_label(status: int, content_encoding: str | None, body: bytes) -> str | None:
-    """Gate's error ``label`` of an answer (HTTP >= 400, JSON, maybe compressed), or None."""
-    if status < 400 or not body:
-        return None
+def json_answer(content_encoding: str | None, body: bytes) -> object:
+    """Gate's JSON answer (maybe gzip or deflate compressed), or None if it is not JSON."""
     try:
         encoding = (content_encoding or "").lower()
         if encoding == "gzip":
             body = gzip.decompress(body)
         elif encoding == "deflate":
             body = zlib.decompress(body)
-        doc = json.loads(body)
+        doc: object = json.loads(body)
     except (ValueError, OSError, zlib.error):
         return None
+    return doc
+
+
+def error_label(status: int, content_encoding: str | None, body: bytes) -> str | None:
+    """Gate's error ``label`` of an answer (HTTP >= 400, JSON, maybe compressed), or None."""
+    if status < 400 or not body:
+        return None
+    doc = json_answer(content_encoding, body)
     label = doc.get("label") if isinstance(doc, dict) else None
     return label if isinstance(label, str) else None

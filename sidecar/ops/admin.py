@@ -1,4 +1,5 @@
-"""The admin listener: liveness, readiness and metrics. Never on a key's listener."""
+"""The admin listener: liveness, readiness, metrics and the cancel-only switch. Never on a key's
+listener."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.ops.metrics import Metrics
-from sidecar.ops.status import SidecarView
+from sidecar.ops.status import BrakeSwitch, SidecarView
 
 VIEW = web.AppKey("sidecar_view", SidecarView)
+BRAKES = web.AppKey("brake_switch", BrakeSwitch)
 METRICS = web.AppKey("metrics", Metrics)
 
 
@@ -48,8 +50,22 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return await request.app[METRICS].respond(request)
 
 
+async def cancel_only(request: web.Request) -> web.Response:
+    """``POST`` engages a key's cancel-only brake, ``DELETE`` lifts it."""
+    name = request.match_info["name"]
+    on = request.method == "POST"
+    changed = request.app[BRAKES].switch_cancel_only(name, on, "admin")
+    if changed is None:
+        body = {"label": "SIDECAR_NOT_FOUND", "message": f"no running key named {name[:64]!r}"}
+        return web.json_response(body, status=404)
+    return web.json_response({"key": name, "cancel_only": on, "changed": changed})
+
+
 def add_routes(app: web.Application) -> None:
-    """The admin routes; the app must hold :data:`VIEW` and :data:`METRICS` before serving."""
+    """The admin routes; the app must hold :data:`VIEW`, :data:`BRAKES` and :data:`METRICS`
+    before serving."""
+    app.router.add_post("/keys/{name}/cancel-only", cancel_only)
+    app.router.add_delete("/keys/{name}/cancel-only", cancel_only)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

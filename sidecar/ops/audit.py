@@ -30,6 +30,8 @@ def audit_fields(record: RequestRecord) -> dict[str, Any]:
         "query_len": record.query_len,
         "decision": record.decision,
         "rule": record.rule,
+        "guard": record.guard,
+        "rate_group": record.rate_group,
         "status": record.status,
         "label": record.label,
         "upstream_status": record.upstream_status,

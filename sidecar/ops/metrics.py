@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from sidecar import __version__
-from sidecar.errors import BadRequest, NotFound
+from sidecar.errors import BadRequest, NotFound, RateLimited
 from sidecar.ops.status import SidecarView
 from sidecar.policy.globs import METHODS
 from sidecar.policy.origin import OriginKind
@@ -79,9 +79,14 @@ DENIAL_REASONS = {
 def denial_reason(record: RequestRecord) -> str | None:
     """Why the sidecar refused a request for what it asked (None when it did not).
 
-    A policy denial is named by its origin (:data:`DENIAL_REASONS`); ``bad_path`` is a path that
-    is not canonical, ``outside_api`` one outside /api/v4/.
+    A policy denial is named by its origin (:data:`DENIAL_REASONS`); ``guard`` is a trading
+    guard's refusal, ``rate_limited`` a spent rate budget; ``bad_path`` is a path that is not
+    canonical, ``outside_api`` one outside /api/v4/.
     """
+    if record.guard is not None:
+        return "guard"
+    if record.label == RateLimited.label:
+        return "rate_limited"
     if record.decision == "deny" and record.origin is not None:
         return DENIAL_REASONS[record.origin.kind]
     if record.label == BadRequest.label:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sidecar.config.models import Config, KeyConfig
+from sidecar.gate.ratelimits import GATE_GROUPS
 from sidecar.policy.describe import describe
+from sidecar.proxy.budget import budgets
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "    ") -> list[str]:
@@ -29,6 +31,37 @@ def describe_source(key: KeyConfig) -> str:
 
 def _locked_status(opened_by: tuple[str, ...]) -> str:
     return f"open to {', '.join(opened_by)} (allow_withdrawals)" if opened_by else "locked"
+
+
+def _guard_lines(key: KeyConfig) -> list[str]:
+    g = key.guards
+    values = {name: getattr(g, name) for name in type(g).model_fields}
+    shown = [
+        (name, ", ".join(map(str, value)) if isinstance(value, list) else str(value).lower())
+        for name, value in values.items()
+        if value is not None
+    ]
+    off = [name for name, value in values.items() if value is None]
+    lines = [f"    {name}: {text}" for name, text in shown]
+    if off:
+        lines.append(f"    (no limit: {', '.join(off)})")
+    return lines
+
+
+def _budget_lines(key: KeyConfig) -> list[str]:
+    cfg = key.rate_limit
+    if cfg is None:
+        return ["    off (no rate_limit section)"]
+    where = f"shared in {cfg.shared}, {cfg.replicas} replica(s)" if cfg.shared else "local"
+    by_name = budgets(cfg)
+    rows = [
+        [g.name, f"{b.limit} per {b.per_s:g}s", "per endpoint" if g.per_endpoint else "", g.text]
+        for g in GATE_GROUPS
+        if (b := by_name.get(g.name)) is not None
+    ]
+    if not rows:
+        return [f"    {where}; no group budgeted"]
+    return [f"    {where}", *table(("GROUP", "BUDGET", "SCOPE", "ENDPOINTS"), rows, "      ")]
 
 
 def key_report(key: KeyConfig) -> list[str]:
@@ -50,6 +83,11 @@ def key_report(key: KeyConfig) -> list[str]:
         "  locked endpoints (refused whatever the allow rules say, unless opened):",
         *table(("METHODS", "PATH", "WHY", "STATUS"), locked),
         "  anything else: refused (no rule allows it)",
+        "  trading guards:",
+        *_guard_lines(key),
+        "  rate budgets (requests per window, per Gate account):",
+        *_budget_lines(key),
+        f"  self-check at start and after rotation: {'on' if key.self_check else 'off'}",
     ]
 
 

@@ -1,7 +1,8 @@
 """What the admin listener and /metrics may read of the running sidecar: a typed view.
 
-The runtime implements :class:`SidecarView`; operations code depends on this protocol only, so it
-never reaches into the runtime's objects or aiohttp's.
+The runtime implements :class:`SidecarView` (and :class:`BrakeSwitch`, the admin listener's only
+write); operations code depends on these protocols only, so it never reaches into the runtime's
+objects or aiohttp's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class KeyStatus:
     age_s: float
     stale_s: float
     slot: dict[str, object]  # the slot's status as /readyz shows it
+    cancel_only: bool = False  # the emergency brake is on
+    budget_fallback: bool | None = None  # rate budget on its local share (None: no shared one)
 
 
 class SidecarView(Protocol):
@@ -40,4 +43,13 @@ class SidecarView(Protocol):
 
     def vault_status(self) -> VaultStatus | None:
         """None when no key uses Vault."""
+        ...
+
+
+class BrakeSwitch(Protocol):
+    """The one thing the admin listener may change: a key's cancel-only brake."""
+
+    def switch_cancel_only(self, name: str, on: bool, by: str) -> bool | None:
+        """Engage (``on``) or lift a key's cancel-only brake; None when there is no such key,
+        else whether anything changed."""
         ...

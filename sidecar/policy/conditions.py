@@ -1,7 +1,8 @@
 """Checks on the query and the JSON body, for rules the path alone cannot decide. Pure.
 
-A body is parsed at most once per request, and only when a matching rule has a condition
-(:func:`parse_body`).
+A body is parsed at most once per request, and only when something needs it: the request holds
+one :class:`Body`, which the policy's conditions and the trading guards
+(:mod:`sidecar.policy.guards`) both read.
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ def parse_body(body: bytes) -> object:
         return exc
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
         return InvalidBody("the body is not valid UTF-8 JSON, so it cannot be checked")
+
+
+class Body:
+    """A request body, parsed on first use and never again (the policy and the guards share it)."""
+
+    __slots__ = ("_doc", "raw")
+
+    _UNPARSED = object()
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._doc: object = Body._UNPARSED
+
+    @property
+    def doc(self) -> object:
+        """The parsed JSON, NO_BODY, or an :class:`InvalidBody` (see :func:`parse_body`)."""
+        if self._doc is Body._UNPARSED:
+            self._doc = parse_body(self.raw)
+        return self._doc
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.errors import ConfigError
-from sidecar.policy.conditions import InvalidBody, parse_body
+from sidecar.policy.conditions import Body, InvalidBody
 from sidecar.policy.globs import METHODS, glob_regex, validate_glob
 from sidecar.policy.origin import NO_RULE, UNKNOWN_METHOD, Origin, OriginKind
 from sidecar.policy.presets import LOCKED, PRESETS, Rule
@@ -135,7 +135,8 @@ class Policy:
         return tuple(m.rule for m in self._unlockers)
 
     # -- the hot path -------------------------------------------------------------------------
-    def decide(self, method: str, path: str, raw_query: str, body: bytes) -> Decision:
+    def decide(self, method: str, path: str, raw_query: str, body: bytes | Body) -> Decision:
+        """``body`` as bytes, or as the request's :class:`Body` so that it is parsed only once."""
         method = method.upper()
         if method not in _KNOWN_METHODS:
             reason = f"{method[:16]!r} is not a Gate API method"
@@ -147,15 +148,13 @@ class Policy:
             if locked.matches(method, path):
                 return self._locked(locked, method, path)
         refusal: Decision | None = None
-        doc: object = None
-        parsed = False
+        parsed = body if isinstance(body, Body) else Body(body)
         for allow in self._allow:
             if not allow.matches(method, path):
                 continue
             if allow.condition is None:
                 return allow.decision(True, "allowed")
-            if not parsed:  # parse at most once, and only for a rule that needs the body
-                doc, parsed = parse_body(body), True
+            doc = parsed.doc  # parsed at most once, and only for a rule that needs the body
             why = (
                 str(doc)
                 if isinstance(doc, InvalidBody)

@@ -16,7 +16,7 @@ from typing import Annotated, Protocol
 
 from pydantic import Field, field_validator
 
-from sidecar.gate.labels import error_label
+from sidecar.gate.labels import error_label, json_answer
 from sidecar.settings import PositiveSeconds, Strict
 
 
@@ -63,6 +63,10 @@ class UpstreamResponse:
     def gate_label(self) -> str | None:
         """Gate's error ``label`` (for audit and the canary), or None."""
         return error_label(self.status, self.header("Content-Encoding"), self.body)
+
+    def json(self) -> object:
+        """The answer's JSON document (decompressed if Gate compressed it), or None."""
+        return json_answer(self.header("Content-Encoding"), self.body)
 
 
 class Forwarder(Protocol):

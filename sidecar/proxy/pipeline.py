@@ -3,7 +3,8 @@
 A listener (aiohttp's, or a leaner one) turns bytes into a :class:`BotRequest`, calls
 :func:`answer` and writes the :class:`BotResponse` back. Everything in between happens here, in
 this order: the canonical-path check, the body (read through the listener's bounded reader), the
-policy decision, one credential pair, the signature, the forwarder, the relayed answer; every
+policy decision, the trading guards (:mod:`sidecar.proxy.guarding`), the rate budget, one
+credential pair, the signature, the forwarder, the relayed answer; every
 refusal becomes a ``SIDECAR_*`` JSON answer; every request becomes one :class:`RequestRecord`
 handed to the observers (audit line, metrics, clock sync).
 """
@@ -16,13 +17,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sidecar.credentials.slot import KeySlot
-from sidecar.errors import PolicyDenied, SidecarError, error_body
+from sidecar.errors import PolicyDenied, RateLimited, SidecarError, error_body
 from sidecar.gate.clock import Clock
 from sidecar.gate.headers import relay_headers, upstream_headers
 from sidecar.gate.paths import check_path, split_target
+from sidecar.gate.ratelimits import retry_after_header
 from sidecar.gate.signing import signed_headers
+from sidecar.policy.conditions import Body
 from sidecar.policy.engine import Policy
+from sidecar.policy.guards import Guards
+from sidecar.proxy.brake import Brake
+from sidecar.proxy.budget import KeyBudget
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
+from sidecar.proxy.guarding import apply_guards
+from sidecar.proxy.market import Market
 from sidecar.proxy.record import Observer, RequestRecord
 
 log = logging.getLogger("sidecar.proxy")
@@ -43,6 +51,10 @@ class KeyRuntime:
     clock: Clock
     max_body_bytes: int
     observers: list[Observer] = field(default_factory=list)
+    guards: Guards = field(default_factory=lambda: Guards(None))  # swapped in place on reload
+    brake: Brake | None = None  # the cancel-only switch (None: never engaged, e.g. in tests)
+    market: Market | None = None  # public prices for the guards (None: none fetched)
+    budget: KeyBudget | None = None  # rate budgets (None: off)
 
 
 @dataclass(slots=True)
@@ -61,7 +73,10 @@ class BotResponse:
 
 
 def error_response(exc: SidecarError) -> BotResponse:
-    return BotResponse(exc.status, [("Content-Type", "application/json")], error_body(exc))
+    headers = [("Content-Type", "application/json")]
+    if isinstance(exc, RateLimited):
+        headers.append(("Retry-After", retry_after_header(exc.retry_after_s)))
+    return BotResponse(exc.status, headers, error_body(exc))
 
 
 async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -> BotResponse:
@@ -69,25 +84,31 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     method = request.method
     path, raw_query = split_target(request.target)
     check_path(path)
-    body = await request.read_body(key.max_body_bytes)
+    body = Body(await request.read_body(key.max_body_bytes))  # parsed once, if ever
     decision = key.policy.decide(method, path, raw_query, body)
     record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
         record.decision = "deny"
         raise PolicyDenied(f"{key.name} may not {method} {path} ({decision.reason})")
+    await apply_guards(key.guards, key.brake, key.market, method, path, raw_query, body, record)
     record.decision = "allow"
     creds = key.slot.current()  # one whole pair for this request, whatever rotates meanwhile
     record.version = creds.version
+    budget = key.budget
+    if budget is not None:  # after the slot: a key that cannot sign spends no budget
+        record.rate_group = await budget.take(method, path)  # raises RateLimited
     auth = await signed_headers(
-        creds.signer, creds.api_key, method, path, raw_query, body, key.clock.now()
+        creds.signer, creds.api_key, method, path, raw_query, body.raw, key.clock.now()
     )
     headers = upstream_headers(request.headers) + list(auth.items())
     sent = time.perf_counter()
-    upstream = await key.forwarder.send(UpstreamRequest(method, path, raw_query, headers, body))
+    upstream = await key.forwarder.send(UpstreamRequest(method, path, raw_query, headers, body.raw))
     record.upstream_latency_s = time.perf_counter() - sent
     record.upstream_status = upstream.status
     record.label = upstream.gate_label()
     record.upstream_date = upstream.header("Date")  # clock drift detection (sidecar.ops.clocksync)
+    if budget is not None:
+        await budget.observe(method, path, upstream.headers)  # Gate's own count tightens ours
     return BotResponse(upstream.status, relay_headers(upstream.headers), upstream.body)
 
 
@@ -103,6 +124,8 @@ async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
         response = await forward(key, request, record)
     except SidecarError as exc:
         record.label = exc.label
+        if isinstance(exc, RateLimited):
+            record.rate_group = exc.group
         response = error_response(exc)
     except Exception:
         log.exception("internal error", extra={"key": key.name})

@@ -31,6 +31,8 @@ class RequestRecord:
     upstream_date: str | None = None  # Gate's Date header: clock drift detection, not logged
     latency_s: float | None = None
     version: str | None = None
+    guard: str | None = None  # the trading guard that refused the request (sidecar.policy.guards)
+    rate_group: str | None = None  # the rate budget group the request counted against
 
     def finish(self, status: int) -> None:
         self.status = status

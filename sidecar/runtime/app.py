@@ -44,6 +44,7 @@ def create_app(
         )
         app[SIDECAR] = sidecar
         app[admin.VIEW] = sidecar
+        app[admin.BRAKES] = sidecar
         app[admin.METRICS] = sidecar.metrics
         try:
             await sidecar.start()

@@ -18,8 +18,12 @@ from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
+from sidecar.policy.guards import Guards
 from sidecar.proxy.aiohttp_listener import create_key_app
+from sidecar.proxy.brake import Brake
+from sidecar.proxy.budget import build_budget
 from sidecar.proxy.forwarder import Forwarder
+from sidecar.proxy.market import Market
 from sidecar.proxy.pipeline import KeyRuntime
 from sidecar.proxy.record import Observer
 from sidecar.runtime.listeners import Listener, serve_app
@@ -58,7 +62,9 @@ class KeySet(Mapping[str, KeyHandle]):
         clock: Clock,
         server: ServerConfig,
         observers: list[Observer],
+        market: Market | None = None,
     ) -> None:
+        self._market = market
         self._secrets = secrets
         self._forwarder = forwarder
         self._clock = clock
@@ -96,6 +102,10 @@ class KeySet(Mapping[str, KeyHandle]):
             clock=self._clock,
             max_body_bytes=self._server.max_body_bytes,
             observers=self._observers,
+            guards=Guards(key.guards),
+            brake=Brake(key.name, configured=key.guards.cancel_only),
+            market=self._market,
+            budget=build_budget(key.name, key.rate_limit),
         )
         try:
             listener = await self.open_listener(key, runtime)
@@ -105,6 +115,8 @@ class KeySet(Mapping[str, KeyHandle]):
                 extra={"key": key.name, "listen": key.listen, "error": exc.strerror or str(exc)},
             )
             await source.close()
+            if runtime.budget is not None:
+                await runtime.budget.close()
             raise
         task = asyncio.create_task(source.run(), name=f"source:{key.name}")
         handle = KeyHandle(key, runtime, source, task, listener)
@@ -119,6 +131,8 @@ class KeySet(Mapping[str, KeyHandle]):
         handle = self._handles.pop(name)
         await handle.listener.close()  # stop accepting, let in-flight requests finish
         await _stop_source(handle.source, handle.task)
+        if handle.runtime.budget is not None:
+            await handle.runtime.budget.close()
         log.info("key listener closed", extra={"key": name, "listen": handle.url})
 
     async def stop_all(self) -> None:
@@ -127,11 +141,30 @@ class KeySet(Mapping[str, KeyHandle]):
 
     # -- changing a running key (config reloads) ----------------------------------------------
     def use_config(self, key: KeyConfig, policy: Policy | None) -> None:
-        """Record a key's new config; a new policy applies from the next request on."""
+        """Record a key's new config; a new policy and new guards apply from the next request
+        on. The cancel-only switch follows the file only where the file's value changed."""
         handle = self._handles[key.name]
-        handle.config = key
+        old, handle.config = handle.config, key
         if policy is not None:
             handle.runtime.policy = policy  # one reference, read once per request
+        if key.guards != old.guards:
+            handle.runtime.guards = Guards(key.guards)
+        if handle.runtime.brake is not None:
+            handle.runtime.brake.configure(key.guards.cancel_only)
+
+    async def swap_budget(self, key: KeyConfig) -> None:
+        """A changed ``rate_limit``: new buckets (full) from the next request on."""
+        runtime = self._handles[key.name].runtime
+        old, runtime.budget = runtime.budget, build_budget(key.name, key.rate_limit)
+        if old is not None:
+            await old.close()
+
+    def switch_cancel_only(self, name: str, on: bool, by: str) -> bool | None:
+        """Engage or lift a key's brake (None: no such key; else whether it changed)."""
+        handle = self._handles.get(name)
+        if handle is None or handle.runtime.brake is None:
+            return None
+        return handle.runtime.brake.switch(on, by)
 
     async def swap_secret(
         self, key: KeyConfig, slot: KeySlot, source: Source, wait_s: float

@@ -7,6 +7,9 @@ keeps serving; only then does it commit. Per key:
 
 - unchanged: nothing happens; its listener, slot and in-flight requests are untouched;
 - policy changed: the compiled policy is swapped in place (the next request uses it);
+- guards changed: swapped in place likewise; the cancel-only brake follows the file only when
+  ``guards.cancel_only`` itself changed (a brake switched at run time survives other reloads);
+- rate_limit changed: new, full buckets from the next request on;
 - source changed (or ``max_stale_s``, ``canary``): a new slot and source load, then are swapped in;
 - listener changed: the new listener opens first, then the old one drains and closes;
 - added / removed: the listener opens / drains and closes.
@@ -36,7 +39,8 @@ log = logging.getLogger("sidecar.reload")
 RESTART_SECTIONS = ("upstream", "admin", "server", "vault")
 LISTENER_FIELDS = frozenset({"listen", "socket_mode"})
 POLICY_FIELDS = frozenset({"policy", "allow_withdrawals"})
-SECRET_FIELDS = frozenset({"source", "max_stale_s", "canary"})
+SECRET_FIELDS = frozenset({"source", "max_stale_s", "canary", "self_check"})
+GUARD_FIELDS = frozenset({"guards", "rate_limit"})  # applied in place by Sidecar.commit
 INERT_FIELDS = frozenset({"name", "allow_remote"})  # checked when the file is validated, no more
 SECRET_SWAP_WAIT_S = 10.0  # a changed source gets this long to load before it is swapped in
 
@@ -53,6 +57,7 @@ class KeyChange:
     policy: bool
     secret: bool
     listener: bool
+    guards: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class ReloadPlan:
             "added": [k.name for k in self.added],
             "removed": list(self.removed),
             "changed": {
-                c.key.name: [n for n in ("policy", "secret", "listener") if getattr(c, n)]
+                c.key.name: [n for n in ("policy", "guards", "secret", "listener") if getattr(c, n)]
                 for c in self.changed
             },
             "unchanged": list(self.unchanged),
@@ -80,12 +85,13 @@ def _key_change(old: KeyConfig, new: KeyConfig) -> KeyChange | None:
     if not differing:
         return None
     # A field added to KeyConfig later feeds the policy or the source: rebuild both.
-    unknown = bool(differing - LISTENER_FIELDS - POLICY_FIELDS - SECRET_FIELDS)
+    unknown = bool(differing - LISTENER_FIELDS - POLICY_FIELDS - SECRET_FIELDS - GUARD_FIELDS)
     return KeyChange(
         key=new,
         policy=bool(differing & POLICY_FIELDS) or unknown,
         secret=bool(differing & SECRET_FIELDS) or unknown,
         listener=bool(differing & LISTENER_FIELDS),
+        guards=bool(differing & GUARD_FIELDS),
     )
 
 

@@ -11,6 +11,7 @@ from sidecar.credentials.sources.base import Source, SourceContext
 from sidecar.gate.clock import Clock
 from sidecar.gate.signing import signed_headers
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
+from sidecar.runtime.selfcheck import SelfCheck, SelfCheckedSource
 from sidecar.vault.session import VaultSession
 
 
@@ -43,8 +44,9 @@ class SecretFactory:
         await vault.start()  # never blocks on Vault: listeners open at once
         self._vault = vault
 
-    def rotation_for(self, key: KeyConfig) -> Rotation:
-        """A rotation whose canary (if the key keeps it on) is one signed read-only call."""
+    def rotation_for(self, key: KeyConfig, check: SelfCheck | None = None) -> Rotation:
+        """A rotation whose canary (if the key keeps it on) is one signed read-only call, and
+        whose new pairs pass the self-check first (when the key asks for it)."""
         if not key.canary.enabled:
             rotation = Rotation(None)
         else:
@@ -63,6 +65,7 @@ class SecretFactory:
                 return canary_verdict(resp.status, resp.gate_label())
 
             rotation = Rotation(canary)
+        rotation.vet = None if check is None else check.vet
         rotation.listeners.extend(self.listeners)
         return rotation
 
@@ -71,7 +74,12 @@ class SecretFactory:
         slot = KeySlot(key.name, key.max_stale_s)
         context = SourceContext(self.environ, self._vault)
         spec = key.source.spec
-        return slot, key.source.source_kind.build(spec, slot, self.rotation_for(key), context)
+        check = (
+            SelfCheck(key.compile_policy(), self.forwarder, self.clock) if key.self_check else None
+        )
+        rotation = self.rotation_for(key, check)
+        source = key.source.source_kind.build(spec, slot, rotation, context)
+        return slot, source if check is None else SelfCheckedSource(source, check)
 
     async def close(self) -> None:
         if self._vault is not None:

@@ -5,6 +5,8 @@
   every rollout; a bot's order in flight must not be cut off).
 - SIGHUP: reload the config file (``sidecar.runtime.reload``) and refresh every key's secret at
   once.
+- SIGUSR1: the emergency brake: every key to cancel-only (lifted per key on the admin listener,
+  ``DELETE /keys/{name}/cancel-only``). Never a toggle: a second signal keeps the brake on.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ async def _serve(config: Config, config_path: str) -> int:
     reloader: Reloader | None = None
     reloads: set[asyncio.Task[bool]] = set()
 
+    def on_usr1() -> None:
+        if reloader is None:
+            log.warning("SIGUSR1 during start-up: braking once the keys are up")
+            brake_at_start.set()
+            return
+        reloader.sidecar.brake_all("SIGUSR1")
+
+    brake_at_start = asyncio.Event()
+
     def on_hup() -> None:
         if reloader is None:  # still starting: the file just loaded is the one being applied
             log.info("SIGHUP during start-up ignored")
@@ -51,6 +62,7 @@ async def _serve(config: Config, config_path: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGUSR1, on_usr1)
 
     app = create_app(config)
     runner = web.AppRunner(
@@ -65,6 +77,8 @@ async def _serve(config: Config, config_path: str) -> int:
         return 1
     sidecar = app[SIDECAR]
     reloader = Reloader(sidecar, config_path)
+    if brake_at_start.is_set():
+        sidecar.brake_all("SIGUSR1")
     log.info("admin listener open", extra={"listen": admin_url, "config": config_path})
     try:
         await stop.wait()

@@ -18,11 +18,13 @@ from sidecar.config.models import Config
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.clock import Clock
 from sidecar.ops.audit import audit_line
+from sidecar.ops.guard_metrics import GuardMetrics
 from sidecar.ops.logs import setup_logging
 from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import KeyStatus
 from sidecar.policy.engine import Policy
 from sidecar.proxy.forwarder import Forwarder
+from sidecar.proxy.market import Market
 from sidecar.proxy.record import Observer
 from sidecar.runtime.clock import ClockKeeper
 from sidecar.runtime.keys import KeySet
@@ -45,8 +47,12 @@ class Sidecar:
             environ, forwarder, self.clock, [self.metrics.on_credential_event]
         )
         self.clock_keeper = ClockKeeper(self.clock, forwarder, config.upstream.timeout_s)
-        self.keys = KeySet(self.secrets, forwarder, self.clock, config.server, self.observers)
+        self.market = Market(forwarder)  # public prices for the guards, shared by every key
+        self.keys = KeySet(
+            self.secrets, forwarder, self.clock, config.server, self.observers, self.market
+        )
         self.metrics.watch(self)
+        self.guard_metrics = GuardMetrics(self.metrics.registry, self)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -61,13 +67,15 @@ class Sidecar:
         await self.keys.stop_all()
         await self.clock_keeper.close()
         await self.secrets.close()
+        await self.market.close()
         await self.forwarder.close()
         self.metrics.unwatch()
+        self.guard_metrics.unwatch()
 
     async def configure_clock(self) -> None:
         """Clock sync and the observer list as ``self.config`` says."""
         await self.clock_keeper.configure(self.config.clock)
-        observers: list[Observer] = [self.metrics.observe]
+        observers: list[Observer] = [self.metrics.observe, self.guard_metrics.observe]
         if self.config.logging.audit:
             observers.append(audit_line)
         if self.clock_keeper.observer is not None:
@@ -83,7 +91,10 @@ class Sidecar:
         old, self.config = self.config, new
         for key in new.keys:
             if key.name in self.keys and key != self.keys[key.name].config:
+                budget_changed = key.rate_limit != self.keys[key.name].config.rate_limit
                 self.keys.use_config(key, policies.get(key.name))
+                if budget_changed:
+                    await self.keys.swap_budget(key)
         if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):
             setup_logging(new.logging.format, new.logging.level)
         await self.configure_clock()
@@ -98,7 +109,8 @@ class Sidecar:
                     KeyStatus(key.name, key.listen, None, 0, False, None, None, 0, 0, {})
                 )
                 continue
-            slot = handle.runtime.slot
+            runtime = handle.runtime
+            slot = runtime.slot
             try:
                 slot.current()
                 problem = None
@@ -116,9 +128,19 @@ class Sidecar:
                     age_s=slot.age_seconds,
                     stale_s=slot.stale_seconds,
                     slot=slot.status(),
+                    cancel_only=runtime.brake is not None and runtime.brake.engaged,
+                    budget_fallback=None if runtime.budget is None else runtime.budget.fallback,
                 )
             )
         return statuses
+
+    def switch_cancel_only(self, name: str, on: bool, by: str) -> bool | None:
+        return self.keys.switch_cancel_only(name, on, by)
+
+    def brake_all(self, by: str) -> None:
+        """SIGUSR1: every key to cancel-only."""
+        for name in self.keys:
+            self.keys.switch_cancel_only(name, True, by)
 
     @property
     def clock_offset_s(self) -> float:

@@ -63,3 +63,28 @@ def futures_tickers(call: Call) -> Result:
 def empty_list(call: Call) -> Result:
     """Markets this exchange does not list (margin, delivery, options): ccxt loads them all."""
     return 200, []
+
+
+def delivery_contracts(call: Call) -> Result:
+    names = m.DELIVERY.get(call.params["settle"], ())
+    return 200, [m.delivery_contract(c, call.params["settle"]) for c in names]
+
+
+def delivery_contract(call: Call) -> Result:
+    name, settle_name = call.params["contract"], call.params["settle"]
+    if name not in m.DELIVERY.get(settle_name, ()):
+        raise ApiError(400, "CONTRACT_NOT_FOUND", f"contract {name} not found")
+    return 200, m.delivery_contract(name, settle_name)
+
+
+def delivery_tickers(call: Call) -> Result:
+    wanted = call.query.get("contract")
+    names = m.DELIVERY.get(call.params["settle"], ())
+    return 200, [m.futures_ticker(c) for c in names if wanted in (None, c)]
+
+
+def options_contract(call: Call) -> Result:
+    name = call.params["contract"]
+    if name not in m.OPTIONS:
+        raise ApiError(400, "CONTRACT_NOT_FOUND", f"contract {name} not found")
+    return 200, m.options_contract(name)

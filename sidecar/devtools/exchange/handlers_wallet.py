@@ -26,8 +26,9 @@ def account_detail(call: Call) -> Result:
 
 
 def main_keys(call: Call) -> Result:
-    """The key's own permissions: a start-up self-check can read them (API v4 docs)."""
-    return 200, {
+    """The key's own permissions: a start-up self-check can read them (API v4 docs,
+    AccountKeyInfo). Tests set them per key (``ExchangeState.set_key_info``)."""
+    doc = {
         "state": 1,
         "mode": 1,
         "name": [],
@@ -40,6 +41,8 @@ def main_keys(call: Call) -> Result:
         "updated_at": "1700000000",
         "last_access": str(int(call.state.now())),
     }
+    doc.update(call.acct.key_info or {})
+    return 200, doc
 
 
 def total_balance(call: Call) -> Result:

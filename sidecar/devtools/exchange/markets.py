@@ -130,3 +130,44 @@ def futures_ticker(name: str) -> dict[str, Any]:
         "lowest_ask": last,
         "highest_bid": last,
     }
+
+
+DELIVERY = {"usdt": ("BTC_USDT_20300331",)}
+OPTIONS = ("BTC_USDT-20300331-60000-C",)
+OPTION_PREMIUM = "1200"
+
+
+def delivery_contract(name: str, settle: str) -> dict[str, Any]:
+    """DeliveryContract: a futures contract with an expiry (gate-api model)."""
+    return {
+        **contract(name, settle),
+        "underlying": name.rsplit("_", 1)[0],
+        "cycle": "QUARTERLY",
+        "expire_time": 1900000000,
+        "settle_price": "0",
+        "basis_rate": "0",
+        "basis_value": "0",
+        "basis_impact_value": "0",
+    }
+
+
+def options_contract(name: str) -> dict[str, Any]:
+    """OptionsContract (gate-api model): the premium is its last price."""
+    underlying, _expiry, strike, kind = name.split("-")
+    return {
+        "name": name,
+        "tag": "QUARTERLY",
+        "create_time": 1700000000.0,
+        "expiration_time": 1900000000.0,
+        "is_call": kind == "C",
+        "multiplier": "0.0001",
+        "underlying": underlying,
+        "underlying_price": price(underlying),
+        "last_price": OPTION_PREMIUM,
+        "mark_price": OPTION_PREMIUM,
+        "index_price": price(underlying),
+        "strike_price": strike,
+        "order_size_min": 1,
+        "order_size_max": 100000,
+        "orders_limit": 50,
+    }

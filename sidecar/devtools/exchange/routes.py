@@ -40,7 +40,10 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/futures/{settle}/contracts/{contract}", pub.contract, private=False),
     _route("GET", "/futures/{settle}/tickers", pub.futures_tickers, private=False),
     _route("GET", "/margin/currency_pairs", pub.empty_list, private=False),
-    _route("GET", "/delivery/{settle}/contracts", pub.empty_list, private=False),
+    _route("GET", "/delivery/{settle}/contracts", pub.delivery_contracts, private=False),
+    _route("GET", "/delivery/{settle}/contracts/{contract}", pub.delivery_contract, private=False),
+    _route("GET", "/delivery/{settle}/tickers", pub.delivery_tickers, private=False),
+    _route("GET", "/options/contracts/{contract}", pub.options_contract, private=False),
     _route("GET", "/options/underlyings", pub.empty_list, private=False),
     # account and wallet
     _route("GET", "/account/detail", wal.account_detail),

@@ -32,6 +32,8 @@ class Account:
     spot_orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     futures_orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # "settle/id" keys
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)  # "settle/contract" keys
+    # What GET /account/main_keys answers for this key (None: every permission, no whitelist).
+    key_info: dict[str, Any] | None = None
 
 
 @dataclass
@@ -71,6 +73,21 @@ class ExchangeState:
 
     def add_key(self, api_key: str, secret: str, *, uid: int | None = None) -> None:
         self.accounts[api_key] = Account(secret, uid if uid is not None else next(self._uids))
+
+    def set_key_info(
+        self,
+        api_key: str,
+        perms: dict[str, bool],
+        ip_whitelist: list[str] | None = None,
+        state: int = 1,
+    ) -> None:
+        """What ``GET /account/main_keys`` says of this key: ``perms`` maps each permission
+        name to whether it is read-only (Gate's AccountKeyInfo)."""
+        self.accounts[api_key].key_info = {
+            "state": state,
+            "ip_whitelist": list(ip_whitelist or []),
+            "perms": [{"name": n, "read_only": ro} for n, ro in perms.items()],
+        }
 
     def remove_key(self, api_key: str) -> None:
         self.accounts.pop(api_key, None)

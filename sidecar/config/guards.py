@@ -1,0 +1,47 @@
+"""``keys[].guards``: the trading guards' settings (enforced by :mod:`sidecar.policy.guards`).
+
+Every guard is off until set; ``cancel_only`` is the emergency brake's configured state (the
+admin listener and SIGUSR1 switch it at run time, see ``docs/guards.md``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from sidecar.settings import Strict
+
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Names = Annotated[list[str], Field(min_length=1)]
+
+
+class GuardsConfig(Strict):
+    instruments: Names | None = None  # currency_pair / contract names, exact
+    settle: Names | None = None  # futures / delivery settle currencies (usdt, btc)
+    allow_unscoped: bool = False  # listing and cancel-all calls that name no instrument
+    max_order_size: Positive | None = None  # contracts; spot: base currency amount
+    max_notional: Positive | None = None  # price x size (x multiplier), quote currency
+    max_leverage: Positive | None = None
+    reduce_only: bool = False  # every futures, delivery and options order must reduce
+    order_types: Annotated[list[Literal["limit", "market"]], Field(min_length=1)] | None = None
+    time_in_force: (
+        Annotated[list[Literal["gtc", "ioc", "poc", "fok"]], Field(min_length=1)] | None
+    ) = None
+    cancel_only: bool = False
+
+    @field_validator("instruments", "settle")
+    @classmethod
+    def _names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if not name or name != name.strip() or "/" in name:
+                raise ValueError(f"{name!r} is not a Gate market or settle name")
+        return value
+
+    @field_validator("settle")
+    @classmethod
+    def _lower(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(v != v.lower() for v in value):
+            raise ValueError("settle currencies are lower case in Gate's paths (usdt, btc)")
+        return value

@@ -1,0 +1,184 @@
+"""Gate's published rate limits per endpoint group, and the token-bucket arithmetic. Pure.
+
+The limits are per account (UID) and come from Gate's API v4 documentation, "Rate Limit"
+(v4.105): spot place/amend 10 r/s, cancel 200 r/s, other spot calls 200 per 10 s; perpetual
+futures place/amend 100 r/s, cancel 200 r/s, others 200 per 10 s; delivery place 500 per 10 s;
+options place 200 r/s; ``POST /withdrawals`` 1 per 3 s, transfers 80 per 10 s, other wallet calls
+200 per 10 s; any other private endpoint 150 per 10 s each; public endpoints 200 per 10 s each
+(per IP). Where Gate counts per market (spot place/amend) or per endpoint, a group marked
+``per_endpoint`` keeps one bucket per path; the spot order group keeps one bucket for every
+market together, which is stricter than Gate and never looser.
+
+A bucket holds up to ``limit`` tokens and regains ``limit / per_s`` per second; a request takes
+one. :func:`take` and :func:`tighten` are the one definition of that arithmetic: the local store
+runs them as they are and the Redis store's script (``sidecar.proxy.budget.redis_store``) is
+tested against them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from sidecar.gate.public import is_public
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    limit: int  # requests ...
+    per_s: float  # ... per this many seconds
+    routes: tuple[tuple[frozenset[str], re.Pattern[str]], ...]
+    per_endpoint: bool = False  # one bucket per request path instead of one for the group
+    public: bool = False  # matches Gate's public market data (sidecar.gate.public)
+    text: str = ""  # the endpoints, as docs and check-config show them
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.public:
+            return is_public(method, path)
+        return any(
+            ("*" in methods or method in methods) and pattern.fullmatch(path)
+            for methods, pattern in self.routes
+        )
+
+
+def _group(
+    name: str, limit: int, per_s: float, routes: str, *, per_endpoint: bool = False
+) -> Group:
+    """``routes``: ``METHOD path-regex`` pairs separated by ``;`` (paths after /api/v4)."""
+    parsed = []
+    for item in routes.split(";"):
+        methods, path = item.split()
+        parsed.append((frozenset(methods.split(",")), re.compile("/api/v4" + path)))
+    text = routes.replace(";", "; ").replace("(/[^/]+)?", "[/{id}]").replace("(/.*)?", "[/**]")
+    text = text.replace("[^/]+", "*").replace(".*", "**")
+    return Group(name, limit, per_s, tuple(parsed), per_endpoint, text=text)
+
+
+_ID = "[^/]+"
+#: In matching order: the first group that matches a request is its group.
+GATE_GROUPS: tuple[Group, ...] = (
+    _group("wallet-withdraw", 1, 3.0, "POST /withdrawals"),
+    _group(
+        "wallet-transfer",
+        80,
+        10.0,
+        "POST /wallet/transfers;POST /wallet/sub_account_transfers;"
+        "POST /wallet/sub_account_to_sub_account",
+    ),
+    _group(
+        "spot-order-place",
+        10,
+        1.0,
+        f"POST /spot/orders;POST /spot/batch_orders;PATCH /spot/orders/{_ID};"
+        "POST /spot/amend_batch_orders;POST /spot/price_orders",
+    ),
+    _group(
+        "spot-order-cancel",
+        200,
+        1.0,
+        f"DELETE /spot/orders(/{_ID})?;POST /spot/cancel_batch_orders;"
+        f"DELETE /spot/price_orders(/{_ID})?;POST /spot/countdown_cancel_all",
+    ),
+    _group(
+        "futures-order-place",
+        100,
+        1.0,
+        f"POST /futures/{_ID}/orders;POST /futures/{_ID}/batch_orders;"
+        f"PUT /futures/{_ID}/orders/{_ID};POST /futures/{_ID}/batch_amend_orders;"
+        f"POST /futures/{_ID}/price_orders;PUT /futures/{_ID}/price_orders/{_ID}",
+    ),
+    _group(
+        "futures-order-cancel",
+        200,
+        1.0,
+        f"DELETE /futures/{_ID}/orders(/{_ID})?;POST /futures/{_ID}/batch_cancel_orders;"
+        f"DELETE /futures/{_ID}/price_orders(/{_ID})?;POST /futures/{_ID}/countdown_cancel_all",
+    ),
+    _group(
+        "delivery-order-place",
+        500,
+        10.0,
+        f"POST /delivery/{_ID}/orders;POST /delivery/{_ID}/price_orders",
+    ),
+    _group("options-order-place", 200, 1.0, "POST /options/orders"),
+    Group("public", 200, 10.0, (), per_endpoint=True, public=True, text="public market data"),
+    _group("spot-other", 200, 10.0, "* /spot/.*"),
+    _group("futures-other", 200, 10.0, "* /futures/.*"),
+    _group("wallet-other", 200, 10.0, "* /wallet/.*;* /withdrawals(/.*)?"),
+    _group("other-private", 150, 10.0, "* /.*", per_endpoint=True),
+)
+GROUPS_BY_NAME = {g.name: g for g in GATE_GROUPS}
+
+
+def group_for(method: str, path: str) -> Group:
+    """The group a request counts against (``other-private`` catches everything)."""
+    return next(g for g in GATE_GROUPS if g.matches(method, path))
+
+
+# -- token buckets -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A bucket's state: ``tokens`` as of ``at`` (seconds on the store's clock)."""
+
+    tokens: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    allowed: bool
+    bucket: Bucket
+    retry_after_s: float  # 0 when allowed; else when the next token is there
+
+
+def refill(bucket: Bucket | None, capacity: float, rate: float, now: float) -> float:
+    if bucket is None:
+        return capacity
+    return min(capacity, bucket.tokens + max(0.0, now - bucket.at) * rate)
+
+
+def take(bucket: Bucket | None, capacity: float, rate: float, now: float) -> Take:
+    """One request against a bucket of ``capacity`` tokens regaining ``rate`` per second."""
+    tokens = refill(bucket, capacity, rate, now)
+    if tokens >= 1.0:
+        return Take(True, Bucket(tokens - 1.0, now), 0.0)
+    return Take(False, Bucket(tokens, now), (1.0 - tokens) / rate)
+
+
+def tighten(
+    bucket: Bucket | None,
+    capacity: float,
+    rate: float,
+    now: float,
+    remaining: int,
+    reset_in_s: float | None,
+) -> Bucket:
+    """Gate says ``remaining`` requests are left (and the window resets in ``reset_in_s``):
+    never hold more tokens than that; with none left, the next token comes at the reset."""
+    tokens = refill(bucket, capacity, rate, now)
+    if remaining > 0:
+        target = float(remaining)
+    elif reset_in_s is not None:
+        target = 1.0 - max(0.0, reset_in_s) * rate  # one token exactly when Gate resets
+    else:
+        target = 0.0
+    return Bucket(min(tokens, target), now)
+
+
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` in whole seconds (RFC 9110 delta-seconds), never early."""
+    return str(max(1, math.ceil(seconds - 1e-9)))
+
+
+def groups_markdown() -> str:
+    """Gate's groups and limits as a Markdown table (docs/guards.md shows it)."""
+    lines = ["| Group | Gate's limit | Scope | Endpoints |", "|---|---|---|---|"]
+    for g in GATE_GROUPS:
+        scope = "per endpoint" if g.per_endpoint else "whole group"
+        routes = g.text if g.public else "; ".join(f"`{r}`" for r in g.text.split("; "))
+        lines.append(f"| `{g.name}` | {g.limit} per {g.per_s:g} s | {scope} | {routes} |")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Metrics of the trading guards and rate budgets, on the app's own registry.
+
+Counters fed by the request observer (guard refusals by guard name, 429s by budget group) and
+gauges read from the running sidecar at scrape time (each key's cancel-only brake, whether its
+shared rate budget is serving from the local share because Redis does not answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from sidecar.errors import RateLimited
+from sidecar.ops.metrics import PREFIX
+from sidecar.ops.status import SidecarView
+from sidecar.proxy.record import RequestRecord
+
+
+class GuardMetrics:
+    def __init__(self, registry: CollectorRegistry, view: SidecarView) -> None:
+        self.registry = registry
+        self.guard_denials = Counter(
+            f"{PREFIX}_guard_denials",
+            "Requests a trading guard refused, by key and guard (max_order_size, cancel_only...).",
+            ["key", "guard"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            f"{PREFIX}_rate_limited",
+            "Requests refused with 429 because the key's rate budget was spent, by group.",
+            ["key", "group"],
+            registry=registry,
+        )
+        self._state: _State | None = _State(view)
+        registry.register(self._state)
+
+    def observe(self, record: RequestRecord) -> None:
+        if record.guard is not None:
+            self.guard_denials.labels(record.key, record.guard).inc()
+        if record.label == RateLimited.label and record.rate_group is not None:
+            self.rate_limited.labels(record.key, record.rate_group).inc()
+
+    def unwatch(self) -> None:
+        if self._state is not None:
+            self.registry.unregister(self._state)
+            self._state = None
+
+
+class _State:
+    def __init__(self, view: SidecarView) -> None:
+        self.view = view
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        brake = GaugeMetricFamily(
+            f"{PREFIX}_cancel_only",
+            "1 while the key's cancel-only brake is on (only reads, cancels, closes pass).",
+            labels=["key"],
+        )
+        fallback = GaugeMetricFamily(
+            f"{PREFIX}_rate_budget_fallback",
+            "1 while the key's shared rate budget serves from this replica's local share "
+            "(Redis unreachable).",
+            labels=["key"],
+        )
+        for key in sorted(self.view.key_statuses(), key=lambda k: k.name):
+            if key.url is None:
+                continue
+            brake.add_metric([key.name], float(key.cancel_only))
+            if key.budget_fallback is not None:
+                fallback.add_metric([key.name], float(key.budget_fallback))
+        yield brake
+        yield fallback

@@ -1,0 +1,201 @@
+"""Reading one call's orders out of its path, query and JSON body, as the field table says. Pure.
+
+Whatever a guard needs and cannot read makes the call :class:`Unreadable`, and an unreadable call
+is refused, never passed: a field given twice in different letter cases (Gate's Go decoder would
+take one of them, silently), a size that is not a number, a batch that is not a list of objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qsl
+
+from sidecar.policy.conditions import NO_BODY, InvalidBody
+from sidecar.policy.guards.shapes import OrderFields, Orders, Product, Shape
+
+
+class Unreadable(Exception):
+    """The call's shape cannot be read; the message says where (never quotes a whole body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """A value and where it was read (``orders[3].size``, ``query leverage``)."""
+
+    value: str
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    value: Decimal
+    where: str
+
+
+@dataclass(slots=True)
+class Order:
+    where: str  # "body", "orders[3]", "body.put"
+    instrument: Named | None = None
+    size: Number | None = None
+    price: Number | None = None
+    market: bool = False  # a market order (type market, or price 0 where the price says it)
+    type_where: str = ""  # what says the type, for messages
+    tif: Named | None = None  # given, or Gate's default (where then says so)
+    side: str | None = None  # buy | sell (spot); None where the size's sign says it
+    closing: Named | None = None  # the field that makes it reduce or close a position
+
+
+@dataclass(slots=True)
+class Call:
+    """One API call as the guards see it, whether REST or the WebSocket trading API."""
+
+    shape: Shape
+    label: str  # "POST /api/v4/spot/orders" or "futures.order_place"
+    settle: Named | None = None
+    instruments: list[Named] = field(default_factory=list)  # call-level (path, query, body)
+    orders: list[Order] = field(default_factory=list)
+    leverage: list[Number] = field(default_factory=list)
+
+    @property
+    def product(self) -> Product:
+        return self.shape.product
+
+    def all_instruments(self) -> list[Named]:
+        return self.instruments + [o.instrument for o in self.orders if o.instrument is not None]
+
+
+def lookup(obj: Mapping[str, object], name: str, where: str) -> object | None:
+    """``obj[name]`` in any letter case (Go's JSON decoder matches fields that way); a name given
+    twice in different cases is unreadable rather than guessed."""
+    hits = [key for key in obj if key.casefold() == name]
+    if len(hits) > 1:
+        raise Unreadable(f"{where}.{name} is given {len(hits)} times in different letter cases")
+    return obj[hits[0]] if hits else None
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise Unreadable(f"{where} is not a string")
+    return value
+
+
+def number(value: object, where: str) -> Number:
+    """A JSON number or numeric string, as Gate accepts sizes and prices."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise Unreadable(f"{where} is not a number")
+    try:
+        parsed = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise Unreadable(f"{where} is not a number") from None
+    if not parsed.is_finite():
+        raise Unreadable(f"{where} is not a finite number")
+    return Number(parsed, where)
+
+
+def _query(raw_query: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        if name in values:
+            raise Unreadable(f"query parameter {name} is given twice")
+        values[name] = value
+    return values
+
+
+def _read_order(obj: Mapping[str, object], where: str, shape: Shape) -> Order:
+    order = Order(where)
+    for source in shape.instrument:
+        kind, _, name = source.partition(":")
+        if kind == "order" and (value := lookup(obj, name, where)) is not None:
+            order.instrument = Named(_text(value, f"{where}.{name}"), f"{where}.{name}")
+    f: OrderFields | None = shape.fields
+    if f is None:
+        return order
+    if f.size and (value := lookup(obj, f.size, where)) is not None:
+        order.size = number(value, f"{where}.{f.size}")
+    if f.price and (value := lookup(obj, f.price, where)) is not None:
+        order.price = number(value, f"{where}.{f.price}")
+    if f.type:
+        given = lookup(obj, f.type, where)
+        kind = "limit" if given is None else _text(given, f"{where}.{f.type}").casefold()
+        order.market = kind == "market"
+        order.type_where = f"{where}.{f.type}" if given is not None else f"{where} (no type)"
+    elif f.price:
+        # Futures, delivery and options orders have no type: price 0 means a market order.
+        order.market = order.price is None or order.price.value == 0
+        order.type_where = order.price.where if order.price else f"{where} (no price)"
+    if f.tif:
+        given = lookup(obj, f.tif, where)
+        if given is None:  # Gate's default: gtc, and ioc where a market order needs it
+            order.tif = Named("ioc" if order.market else "gtc", f"{where} (default)")
+        else:
+            order.tif = Named(_text(given, f"{where}.{f.tif}").casefold(), f"{where}.{f.tif}")
+    if f.side and (value := lookup(obj, f.side, where)) is not None:
+        order.side = _text(value, f"{where}.{f.side}").casefold()
+    for name in f.closing:
+        value = lookup(obj, name, where)
+        # reduce_only/close must be JSON true; auto_size (close_long/close_short) closes a
+        # dual-mode position.
+        if value is True or (name == "auto_size" and isinstance(value, str) and value):
+            order.closing = Named(str(value).lower(), f"{where}.{name}")
+    return order
+
+
+def _orders(shape: Shape, doc: object) -> list[Order]:
+    if shape.orders is Orders.NONE:
+        return []
+    if shape.orders is Orders.UNKNOWN:
+        raise Unreadable("no guard can read this order shape")
+    if isinstance(doc, InvalidBody):
+        raise Unreadable(str(doc))
+    if shape.orders is Orders.LIST:
+        if not isinstance(doc, list) or not all(isinstance(item, dict) for item in doc):
+            raise Unreadable("the body is not a JSON list of objects")
+        return [_read_order(item, f"orders[{i}]", shape) for i, item in enumerate(doc)]
+    if not isinstance(doc, dict):
+        raise Unreadable("the body is not a JSON object")
+    if shape.nested is None:
+        return [_read_order(doc, "body", shape)]
+    nested = lookup(doc, shape.nested, "body")
+    if not isinstance(nested, dict):
+        raise Unreadable(f"body.{shape.nested} is not a JSON object")
+    return [_read_order(nested, f"body.{shape.nested}", shape)]
+
+
+def read_call(
+    shape: Shape,
+    label: str,
+    *,
+    path_params: Mapping[str, str],
+    raw_query: str = "",
+    doc: object = NO_BODY,
+    settle: str | None = None,
+) -> Call:
+    """The call's settle, instruments, orders and leverage values; raises :class:`Unreadable`."""
+    call = Call(shape, label)
+    settle = path_params.get("settle", settle)
+    if settle is not None:
+        call.settle = Named(settle, "path {settle}")
+    query = _query(raw_query) if raw_query else {}
+    for source in shape.instrument:
+        kind, _, name = source.partition(":")
+        if kind == "path" and name in path_params:
+            call.instruments.append(Named(path_params[name], "path {" + name + "}"))
+        elif kind == "query" and name in query:
+            call.instruments.append(Named(query[name], f"query {name}"))
+        elif kind == "body" and isinstance(doc, dict):
+            if (value := lookup(doc, name, "body")) is not None:
+                call.instruments.append(Named(_text(value, f"body.{name}"), f"body.{name}"))
+        elif kind == "body" and isinstance(doc, InvalidBody):
+            raise Unreadable(str(doc))
+    for source in shape.leverage:
+        kind, _, name = source.partition(":")
+        if kind == "query" and name in query:
+            call.leverage.append(number(query[name], f"query {name}"))
+    call.orders = _orders(shape, doc)
+    return call
+
+
+def instrument_names(values: Sequence[Named]) -> list[str]:
+    return sorted({v.value for v in values})

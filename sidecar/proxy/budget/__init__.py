@@ -1,0 +1,178 @@
+"""A key's rate budgets: a token bucket per Gate endpoint group, taken before forwarding.
+
+Groups and Gate's published limits are :mod:`sidecar.gate.ratelimits`; ``keys[].rate_limit``
+(:mod:`~sidecar.proxy.budget.settings`) keeps or replaces them. Without ``shared`` the buckets
+live in this process (:mod:`~sidecar.proxy.budget.local`); with ``shared: redis://...`` in Redis
+(:mod:`~sidecar.proxy.budget.redis_store`), one budget for every replica of the key. When Redis
+does not answer, this replica serves from a local bucket of ``1/replicas`` of the budget, says
+so once in the log and in /metrics, and tries Redis again a second later: trading never waits
+for Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.errors import RateLimited
+from sidecar.gate.ratelimits import GATE_GROUPS, GROUPS_BY_NAME, Group, Take, group_for
+from sidecar.gate.ratelimits import retry_after_header as retry_after_header
+from sidecar.proxy.budget.local import LocalStore
+from sidecar.proxy.budget.redis_store import RedisStore, StoreUnavailable
+from sidecar.proxy.budget.settings import RateLimitConfig
+
+log = logging.getLogger("sidecar.budget")
+
+REDIS_RETRY_S = 1.0  # after a Redis failure, the local share serves this long before a retry
+PREFIX = "gate-sidecar"
+
+
+class Store(Protocol):
+    async def take(self, name: str, capacity: float, rate: float) -> Take: ...
+
+    async def tighten(
+        self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GroupBudget:
+    group: Group
+    limit: int
+    per_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.limit / self.per_s
+
+
+def budgets(cfg: RateLimitConfig) -> dict[str, GroupBudget]:
+    """The groups a key's config budgets, with their limits (Gate's, or overridden)."""
+    out = (
+        {g.name: GroupBudget(g, g.limit, g.per_s) for g in GATE_GROUPS} if cfg.gate_defaults else {}
+    )
+    for o in cfg.overrides:
+        out[o.group] = GroupBudget(GROUPS_BY_NAME[o.group], o.limit, o.per_s)
+    return out
+
+
+def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    lower = name.lower()
+    return next((v for k, v in headers if k.lower() == lower), None)
+
+
+class KeyBudget:
+    def __init__(
+        self,
+        key: str,
+        cfg: RateLimitConfig,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.groups = budgets(cfg)
+        self.replicas = cfg.replicas
+        self._now, self._wall = monotonic, wall
+        self._local = LocalStore(monotonic)
+        self._shared: Store | None = (
+            RedisStore(cfg.shared, cfg.redis_timeout_s) if cfg.shared else None
+        )
+        self.shared_url = cfg.shared
+        self.fallback = False  # serving from the local share because Redis did not answer
+        self._retry_at = 0.0
+
+    def budget_for(self, method: str, path: str) -> GroupBudget | None:
+        return self.groups.get(group_for(method, path).name)
+
+    def _bucket(self, budget: GroupBudget, path: str) -> str:
+        name = f"{PREFIX}:{self.key}:{budget.group.name}"
+        return f"{name}:{path}" if budget.group.per_endpoint else name
+
+    def _store(self) -> tuple[Store, float]:
+        """The store to use now and the share of the budget it holds (1, or 1/replicas)."""
+        if self._shared is None:
+            return self._local, 1.0
+        if self.fallback and self._now() < self._retry_at:
+            return self._local, 1.0 / self.replicas
+        return self._shared, 1.0
+
+    def _fell_back(self, error: StoreUnavailable) -> None:
+        self._retry_at = self._now() + REDIS_RETRY_S
+        if not self.fallback:
+            self.fallback = True
+            log.warning(
+                "rate budget: Redis unreachable; serving from this replica's local share",
+                extra={"key": self.key, "error": str(error), "share": f"1/{self.replicas}"},
+            )
+
+    def _recovered(self) -> None:
+        if self.fallback:
+            self.fallback = False
+            log.info("rate budget: Redis reachable again; shared budget", extra={"key": self.key})
+
+    async def _run_take(self, name: str, budget: GroupBudget) -> Take:
+        store, share = self._store()
+        if store is self._shared:
+            try:
+                result = await store.take(name, budget.limit, budget.rate)
+            except StoreUnavailable as exc:
+                self._fell_back(exc)
+                store, share = self._local, 1.0 / self.replicas
+            else:
+                self._recovered()
+                return result
+        return await store.take(name, max(1.0, budget.limit * share), budget.rate * share)
+
+    async def take(self, method: str, path: str) -> str | None:
+        """Take one token for this request (the group's name), or raise RateLimited."""
+        budget = self.budget_for(method, path)
+        if budget is None:
+            return None
+        result = await self._run_take(self._bucket(budget, path), budget)
+        if not result.allowed:
+            raise RateLimited(
+                f"rate budget {budget.group.name} ({budget.limit} per {budget.per_s:g}s) of key "
+                f"{self.key} is spent; retry in {retry_after_header(result.retry_after_s)}s",
+                budget.group.name,
+                result.retry_after_s,
+            )
+        return budget.group.name
+
+    async def observe(self, method: str, path: str, headers: Iterable[tuple[str, str]]) -> None:
+        """Gate's ``X-Gate-RateLimit-*`` answer headers tighten the request's bucket."""
+        headers = list(headers)
+        remain = _header(headers, "X-Gate-RateLimit-Requests-Remain")
+        budget = self.budget_for(method, path) if remain is not None else None
+        if budget is None or remain is None:
+            return
+        try:
+            remaining = int(remain)
+            reset = _header(headers, "X-Gate-RateLimit-Reset-Timestamp")
+            reset_in_s = None if reset is None else int(reset) / 1000.0 - self._wall()
+        except ValueError:
+            return  # a header we cannot read tightens nothing
+        if remaining >= budget.limit:
+            return
+        name = self._bucket(budget, path)
+        store, share = self._store()
+        try:
+            await store.tighten(
+                name, budget.limit * share, budget.rate * share, remaining, reset_in_s
+            )
+        except StoreUnavailable as exc:
+            self._fell_back(exc)
+
+    async def close(self) -> None:
+        await self._local.close()
+        if self._shared is not None:
+            await self._shared.close()
+
+
+def build_budget(key: str, cfg: RateLimitConfig | None) -> KeyBudget | None:
+    return None if cfg is None else KeyBudget(key, cfg)

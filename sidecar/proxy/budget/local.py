@@ -1,0 +1,36 @@
+"""Token buckets in this process's memory (:mod:`sidecar.gate.ratelimits` does the arithmetic)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sidecar.gate.ratelimits import Bucket, Take, take, tighten
+
+MAX_BUCKETS = 10_000  # per-endpoint groups key by path: bounded, oldest dropped first
+
+
+class LocalStore:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._now = monotonic
+        self._buckets: dict[str, Bucket] = {}
+
+    def _put(self, name: str, bucket: Bucket) -> None:
+        self._buckets.pop(name, None)
+        self._buckets[name] = bucket  # re-inserted: most recently used last
+        if len(self._buckets) > MAX_BUCKETS:
+            del self._buckets[next(iter(self._buckets))]
+
+    async def take(self, name: str, capacity: float, rate: float) -> Take:
+        result = take(self._buckets.get(name), capacity, rate, self._now())
+        self._put(name, result.bucket)
+        return result
+
+    async def tighten(
+        self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None
+    ) -> None:
+        bucket = self._buckets.get(name)
+        self._put(name, tighten(bucket, capacity, rate, self._now(), remaining, reset_in_s))
+
+    async def close(self) -> None:
+        self._buckets.clear()

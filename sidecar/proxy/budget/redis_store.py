@@ -1,0 +1,111 @@
+"""Token buckets in Redis, shared by every replica: one atomic Lua script per take.
+
+The scripts are :func:`sidecar.gate.ratelimits.take` and :func:`~sidecar.gate.ratelimits.tighten`
+written in Lua (tests run both on the same cases), on Redis's own clock (``TIME``), so replicas
+whose clocks differ still agree. Since Redis 5 scripts replicate by effects, which is what makes
+``TIME`` before a write allowed. Any Redis failure raises :class:`StoreUnavailable`; the caller
+falls back to its local share (:mod:`sidecar.proxy.budget`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from sidecar.gate.ratelimits import Bucket, Take
+
+_PRELUDE = """
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = cap
+if held[1] then
+  tokens = math.min(cap, tonumber(held[1]) + math.max(0, now - tonumber(held[2])) * rate)
+end
+"""
+_SAVE = """
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], ttl)
+"""
+TAKE_LUA = (
+    _PRELUDE
+    + """
+local allowed = 0
+local retry = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  retry = (1 - tokens) / rate
+end
+"""
+    + _SAVE
+    + "return {allowed, tostring(tokens), tostring(retry), tostring(now)}\n"
+)
+TIGHTEN_LUA = (
+    _PRELUDE
+    + """
+local remaining = tonumber(ARGV[4])
+local target = 0
+if remaining > 0 then
+  target = remaining
+elseif ARGV[5] ~= '' then
+  target = 1 - math.max(0, tonumber(ARGV[5])) * rate
+end
+tokens = math.min(tokens, target)
+"""
+    + _SAVE
+    + "return 1\n"
+)
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer (down, unreachable, too slow); the message names no credential."""
+
+
+def _ttl_ms(capacity: float, rate: float) -> int:
+    # Long enough for an untouched bucket to refill entirely, then Redis forgets it.
+    return int(capacity / rate * 1000) + 1000
+
+
+class RedisStore:
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url = url
+        self._client: Any = aioredis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self._take = self._client.register_script(TAKE_LUA)
+        self._tighten = self._client.register_script(TIGHTEN_LUA)
+
+    async def take(self, name: str, capacity: float, rate: float) -> Take:
+        try:
+            allowed, tokens, retry, now = await self._take(
+                keys=[name], args=[capacity, rate, _ttl_ms(capacity, rate)]
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from None
+        bucket = Bucket(float(tokens), float(now))
+        return Take(int(allowed) == 1, bucket, float(retry))
+
+    async def tighten(
+        self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None
+    ) -> None:
+        reset = "" if reset_in_s is None else reset_in_s
+        args: list[str | int | float] = [capacity, rate, _ttl_ms(capacity, rate), remaining, reset]
+        try:
+            await self._tighten(keys=[name], args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from None
+
+    async def close(self) -> None:
+        close = getattr(self._client, "aclose", None) or self._client.close
+        await close()
