@@ -26,6 +26,7 @@ from sidecar.policy.globs import METHODS as GATE_METHODS
 from sidecar.policy.globs import validate_glob
 from sidecar.policy.presets import PRESET_NAMES
 from sidecar.proxy.forwarder import UpstreamConfig
+from sidecar.proxy.ws.settings import KeyWsConfig
 from sidecar.settings import PositiveSeconds, Strict
 from sidecar.vault.settings import VaultConfig
 
@@ -158,6 +159,7 @@ class KeyConfig(Strict):
     max_stale_s: PositiveSeconds | None = None
     socket_mode: str = "0660"
     canary: CanaryConfig = CanaryConfig()
+    ws: KeyWsConfig = KeyWsConfig()
 
     @field_validator("name")
     @classmethod

@@ -24,6 +24,7 @@ from sidecar.gate.signing import signed_headers
 from sidecar.policy.engine import Policy
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
 from sidecar.proxy.record import Observer, RequestRecord
+from sidecar.proxy.ws.runtime import WsRuntime
 
 log = logging.getLogger("sidecar.proxy")
 
@@ -43,6 +44,7 @@ class KeyRuntime:
     clock: Clock
     max_body_bytes: int
     observers: list[Observer] = field(default_factory=list)
+    ws: WsRuntime | None = None  # WebSocket sessions (sidecar.proxy.ws); None: upgrades are REST
 
 
 @dataclass(slots=True)

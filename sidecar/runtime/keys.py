@@ -16,12 +16,14 @@ from sidecar.aio import cancel_and_wait
 from sidecar.config.models import KeyConfig, ServerConfig
 from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
+from sidecar.credentials.watch import SWAPPED
 from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
 from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.pipeline import KeyRuntime
 from sidecar.proxy.record import Observer
+from sidecar.proxy.ws.runtime import WsShared
 from sidecar.runtime.listeners import Listener, serve_app
 from sidecar.runtime.secrets import SecretFactory
 
@@ -58,12 +60,14 @@ class KeySet(Mapping[str, KeyHandle]):
         clock: Clock,
         server: ServerConfig,
         observers: list[Observer],
+        ws: WsShared,
     ) -> None:
         self._secrets = secrets
         self._forwarder = forwarder
         self._clock = clock
         self._server = server
         self._observers = observers  # shared by reference with every KeyRuntime
+        self._ws = ws
         self._handles: dict[str, KeyHandle] = {}
 
     # -- Mapping ------------------------------------------------------------------------------
@@ -96,6 +100,7 @@ class KeySet(Mapping[str, KeyHandle]):
             clock=self._clock,
             max_body_bytes=self._server.max_body_bytes,
             observers=self._observers,
+            ws=self._ws.for_key(key.ws),
         )
         try:
             listener = await self.open_listener(key, runtime)
@@ -130,6 +135,8 @@ class KeySet(Mapping[str, KeyHandle]):
         """Record a key's new config; a new policy applies from the next request on."""
         handle = self._handles[key.name]
         handle.config = key
+        if handle.runtime.ws is not None:
+            handle.runtime.ws.settings = key.ws  # limits and on_rotation for what comes next
         if policy is not None:
             handle.runtime.policy = policy  # one reference, read once per request
 
@@ -154,6 +161,7 @@ class KeySet(Mapping[str, KeyHandle]):
         old_source, old_task = handle.source, handle.task
         handle.runtime.slot = slot  # one reference: each request reads the slot once
         handle.source, handle.task = source, task
+        self._ws.watch(key.name, SWAPPED, "")  # WebSocket sessions look at the new slot
         await _stop_source(old_source, old_task)
 
     async def move_listener(self, name: str, listener: Listener) -> None:
