@@ -71,7 +71,8 @@ class ExchangeState:
         self.window_s = window_s  # allowed |Timestamp - exchange now|
         self.accounts: dict[str, Account] = {}
         self.requests: list[RecordedRequest] = []
-        self.delays: dict[str, float] = {}  # raw path -> seconds before answering
+        # raw path (or "ws:<channel>" for the trading API) -> seconds before answering
+        self.delays: dict[str, float] = {}
         self.rates = RateWindow()
         self.ws_frames: list[RecordedFrame] = []  # every WebSocket frame received
         self.ws_connections: set[Any] = set()  # open WebSocket connections (ws_app.Conn)

@@ -11,6 +11,7 @@ through the REST handlers (:mod:`.ws_trading`). Every frame is recorded in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -191,6 +192,9 @@ async def _api(
         await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": result}))
         return
     req_param = payload.get("req_param")
+    delay = state.delays.get(f"ws:{channel}")
+    if delay:  # tests: an answer still on its way while something else happens
+        await asyncio.sleep(delay)
     if channel in PLACE_CHANNELS:
         echo = {**payload, "api_key": "", "signature": "", "timestamp": ""}
         await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": echo}, True))
