@@ -204,6 +204,18 @@ async def test_a_bad_path_is_refused_before_any_upstream_connection(
     assert not wb.exchange.state.ws_connections
 
 
+async def test_an_upstream_that_cannot_be_reached_is_a_502_before_upgrading(
+    wb: WsBench,
+) -> None:
+    # The test exchange serves no delivery WebSocket: Gate "unreachable" for that endpoint.
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await http.ws_connect(wb.ws_url("full", "/v4/ws/delivery/usdt"))
+    assert err.value.status == 502
+    ws = wb.sidecar.sidecar.keys["full"].runtime.ws
+    assert ws is not None and ws.stats.open == 0
+
+
 async def test_more_than_max_connections_get_429_before_upgrading(wb: WsBench) -> None:
     async with aiohttp.ClientSession() as http:
         open_ = [await http.ws_connect(wb.ws_url("full")) for _ in range(3)]
