@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sidecar.credentials.watch import CredentialWatch
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ws import WsBench, recv_json, rotate, rotating_bench, wait_for
 from tests.test_ws_proxy import ORDER, answers, api, sub
@@ -129,3 +130,19 @@ async def test_a_revoked_key_closes_every_session_with_4003(
             msg = await ws.receive(timeout=5)
             assert (msg.type, msg.data, msg.extra) == (aiohttp.WSMsgType.CLOSE, 4003, "key revoked")
         await wait_for(lambda: not exchange.state.ws_connections)
+
+
+def test_a_failing_watcher_does_not_keep_the_others_from_hearing_of_a_rotation() -> None:
+    watch = CredentialWatch()
+    heard: list[tuple[str, str]] = []
+
+    def broken(event: str, detail: str) -> None:
+        raise RuntimeError("a session's bug")
+
+    watch.subscribe("bot", broken)
+    unsubscribe = watch.subscribe("bot", lambda event, detail: heard.append((event, detail)))
+    watch.subscribe("other", lambda event, detail: heard.append(("other", event)))
+    watch("bot", "rotated", "v2")
+    unsubscribe()
+    watch("bot", "revoked", "gone")
+    assert heard == [("rotated", "v2")] and watch.watchers("bot") == 1

@@ -16,14 +16,10 @@ from sidecar.config.models import PolicyConfig
 from sidecar.errors import ConfigError
 from sidecar.gate.signing import HmacSigner
 from sidecar.gate.ws_paths import WsEndpoint, ws_endpoint
-from sidecar.gate.ws_signing import (
-    BadFrame,
-    decode_frame,
-    sign_api_request,
-    sign_subscription,
-)
+from sidecar.gate.ws_signing import sign_api_request, sign_subscription
 from sidecar.policy.engine import compile_policy
 from sidecar.policy.ws_channels import TABLE, Kind, channel_markdown, channel_rule, decide_frame
+from sidecar.proxy.ws.frames import BadFrame, decode_frame
 
 SECRET = "secret"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "websocket.md"

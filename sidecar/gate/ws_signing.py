@@ -21,7 +21,6 @@ same settings).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from sidecar.gate.signing import Signer
@@ -41,48 +40,6 @@ def api_sign_text(channel: str, req_param_text: str, timestamp: str) -> bytes:
 def encode_json(value: object) -> str:
     """The one serialisation the sidecar forwards: compact, UTF-8 kept as is."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-class BadFrame(ValueError):
-    """A bot frame the sidecar cannot check (never quotes the frame)."""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Decoders disagree on which copy of a repeated key wins; what is checked must be what Gate
-    # reads, so a frame that repeats a key is refused rather than guessed at.
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        raise BadFrame("the frame repeats a JSON key")
-    return doc
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise BadFrame("the frame holds a number out of range")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise BadFrame(f"{name} is not JSON")
-
-
-def decode_frame(text: str) -> dict[str, Any]:
-    """A bot's text frame as a JSON object; :class:`BadFrame` when it is not one."""
-    try:
-        doc = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_float=_finite,
-            parse_constant=_no_constant,
-        )
-    except BadFrame:
-        raise
-    except (ValueError, RecursionError):
-        raise BadFrame("the frame is not JSON") from None
-    if not isinstance(doc, dict):
-        raise BadFrame("the frame is not a JSON object")
-    return doc
 
 
 async def sign_subscription(

@@ -14,6 +14,8 @@ gateio-api match answers by them and would otherwise wait forever.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,12 +27,11 @@ from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import (
     API_EVENT,
     SUB_EVENTS,
-    BadFrame,
-    decode_frame,
     encode_json,
     sign_api_request,
     sign_subscription,
 )
+from sidecar.policy.conditions import InvalidBody, reject_duplicate_keys
 from sidecar.policy.engine import Policy
 from sidecar.policy.ws_channels import Kind, channel_rule, decide_frame
 from sidecar.proxy.ws.record import FrameRecord
@@ -38,6 +39,46 @@ from sidecar.proxy.ws.record import FrameRecord
 # Gate allows 60 s; a bot's `time` this close to ours is kept (it is what the bot expects to see
 # echoed), anything older, newer or not an integer is replaced.
 TIME_SLACK_S = 5
+
+
+class BadFrame(ValueError):
+    """A bot frame the sidecar cannot check (never quotes the frame)."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadFrame("the frame holds a number out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise BadFrame(f"{name} is not JSON")
+
+
+def decode_frame(text: str) -> dict[str, Any]:
+    """A bot's text frame as a JSON object; :class:`BadFrame` when it is not one.
+
+    A repeated key is refused as the policy refuses it in a REST body: decoders disagree on which
+    copy wins, and what is checked must be what Gate reads. A number that does not fit a float is
+    refused too, since it could not be written back as JSON.
+    """
+    try:
+        doc = json.loads(
+            text,
+            object_pairs_hook=reject_duplicate_keys,
+            parse_float=_finite,
+            parse_constant=_no_constant,
+        )
+    except BadFrame:
+        raise
+    except InvalidBody as exc:
+        raise BadFrame(str(exc).replace("body", "frame")) from None
+    except (ValueError, RecursionError):
+        raise BadFrame("the frame is not JSON") from None
+    if not isinstance(doc, dict):
+        raise BadFrame("the frame is not a JSON object")
+    return doc
 
 
 class WsKey(Protocol):
