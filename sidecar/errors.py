@@ -67,6 +67,11 @@ class BodyTooLarge(SidecarError):
     label = "SIDECAR_BODY_TOO_LARGE"
 
 
+class TooManyConnections(SidecarError):
+    status = 429
+    label = "SIDECAR_TOO_MANY_CONNECTIONS"
+
+
 class UpstreamUnavailable(SidecarError):
     status = 502
     label = "SIDECAR_UPSTREAM_UNAVAILABLE"

@@ -57,9 +57,11 @@ async def sidecar_with(
     entries: list[dict[str, Any]],
     policies: list[str] | None = None,
     environ: dict[str, str] | None = None,
+    **sections: Any,
 ) -> AsyncIterator[RunningSidecar]:
     token_file = transit.token_file(tmp, policies)
-    config = make_config(exchange.url, entries, vault=vault_section(transit.bao, token_file))
+    vault = vault_section(transit.bao, token_file)
+    config = make_config(exchange.url, entries, vault=vault, **sections)
     async with running_sidecar(config, environ) as sidecar:
         await eventually(lambda: sidecar.sidecar.keys["bot"].runtime.slot.ready, 10, "ready")
         yield sidecar

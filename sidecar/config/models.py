@@ -28,6 +28,7 @@ from sidecar.policy.globs import validate_glob
 from sidecar.policy.presets import PRESET_NAMES
 from sidecar.proxy.budget.settings import RateLimitConfig
 from sidecar.proxy.forwarder import UpstreamConfig
+from sidecar.proxy.ws_settings import KeyWsConfig
 from sidecar.settings import PositiveSeconds, Strict
 from sidecar.vault.settings import VaultConfig
 
@@ -163,6 +164,7 @@ class KeyConfig(Strict):
     guards: GuardsConfig = GuardsConfig()  # trading guards (sidecar.policy.guards)
     rate_limit: RateLimitConfig | None = None  # rate budgets (sidecar.proxy.budget); off if unset
     self_check: bool = False  # ask Gate what the key may do (sidecar.runtime.selfcheck)
+    ws: KeyWsConfig = KeyWsConfig()
 
     @field_validator("name")
     @classmethod

@@ -11,7 +11,7 @@ from sidecar.proxy.record import RequestRecord
 log = logging.getLogger("sidecar.audit")
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
@@ -23,7 +23,7 @@ def audit_fields(record: RequestRecord) -> dict[str, Any]:
     """The audit line's fields, listed one by one: a field added to the record for another
     observer must not reach the log by accident. Never a body, a query value or a secret."""
     return {
-        "time": _iso(record.time),
+        "time": iso_time(record.time),
         "key": record.key,
         "method": record.method,
         "path": record.path,

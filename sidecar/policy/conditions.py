@@ -27,7 +27,7 @@ class InvalidBody(Exception):
     """The body cannot be checked; the message says why (and never quotes the body)."""
 
 
-def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     # Decoders disagree on which copy of a repeated key wins; refuse rather than guess.
     doc = dict(pairs)
     if len(doc) != len(pairs):
@@ -40,7 +40,7 @@ def parse_body(body: bytes) -> object:
     if not body.strip():
         return NO_BODY
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+        return json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
     except InvalidBody as exc:
         return exc
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sidecar.errors import BadRequest, BodyTooLarge, for_status
+from sidecar.errors import BadRequest, BodyTooLarge, SidecarError, for_status
 from sidecar.proxy.pipeline import (
     BotRequest,
     BotResponse,
@@ -19,6 +19,7 @@ from sidecar.proxy.pipeline import (
     finish,
     new_record,
 )
+from sidecar.proxy.ws.handler import close_sessions, is_upgrade, serve_ws
 
 KEY_RUNTIME = web.AppKey("key_runtime", KeyRuntime)
 
@@ -55,7 +56,27 @@ def _body_reader(request: web.Request) -> BotRequest:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    return _web_response(await answer(request.app[KEY_RUNTIME], _body_reader(request)))
+    runtime = request.app[KEY_RUNTIME]
+    if runtime.ws is not None and is_upgrade(request):
+        try:
+            return await serve_ws(request, runtime, runtime.ws)
+        except SidecarError as exc:  # refused before the upgrade: an ordinary JSON answer
+            return _refusal(runtime, request, exc)
+    return _web_response(await answer(runtime, _body_reader(request)))
+
+
+def _refusal(runtime: KeyRuntime, request: web.Request, exc: SidecarError) -> web.Response:
+    record = new_record(runtime, request.method, request.raw_path)
+    record.label = exc.label
+    response = error_response(exc)
+    finish(runtime, record, response.status)
+    return _web_response(response)
+
+
+async def _close_sessions(app: web.Application) -> None:
+    ws = app[KEY_RUNTIME].ws
+    if ws is not None:
+        await close_sessions(ws)
 
 
 @web.middleware
@@ -65,18 +86,16 @@ async def framework_errors(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        key = request.app[KEY_RUNTIME]
-        record = new_record(key, request.method, request.raw_path)
         mapped = for_status(exc.status, exc.reason or "refused")
-        record.label = mapped.label
-        response = error_response(mapped)
-        finish(key, record, response.status)
-        return _web_response(response)
+        return _refusal(request.app[KEY_RUNTIME], request, mapped)
 
 
 def create_key_app(runtime: KeyRuntime) -> web.Application:
     app = web.Application(middlewares=[framework_errors], client_max_size=runtime.max_body_bytes)
     app[KEY_RUNTIME] = runtime
+    # WebSocket upgrades (sidecar.proxy.ws) are told apart from REST inside the one handler; the
+    # sessions are closed (1001) when the listener shuts down rather than waited for.
+    app.on_shutdown.append(_close_sessions)
     # [\s\S]: the router matches the *decoded* path, where `.` would stop at an encoded newline.
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)
     return app

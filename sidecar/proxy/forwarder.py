@@ -17,6 +17,7 @@ from typing import Annotated, Protocol
 from pydantic import Field, field_validator
 
 from sidecar.gate.labels import error_label, json_answer
+from sidecar.proxy.ws_settings import UpstreamWsConfig
 from sidecar.settings import PositiveSeconds, Strict
 
 
@@ -29,6 +30,7 @@ class UpstreamConfig(Strict):
     timeout_s: PositiveSeconds = 30.0
     ca_file: Path | None = None
     max_connections: Annotated[int, Field(ge=1)] = 100
+    ws: UpstreamWsConfig = UpstreamWsConfig()  # Gate's WebSocket endpoints
 
     @field_validator("base_url")
     @classmethod

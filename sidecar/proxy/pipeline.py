@@ -32,6 +32,7 @@ from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
 from sidecar.proxy.guarding import apply_guards
 from sidecar.proxy.market import Market
 from sidecar.proxy.record import Observer, RequestRecord
+from sidecar.proxy.ws.runtime import WsRuntime
 
 log = logging.getLogger("sidecar.proxy")
 
@@ -55,6 +56,7 @@ class KeyRuntime:
     brake: Brake | None = None  # the cancel-only switch (None: never engaged, e.g. in tests)
     market: Market | None = None  # public prices for the guards (None: none fetched)
     budget: KeyBudget | None = None  # rate budgets (None: off)
+    ws: WsRuntime | None = None  # WebSocket sessions (sidecar.proxy.ws); None: upgrades are REST
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from sidecar.aio import cancel_and_wait
 from sidecar.config.models import KeyConfig, ServerConfig
 from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
+from sidecar.credentials.watch import SWAPPED
 from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
@@ -26,6 +27,7 @@ from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.market import Market
 from sidecar.proxy.pipeline import KeyRuntime
 from sidecar.proxy.record import Observer
+from sidecar.proxy.ws.runtime import WsShared
 from sidecar.runtime.listeners import Listener, serve_app
 from sidecar.runtime.secrets import SecretFactory
 
@@ -62,6 +64,7 @@ class KeySet(Mapping[str, KeyHandle]):
         clock: Clock,
         server: ServerConfig,
         observers: list[Observer],
+        ws: WsShared,
         market: Market | None = None,
     ) -> None:
         self._market = market
@@ -70,6 +73,7 @@ class KeySet(Mapping[str, KeyHandle]):
         self._clock = clock
         self._server = server
         self._observers = observers  # shared by reference with every KeyRuntime
+        self._ws = ws
         self._handles: dict[str, KeyHandle] = {}
 
     # -- Mapping ------------------------------------------------------------------------------
@@ -106,6 +110,7 @@ class KeySet(Mapping[str, KeyHandle]):
             brake=Brake(key.name, configured=key.guards.cancel_only),
             market=self._market,
             budget=build_budget(key.name, key.rate_limit),
+            ws=self._ws.for_key(key.ws),
         )
         try:
             listener = await self.open_listener(key, runtime)
@@ -145,6 +150,8 @@ class KeySet(Mapping[str, KeyHandle]):
         on. The cancel-only switch follows the file only where the file's value changed."""
         handle = self._handles[key.name]
         old, handle.config = handle.config, key
+        if handle.runtime.ws is not None:
+            handle.runtime.ws.settings = key.ws  # limits and on_rotation for what comes next
         if policy is not None:
             handle.runtime.policy = policy  # one reference, read once per request
         if key.guards != old.guards:
@@ -187,6 +194,7 @@ class KeySet(Mapping[str, KeyHandle]):
         old_source, old_task = handle.source, handle.task
         handle.runtime.slot = slot  # one reference: each request reads the slot once
         handle.source, handle.task = source, task
+        self._ws.watch(key.name, SWAPPED, "")  # WebSocket sessions look at the new slot
         await _stop_source(old_source, old_task)
 
     async def move_listener(self, name: str, listener: Listener) -> None:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 
 from sidecar.config.models import Config
+from sidecar.credentials.watch import CredentialWatch
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.clock import Clock
 from sidecar.ops.audit import audit_line
@@ -22,10 +23,14 @@ from sidecar.ops.guard_metrics import GuardMetrics
 from sidecar.ops.logs import setup_logging
 from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import KeyStatus
+from sidecar.ops.ws_metrics import WsMetrics
 from sidecar.policy.engine import Policy
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.market import Market
 from sidecar.proxy.record import Observer
+from sidecar.proxy.ws.record import WsStats
+from sidecar.proxy.ws.runtime import WsShared
+from sidecar.proxy.ws.upstream import WsUpstream
 from sidecar.runtime.clock import ClockKeeper
 from sidecar.runtime.keys import KeySet
 from sidecar.runtime.secrets import SecretFactory
@@ -43,13 +48,25 @@ class Sidecar:
         self.metrics = Metrics()
         # Shared by reference with every key's runtime: changed in place, never rebound.
         self.observers: list[Observer] = []
+        up = config.upstream
+        self.ws = WsShared(
+            WsUpstream(up.ws, connect_timeout_s=up.connect_timeout_s, ca_file=up.ca_file),
+            CredentialWatch(),
+        )
+        self.ws_metrics = WsMetrics(self.metrics.registry, self._ws_stats)
         self.secrets = SecretFactory(
-            environ, forwarder, self.clock, [self.metrics.on_credential_event]
+            environ, forwarder, self.clock, [self.metrics.on_credential_event, self.ws.watch]
         )
         self.clock_keeper = ClockKeeper(self.clock, forwarder, config.upstream.timeout_s)
         self.market = Market(forwarder)  # public prices for the guards, shared by every key
         self.keys = KeySet(
-            self.secrets, forwarder, self.clock, config.server, self.observers, self.market
+            self.secrets,
+            forwarder,
+            self.clock,
+            config.server,
+            self.observers,
+            self.ws,
+            self.market,
         )
         self.metrics.watch(self)
         self.guard_metrics = GuardMetrics(self.metrics.registry, self)
@@ -65,6 +82,7 @@ class Sidecar:
 
     async def close(self) -> None:
         await self.keys.stop_all()
+        await self.ws.upstream.close()
         await self.clock_keeper.close()
         await self.secrets.close()
         await self.market.close()
@@ -81,6 +99,7 @@ class Sidecar:
         if self.clock_keeper.observer is not None:
             observers.append(self.clock_keeper.observer)
         self.observers[:] = observers
+        self.ws.observers[:] = self.ws_metrics.observers(audit=self.config.logging.audit)
 
     async def commit(self, new: Config, policies: Mapping[str, Policy]) -> None:
         """Make ``new`` the running config (a reload's commit step; it cannot fail).
@@ -98,6 +117,13 @@ class Sidecar:
         if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):
             setup_logging(new.logging.format, new.logging.level)
         await self.configure_clock()
+
+    def _ws_stats(self) -> dict[str, WsStats]:
+        return {
+            name: handle.runtime.ws.stats
+            for name, handle in self.keys.items()
+            if handle.runtime.ws is not None
+        }
 
     # -- the view for /readyz and /metrics (sidecar.ops.status.SidecarView) -------------------
     def key_statuses(self) -> list[KeyStatus]:

@@ -1,11 +1,12 @@
 """A local Gate-compatible exchange that verifies every signature the way Gate does.
 
 Used by `gate-sidecar demo` and by the tests. It is not Gate: it keeps orders in memory, answers
-a subset of API v4 with Gate-shaped JSON, and echoes any other signed /api/v4 path. It imports
-nothing from the rest of ``sidecar`` so that it checks the sidecar's signer instead of sharing it.
+a subset of API v4 with Gate-shaped JSON (REST, and the spot and futures WebSockets), and echoes
+any other signed /api/v4 path. It imports nothing from the rest of ``sidecar`` so that it checks
+the sidecar's signer instead of sharing it.
 """
 
 from sidecar.devtools.exchange.app import create_exchange_app
-from sidecar.devtools.exchange.state import ExchangeState, RecordedRequest
+from sidecar.devtools.exchange.state import ExchangeState, RecordedFrame, RecordedRequest
 
-__all__ = ["ExchangeState", "RecordedRequest", "create_exchange_app"]
+__all__ = ["ExchangeState", "RecordedFrame", "RecordedRequest", "create_exchange_app"]

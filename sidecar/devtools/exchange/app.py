@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
-from sidecar.devtools.exchange import routes
+from sidecar.devtools.exchange import routes, ws_app, ws_push
 from sidecar.devtools.exchange.auth import AuthError, verify
 from sidecar.devtools.exchange.calls import ApiError, Call
 from sidecar.devtools.exchange.responses import encode_body, gate_headers
@@ -58,7 +58,7 @@ class _Answer:
         return self(status, {"label": label, "message": message})
 
 
-async def handle(request: web.Request) -> web.Response:
+async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     received = time.time()
     raw_path, _, raw_query = request.raw_path.partition("?")
@@ -82,6 +82,7 @@ async def handle(request: web.Request) -> web.Response:
         return answer.error(404, "NOT_FOUND", "not found")
     route, params = routes.find(request.method, raw_path)
     account = None
+    api_key = None
     if route is not None and not route.private:
         record.verdict = "public"  # Gate answers market data without looking at signatures
     else:
@@ -119,6 +120,10 @@ async def handle(request: web.Request) -> web.Response:
     except Exception:  # a bug here must read as one, not as a dropped connection
         log.exception("test exchange handler failed for %s %s", request.method, raw_path)
         return answer.error(500, "SERVER_ERROR", "internal error in the test exchange")
+    product = ws_push.ORDER_WRITES.get(route.handler)
+    if product is not None and account is not None and api_key is not None:
+        # WebSocket subscribers of this account see REST's order changes too, as on Gate.
+        await ws_push.order_change(state, api_key, account, product, params.get("settle", ""), doc)
     return answer(status, doc)
 
 
@@ -127,6 +132,11 @@ async def _every_request(request: web.Request, handler: Handler) -> web.StreamRe
     # aiohttp's router sees a decoded path and would answer 404/405 itself; the exchange routes
     # every request on the raw path instead (sidecar.devtools.exchange.routes), so all of them
     # are recorded. The app has no routes: aiohttp's not-found handler passes through here too.
+    raw_path = request.raw_path.partition("?")[0]
+    if ws_app.ws_target(raw_path) is not None and request.headers.get("Upgrade", "").lower() == (
+        "websocket"
+    ):
+        return await ws_app.serve(request, request.app[STATE])
     return await handle(request)
 
 

@@ -26,6 +26,19 @@ class RecordedRequest:
 
 
 @dataclass
+class RecordedFrame:
+    """One WebSocket frame a client sent the exchange, as received."""
+
+    raw_path: str
+    text: str
+    channel: str | None
+    event: str | None
+    api_key: str | None  # the key the frame was signed with, as sent (None when unsigned)
+    verdict: str = "pending"  # "ok" (signature verified), "public", or the error label
+    timestamp: float = field(default_factory=time.time)
+
+
+@dataclass
 class Account:
     secret: str = field(repr=False)  # never in a repr: tests print state on failure
     uid: int
@@ -60,8 +73,11 @@ class ExchangeState:
         self.window_s = window_s  # allowed |Timestamp - exchange now|
         self.accounts: dict[str, Account] = {}
         self.requests: list[RecordedRequest] = []
-        self.delays: dict[str, float] = {}  # raw path -> seconds before answering
+        # raw path (or "ws:<channel>" for the trading API) -> seconds before answering
+        self.delays: dict[str, float] = {}
         self.rates = RateWindow()
+        self.ws_frames: list[RecordedFrame] = []  # every WebSocket frame received
+        self.ws_connections: set[Any] = set()  # open WebSocket connections (ws_app.Conn)
         # Off by default: many tests hammer one path far beyond Gate's real limits.
         self.enforce_rate_limit = False
         self._ids = itertools.count(1000)

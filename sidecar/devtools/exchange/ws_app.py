@@ -1,0 +1,209 @@
+"""The exchange's WebSocket side: spot ``/ws/v4/`` and futures ``/v4/ws/{settle}`` (also
+``/v4/ws/futures/{settle}``, the testnet form), verifying like Gate and trading on the same
+order book as REST.
+
+Per frame: ``*.ping`` gets ``*.pong``; a (un)subscription to a private channel must carry a valid
+``auth`` (:mod:`.ws_auth`), a public one needs none; a trading-API call (``event: "api"``) must be
+signed, ``*.login`` marks the connection logged in, and orders are placed, listed and cancelled
+through the REST handlers (:mod:`.ws_trading`). Every frame is recorded in
+``state.ws_frames`` with its verdict, like REST requests in ``state.requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+
+from sidecar.devtools.exchange.calls import ApiError
+from sidecar.devtools.exchange.state import ExchangeState, RecordedFrame
+from sidecar.devtools.exchange.ws_auth import WsAuthError, verify_api, verify_subscription
+from sidecar.devtools.exchange.ws_push import Conn, frame, order_change
+from sidecar.devtools.exchange.ws_trading import PLACE_CHANNELS, run_call
+
+_FUTURES_PATH = re.compile(r"/v4/ws/(?:futures/)?(usdt|btc)")
+PRIVATE = {
+    "spot": frozenset(
+        {
+            "spot.orders",
+            "spot.usertrades",
+            "spot.balances",
+            "spot.margin_balances",
+            "spot.funding_balances",
+            "spot.cross_balances",
+            "spot.priceorders",
+            "spot.cross_loan",
+        }
+    ),
+    "futures": frozenset(
+        {
+            "futures.orders",
+            "futures.usertrades",
+            "futures.balances",
+            "futures.positions",
+            "futures.autoorders",
+            "futures.liquidates",
+            "futures.auto_deleverages",
+            "futures.position_closes",
+            "futures.reduce_risk_limits",
+        }
+    ),
+}
+
+
+def ws_target(raw_path: str) -> tuple[str, str] | None:
+    """(product, settle) of a WebSocket path the exchange serves."""
+    if raw_path == "/ws/v4/":
+        return "spot", ""
+    m = _FUTURES_PATH.fullmatch(raw_path)
+    return ("futures", m[1]) if m else None
+
+
+async def serve(request: web.Request, state: ExchangeState) -> web.WebSocketResponse:
+    raw_path = request.raw_path.partition("?")[0]
+    product, settle = ws_target(raw_path) or ("spot", "")
+    ws = web.WebSocketResponse()  # answers protocol pings itself, as Gate's servers do
+    await ws.prepare(request)
+    conn = Conn(ws, raw_path, product, settle)
+    headers = CIMultiDict(request.headers)
+    state.ws_connections.add(conn)
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await _frame(state, conn, headers, msg.data)
+    finally:
+        state.ws_connections.discard(conn)
+    return ws
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def _frame(state: ExchangeState, conn: Conn, headers: CIMultiDict[str], text: str) -> None:
+    record = RecordedFrame(conn.raw_path, text, None, None, None)
+    state.ws_frames.append(record)
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        record.verdict = "BAD_FORMAT"
+        error = {"code": 1, "message": "invalid request body format"}
+        await conn.ws.send_str(frame("", "", error=error, result=None))
+        return
+    channel, event = str(doc.get("channel", "")), str(doc.get("event", ""))
+    record.channel, record.event = channel, event
+    if channel == f"{conn.product}.ping":
+        record.verdict = "public"
+        await conn.ws.send_str(frame(f"{conn.product}.pong", "", error=None, result=None))
+    elif event in ("subscribe", "unsubscribe"):
+        await _subscription(state, conn, doc, record)
+    elif event == "api":
+        await _api(state, conn, headers, text, doc, record)
+    else:
+        record.verdict = "UNKNOWN_EVENT"
+        error = {"code": 2, "message": f"unknown event {event[:32]}"}
+        await conn.ws.send_str(frame(channel, event, error=error, result=None))
+
+
+async def _subscription(
+    state: ExchangeState, conn: Conn, doc: dict[str, Any], record: RecordedFrame
+) -> None:
+    channel, event = record.channel or "", record.event or ""
+    echo: dict[str, Any] = {k: doc[k] for k in ("id", "payload") if k in doc}
+    auth = doc.get("auth")
+    record.api_key = auth.get("KEY") if isinstance(auth, dict) else None
+    api_key = ""
+    if channel in PRIVATE[conn.product]:
+        try:
+            api_key = verify_subscription(doc, state.secrets(), state.now(), state.window_s)
+        except WsAuthError as exc:
+            record.verdict = exc.label
+            error = {
+                "code": exc.code,
+                "message": json.dumps({"label": exc.label, "message": exc.message}),
+            }
+            await conn.ws.send_str(
+                frame(channel, event, **echo, error=error, result={"status": "fail"})
+            )
+            return
+        record.verdict = "ok"
+    else:
+        record.verdict = "public"
+    if event == "subscribe":
+        conn.subs[channel] = api_key
+    else:
+        conn.subs.pop(channel, None)
+    await conn.ws.send_str(frame(channel, event, **echo, error=None, result={"status": "success"}))
+
+
+def _api_answer(
+    conn: Conn, channel: str, req_id: Any, status: int, data: dict[str, Any], ack: bool = False
+) -> str:
+    header = {
+        "response_time": str(int(time.time() * 1000)),
+        "status": str(status),
+        "channel": channel,
+        "event": "api",
+        "client_id": "127.0.0.1-exchange",
+        "conn_id": secrets.token_hex(8),
+        "trace_id": secrets.token_hex(16),
+    }
+    return json.dumps({"request_id": req_id, "ack": ack, "header": header, "data": data})
+
+
+async def _api(
+    state: ExchangeState,
+    conn: Conn,
+    headers: CIMultiDict[str],
+    text: str,
+    doc: dict[str, Any],
+    record: RecordedFrame,
+) -> None:
+    channel = record.channel or ""
+    payload = doc.get("payload") if isinstance(doc.get("payload"), dict) else {}
+    assert isinstance(payload, dict)
+    req_id = payload.get("req_id", doc.get("id"))
+    record.api_key = payload.get("api_key") or None
+    try:
+        if channel == f"{conn.product}.login" or payload.get("signature"):
+            api_key = verify_api(text, doc, state.secrets(), state.now(), state.window_s)
+        elif conn.login is not None:
+            api_key = conn.login
+        else:
+            raise WsAuthError("AUTHENTICATION_FAILED", "Not login")
+    except WsAuthError as exc:
+        record.verdict = exc.label
+        errs = {"label": exc.label, "message": exc.message}
+        await conn.ws.send_str(_api_answer(conn, channel, req_id, 401, {"errs": errs}))
+        return
+    record.verdict = "ok"
+    account = state.accounts[api_key]
+    if channel == f"{conn.product}.login":
+        conn.login = api_key
+        result = {"api_key": api_key, "uid": str(account.uid)}
+        await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": result}))
+        return
+    req_param = payload.get("req_param")
+    delay = state.delays.get(f"ws:{channel}")
+    if delay:  # tests: an answer still on its way while something else happens
+        await asyncio.sleep(delay)
+    if channel in PLACE_CHANNELS:
+        echo = {**payload, "api_key": "", "signature": "", "timestamp": ""}
+        await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": echo}, True))
+    try:
+        result = run_call(state, account, conn.product, conn.settle, channel, req_param, headers)
+    except ApiError as exc:
+        errs = {"label": exc.label, "message": exc.message}
+        await conn.ws.send_str(_api_answer(conn, channel, req_id, exc.status, {"errs": errs}))
+        return
+    await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": result}))
+    if not channel.endswith(("_status", "_list")):
+        await order_change(state, api_key, account, conn.product, conn.settle, result)

@@ -1,0 +1,92 @@
+"""WebSocket metrics, registered with the app's own registry (:class:`sidecar.ops.metrics.Metrics`).
+
+Connections and frame counts are plain integers kept by each key's runtime
+(:class:`sidecar.proxy.ws.record.WsStats`) and read at scrape time, so relaying market data costs
+an integer increment per frame. Signed and refused frames are counted from their records. Labels
+are bounded: key names from the config, directions, and the fixed denial reasons REST uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from sidecar.ops.metrics import DENIAL_REASONS, PREFIX
+from sidecar.ops.ws_audit import frame_audit_line
+from sidecar.proxy.ws.record import FrameObserver, FrameRecord, WsStats
+
+StatsSource = Callable[[], Mapping[str, WsStats]]
+
+
+class WsMetrics:
+    def __init__(self, registry: CollectorRegistry, stats: StatsSource) -> None:
+        self.signed = Counter(
+            f"{PREFIX}_ws_signed_frames",
+            "WebSocket frames the sidecar signed, by key and kind (private channel, trading API).",
+            ["key", "kind"],
+            registry=registry,
+        )
+        self.denied = Counter(
+            f"{PREFIX}_ws_denied_frames",
+            "WebSocket frames the sidecar refused, by key and reason.",
+            ["key", "reason"],
+            registry=registry,
+        )
+        registry.register(_StatsCollector(stats))
+
+    def observe(self, record: FrameRecord) -> None:
+        if record.decision == "sign":
+            kind = "api" if record.event == "api" else "private"
+            self.signed.labels(record.key, kind).inc()
+        else:
+            self.denied.labels(record.key, frame_denial_reason(record)).inc()
+
+    def observers(self, *, audit: bool) -> list[FrameObserver]:
+        return [self.observe, frame_audit_line] if audit else [self.observe]
+
+
+def frame_denial_reason(record: FrameRecord) -> str:
+    """The REST reasons for a policy denial; ``bad_frame`` for a frame that cannot be checked,
+    ``unavailable`` when the key could not sign."""
+    if record.decision == "deny" and record.origin is not None:
+        return DENIAL_REASONS[record.origin.kind]
+    return "bad_frame" if record.decision == "refuse" else "unavailable"
+
+
+class _StatsCollector:
+    def __init__(self, stats: StatsSource) -> None:
+        self.stats = stats
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        conns = GaugeMetricFamily(
+            f"{PREFIX}_ws_connections", "Open WebSocket connections from bots.", labels=["key"]
+        )
+        frames = CounterMetricFamily(
+            f"{PREFIX}_ws_frames",
+            "WebSocket frames relayed, by key and direction (in: from the bot, out: to the bot).",
+            labels=["key", "direction"],
+        )
+        events = CounterMetricFamily(
+            f"{PREFIX}_ws_session_events",
+            "WebSocket sessions by event: accepted, rejected (upgrade refused), resumed (moved "
+            "to a rotated key), closed_by_rotation.",
+            labels=["key", "event"],
+        )
+        for key, s in sorted(self.stats().items()):
+            conns.add_metric([key], s.open)
+            frames.add_metric([key, "in"], s.frames_in)
+            frames.add_metric([key, "out"], s.frames_out)
+            for event, count in (
+                ("accepted", s.accepted),
+                ("rejected", s.rejected),
+                ("resumed", s.resumed),
+                ("closed_by_rotation", s.closed_by_rotation),
+            ):
+                events.add_metric([key, event], count)
+        yield from (conns, frames, events)

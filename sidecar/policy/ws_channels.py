@@ -1,0 +1,148 @@
+"""WebSocket channels as the REST endpoints whose permission they need: one table. Pure.
+
+A private channel subscription reads what a REST ``GET`` reads; a trading-API call does what its
+REST twin does. Each frame is decided by the key's ordinary :class:`~sidecar.policy.engine.Policy`
+on its REST twin, so every preset, allow, deny and locked rule applies to WebSocket frames exactly
+as to REST requests (``read-only`` may watch orders but not place them; ``futures-only`` never
+reaches a ``spot.*`` channel; ``spot-only``'s account condition reads ``spot.order_place``'s
+``req_param.account``).
+
+Channel names: Gate's WebSocket v4 docs (spot, futures, delivery, options) and the SDKs'
+private-topic lists (gateio-api ``websocket-util``, gate-ws ``spot.py``/``futures.py``). Delivery
+connections use the ``futures.*`` names; their REST twins live under ``/delivery/{settle}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from sidecar.policy.engine import Decision, Policy
+from sidecar.policy.origin import NO_RULE
+
+PRODUCTS = ("spot", "futures", "delivery", "options")
+# A trading-API call naming one order becomes a request to this stand-in segment: the policy
+# decides on the endpoint, and a bot's id must never shape the path a rule is matched against.
+ORDER_ID_SEGMENT = "ws-order"
+
+
+class Kind(Enum):
+    PRIVATE = "private channel"  # subscribe/unsubscribe gets a signed `auth`
+    API = "trading API"  # event "api": payload.api_key/timestamp/signature
+
+
+@dataclass(frozen=True)
+class ChannelRule:
+    channel: str
+    kind: Kind
+    method: str
+    path: str  # under the product's REST base: {base}; {id} is one order
+
+
+_SPOT = "/api/v4/spot"
+_MARGIN = "/api/v4/margin"
+_SPOT_RULES = (
+    ChannelRule("spot.orders", Kind.PRIVATE, "GET", f"{_SPOT}/orders"),
+    ChannelRule("spot.usertrades", Kind.PRIVATE, "GET", f"{_SPOT}/my_trades"),
+    ChannelRule("spot.balances", Kind.PRIVATE, "GET", f"{_SPOT}/accounts"),
+    ChannelRule("spot.margin_balances", Kind.PRIVATE, "GET", f"{_MARGIN}/accounts"),
+    ChannelRule("spot.funding_balances", Kind.PRIVATE, "GET", f"{_MARGIN}/funding_accounts"),
+    ChannelRule("spot.cross_balances", Kind.PRIVATE, "GET", f"{_MARGIN}/cross/accounts"),
+    ChannelRule("spot.priceorders", Kind.PRIVATE, "GET", f"{_SPOT}/price_orders"),
+    ChannelRule("spot.cross_loan", Kind.PRIVATE, "GET", f"{_MARGIN}/cross/loans"),
+    # Logging in is what every later call needs; it grants nothing by itself, so it needs only
+    # a read of the product (futures-only may not log in on the spot API).
+    ChannelRule("spot.login", Kind.API, "GET", f"{_SPOT}/orders"),
+    ChannelRule("spot.order_place", Kind.API, "POST", f"{_SPOT}/orders"),
+    ChannelRule("spot.order_cancel", Kind.API, "DELETE", f"{_SPOT}/orders/{{id}}"),
+    ChannelRule("spot.order_cancel_ids", Kind.API, "POST", f"{_SPOT}/cancel_batch_orders"),
+    ChannelRule("spot.order_cancel_cp", Kind.API, "DELETE", f"{_SPOT}/orders"),
+    ChannelRule("spot.order_amend", Kind.API, "PATCH", f"{_SPOT}/orders/{{id}}"),
+    ChannelRule("spot.order_status", Kind.API, "GET", f"{_SPOT}/orders/{{id}}"),
+    ChannelRule("spot.order_list", Kind.API, "GET", f"{_SPOT}/orders"),
+)
+
+_FUTURES_RULES = (
+    ChannelRule("futures.orders", Kind.PRIVATE, "GET", "{base}/orders"),
+    ChannelRule("futures.usertrades", Kind.PRIVATE, "GET", "{base}/my_trades"),
+    ChannelRule("futures.balances", Kind.PRIVATE, "GET", "{base}/accounts"),
+    ChannelRule("futures.positions", Kind.PRIVATE, "GET", "{base}/positions"),
+    ChannelRule("futures.autoorders", Kind.PRIVATE, "GET", "{base}/price_orders"),
+    ChannelRule("futures.liquidates", Kind.PRIVATE, "GET", "{base}/liquidates"),
+    ChannelRule("futures.auto_deleverages", Kind.PRIVATE, "GET", "{base}/auto_deleverages"),
+    ChannelRule("futures.position_closes", Kind.PRIVATE, "GET", "{base}/position_close"),
+    ChannelRule("futures.reduce_risk_limits", Kind.PRIVATE, "GET", "{base}/positions"),
+    ChannelRule("futures.login", Kind.API, "GET", "{base}/orders"),
+    ChannelRule("futures.order_place", Kind.API, "POST", "{base}/orders"),
+    ChannelRule("futures.order_batch_place", Kind.API, "POST", "{base}/batch_orders"),
+    ChannelRule("futures.order_cancel", Kind.API, "DELETE", "{base}/orders/{id}"),
+    ChannelRule("futures.order_cancel_ids", Kind.API, "POST", "{base}/batch_cancel_orders"),
+    ChannelRule("futures.order_cancel_cp", Kind.API, "DELETE", "{base}/orders"),
+    ChannelRule("futures.order_amend", Kind.API, "PUT", "{base}/orders/{id}"),
+    ChannelRule("futures.order_status", Kind.API, "GET", "{base}/orders/{id}"),
+    ChannelRule("futures.order_list", Kind.API, "GET", "{base}/orders"),
+)
+
+_OPTIONS_RULES = (
+    ChannelRule("options.orders", Kind.PRIVATE, "GET", "{base}/orders"),
+    ChannelRule("options.usertrades", Kind.PRIVATE, "GET", "{base}/my_trades"),
+    ChannelRule("options.liquidates", Kind.PRIVATE, "GET", "{base}/position_close"),
+    ChannelRule("options.user_settlements", Kind.PRIVATE, "GET", "{base}/my_settlements"),
+    ChannelRule("options.position_closes", Kind.PRIVATE, "GET", "{base}/position_close"),
+    ChannelRule("options.balances", Kind.PRIVATE, "GET", "{base}/accounts"),
+    ChannelRule("options.positions", Kind.PRIVATE, "GET", "{base}/positions"),
+)
+
+# product -> (REST base, its channel rules by name)
+TABLE: dict[str, tuple[str, dict[str, ChannelRule]]] = {
+    "spot": (_SPOT, {r.channel: r for r in _SPOT_RULES}),
+    "futures": ("/api/v4/futures/{settle}", {r.channel: r for r in _FUTURES_RULES}),
+    "delivery": ("/api/v4/delivery/{settle}", {r.channel: r for r in _FUTURES_RULES}),
+    "options": ("/api/v4/options", {r.channel: r for r in _OPTIONS_RULES}),
+}
+
+
+def channel_rule(product: str, channel: str) -> ChannelRule | None:
+    """The rule for a channel on a product's connection; None for a public (or unknown) one."""
+    return TABLE[product][1].get(channel)
+
+
+def rest_path(product: str, settle: str, rule: ChannelRule) -> str:
+    base = TABLE[product][0].replace("{settle}", settle)
+    return rule.path.replace("{base}", base).replace("{id}", ORDER_ID_SEGMENT)
+
+
+UNKNOWN_API = "not a trading-API channel of this connection"
+
+
+def decide_frame(
+    policy: Policy, product: str, settle: str, channel: str, kind: Kind, body: bytes
+) -> Decision:
+    """The key's policy on the REST twin of one frame. ``body`` is the forwarded ``req_param``
+    text for a trading-API call (what the body conditions read), empty for a subscription."""
+    rule = channel_rule(product, channel)
+    if rule is None or rule.kind is not kind:
+        # Only a trading-API call can reach here unmapped: a channel nobody can judge is refused
+        # rather than signed.
+        return Decision(False, UNKNOWN_API, f"{channel[:64]!r} is {UNKNOWN_API}", NO_RULE)
+    return policy.decide(rule.method, rest_path(product, settle, rule), "", body)
+
+
+def channel_table() -> list[tuple[str, str, str, str]]:
+    """(products, channel, kind, REST twin) rows, for the docs."""
+    rows = []
+    for products, (base, rules) in (
+        ("spot", TABLE["spot"]),
+        ("futures, delivery", TABLE["futures"]),
+        ("options", TABLE["options"]),
+    ):
+        for rule in rules.values():
+            twin = rule.path.replace("{base}", base).replace("{id}", "{order_id}")
+            rows.append((products, rule.channel, rule.kind.value, f"{rule.method} {twin}"))
+    return rows
+
+
+def channel_markdown() -> str:
+    lines = ["| Connection | Channel | Kind | Needs the permission of |", "|---|---|---|---|"]
+    lines += [f"| {p} | `{c}` | {k} | `{t}` |" for p, c, k, t in channel_table()]
+    return "\n".join(lines)

@@ -1,0 +1,10 @@
+"""The WebSocket relay: a bot's socket to Gate's, private frames signed on the way.
+
+- :mod:`.settings`: ``upstream.ws`` and ``keys[].ws``;
+- :mod:`.frames`: what to do with one bot frame (pass, sign, refuse) and the error frame;
+- :mod:`.upstream`: opening a connection to Gate;
+- :mod:`.leg`: one upstream connection and what it still owes the bot;
+- :mod:`.session`: one bot connection, its legs, its subscriptions, rotation;
+- :mod:`.handler`: the upgrade (limits, path) on a key's aiohttp listener;
+- :mod:`.record`: what observers (metrics, audit) learn of each frame.
+"""
