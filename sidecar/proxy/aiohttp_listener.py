@@ -6,10 +6,18 @@ aiohttp parses HTTP and decodes a compressed request body; everything the sideca
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.typedefs import Handler
 
-from sidecar.errors import BadRequest, BodyTooLarge, for_status
+from sidecar.errors import (
+    BadRequest,
+    BodyTooLarge,
+    ClientDisconnected,
+    SidecarError,
+    VersionNotSupported,
+    for_status,
+)
+from sidecar.proxy.peer import peer_from_transport
 from sidecar.proxy.pipeline import (
     BotRequest,
     BotResponse,
@@ -27,6 +35,8 @@ def _web_response(response: BotResponse) -> web.Response:
     out = web.Response(status=response.status, body=response.body)
     for name, value in response.headers:
         out.headers.add(name, value)
+    if response.close:
+        out.force_close()
     return out
 
 
@@ -48,14 +58,38 @@ def _body_reader(request: web.Request) -> BotRequest:
             raise BadRequest(
                 "the request body cannot be read (bad Content-Encoding or chunking)"
             ) from None
+        except ConnectionError:
+            # The bot went away mid-body: nothing was signed or sent, and no one reads this.
+            raise ClientDisconnected("the client closed the connection mid-body") from None
         return b"".join(chunks)
 
     # raw_path is the request target exactly as received.
-    return BotRequest(request.method, request.raw_path, list(request.headers.items()), read_body)
+    return BotRequest(
+        request.method,
+        request.raw_path,
+        list(request.headers.items()),
+        read_body,
+        peer_from_transport(request.transport),
+    )
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    return _web_response(await answer(request.app[KEY_RUNTIME], _body_reader(request)))
+    key = request.app[KEY_RUNTIME]
+    if request.version not in HTTP_1:
+        return _refused(key, request, VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
+    return _web_response(await answer(key, _body_reader(request)))
+
+
+HTTP_1 = (HttpVersion10, HttpVersion11)
+
+
+def _refused(key: KeyRuntime, request: web.Request, exc: SidecarError) -> web.Response:
+    record = new_record(key, request.method, request.raw_path)
+    record.label = exc.label
+    response = error_response(exc)
+    response.close = response.close or isinstance(exc, VersionNotSupported)
+    finish(key, record, response.status)
+    return _web_response(response)
 
 
 @web.middleware
@@ -65,13 +99,9 @@ async def framework_errors(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        key = request.app[KEY_RUNTIME]
-        record = new_record(key, request.method, request.raw_path)
-        mapped = for_status(exc.status, exc.reason or "refused")
-        record.label = mapped.label
-        response = error_response(mapped)
-        finish(key, record, response.status)
-        return _web_response(response)
+        return _refused(
+            request.app[KEY_RUNTIME], request, for_status(exc.status, exc.reason or "refused")
+        )
 
 
 def create_key_app(runtime: KeyRuntime) -> web.Application:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sidecar.config.models import Config
 from sidecar.ops import admin
+from sidecar.proxy.admission import TokenFile
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.transports import build_forwarder
 from sidecar.runtime.state import Sidecar
@@ -45,6 +46,8 @@ def create_app(
         app[SIDECAR] = sidecar
         app[admin.VIEW] = sidecar
         app[admin.METRICS] = sidecar.metrics
+        if config.admin.metrics_token_file is not None:
+            app[admin.METRICS_TOKEN] = TokenFile(config.admin.metrics_token_file)
         try:
             await sidecar.start()
             yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -18,12 +19,14 @@ from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
+from sidecar.proxy.admission import Admission
 from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.forwarder import Forwarder
-from sidecar.proxy.pipeline import KeyRuntime
+from sidecar.proxy.pipeline import KeyRuntime, refuse_outside_request
 from sidecar.proxy.record import Observer
 from sidecar.runtime.listeners import Listener, serve_app
 from sidecar.runtime.secrets import SecretFactory
+from sidecar.tls import server_tls_context
 
 log = logging.getLogger("sidecar.app")
 
@@ -41,6 +44,15 @@ class KeyHandle:
     @property
     def url(self) -> str:
         return self.listener.url
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no such group {exc.args[0]!r}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return exc.strerror + where
+    return str(exc)
 
 
 async def _stop_source(source: Source, task: asyncio.Task[None]) -> None:
@@ -78,11 +90,20 @@ class KeySet(Mapping[str, KeyHandle]):
 
     # -- parts of one key ---------------------------------------------------------------------
     async def open_listener(self, key: KeyConfig, runtime: KeyRuntime) -> Listener:
+        tls = key.client_auth.tls
         return await serve_app(
             create_key_app(runtime),
             key.address,
             mode=int(key.socket_mode, 8),
             shutdown_grace_s=self._server.shutdown_grace_s,
+            limits=self._server,
+            refuse=lambda exc: refuse_outside_request(runtime, exc),
+            ssl_context=(
+                None
+                if tls is None
+                else server_tls_context(tls.cert_file, tls.key_file, tls.client_ca_file)
+            ),
+            group=key.socket_group,
         )
 
     # -- whole keys ---------------------------------------------------------------------------
@@ -96,13 +117,15 @@ class KeySet(Mapping[str, KeyHandle]):
             clock=self._clock,
             max_body_bytes=self._server.max_body_bytes,
             observers=self._observers,
+            body_timeout_s=self._server.body_timeout_s,
         )
         try:
+            runtime.admission = key.admission()
             listener = await self.open_listener(key, runtime)
-        except OSError as exc:
+        except (OSError, KeyError, ssl.SSLError) as exc:
             log.error(
                 "cannot open key listener",
-                extra={"key": key.name, "listen": key.listen, "error": exc.strerror or str(exc)},
+                extra={"key": key.name, "listen": key.listen, "error": _why(exc)},
             )
             await source.close()
             raise
@@ -126,12 +149,16 @@ class KeySet(Mapping[str, KeyHandle]):
         await asyncio.gather(*(self.stop(name) for name in list(self._handles)))
 
     # -- changing a running key (config reloads) ----------------------------------------------
-    def use_config(self, key: KeyConfig, policy: Policy | None) -> None:
-        """Record a key's new config; a new policy applies from the next request on."""
+    def use_config(
+        self, key: KeyConfig, policy: Policy | None, admission: Admission | None = None
+    ) -> None:
+        """Record a key's new config; a new policy or admission applies from the next request."""
         handle = self._handles[key.name]
         handle.config = key
         if policy is not None:
             handle.runtime.policy = policy  # one reference, read once per request
+        if admission is not None:
+            handle.runtime.admission = admission
 
     async def swap_secret(
         self, key: KeyConfig, slot: KeySlot, source: Source, wait_s: float

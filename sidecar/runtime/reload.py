@@ -7,6 +7,8 @@ keeps serving; only then does it commit. Per key:
 
 - unchanged: nothing happens; its listener, slot and in-flight requests are untouched;
 - policy changed: the compiled policy is swapped in place (the next request uses it);
+- admission changed (``client_auth``, ``allowed_hosts``, ``forward_headers``): likewise; a
+  changed ``client_auth.tls`` also moves the listener (a new TLS context);
 - source changed (or ``max_stale_s``, ``canary``): a new slot and source load, then are swapped in;
 - listener changed: the new listener opens first, then the old one drains and closes;
 - added / removed: the listener opens / drains and closes.
@@ -28,13 +30,15 @@ from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.errors import ConfigError
 from sidecar.policy.engine import Policy
+from sidecar.proxy.admission import Admission
 from sidecar.runtime.listeners import Listener
 from sidecar.runtime.state import Sidecar
 
 log = logging.getLogger("sidecar.reload")
 
 RESTART_SECTIONS = ("upstream", "admin", "server", "vault")
-LISTENER_FIELDS = frozenset({"listen", "socket_mode"})
+LISTENER_FIELDS = frozenset({"listen", "socket_mode", "socket_group"})
+ADMISSION_FIELDS = frozenset({"client_auth", "allowed_hosts", "forward_headers"})
 POLICY_FIELDS = frozenset({"policy", "allow_withdrawals"})
 SECRET_FIELDS = frozenset({"source", "max_stale_s", "canary"})
 INERT_FIELDS = frozenset({"name", "allow_remote"})  # checked when the file is validated, no more
@@ -53,6 +57,7 @@ class KeyChange:
     policy: bool
     secret: bool
     listener: bool
+    admission: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,9 @@ class ReloadPlan:
             "added": [k.name for k in self.added],
             "removed": list(self.removed),
             "changed": {
-                c.key.name: [n for n in ("policy", "secret", "listener") if getattr(c, n)]
+                c.key.name: [
+                    n for n in ("policy", "secret", "listener", "admission") if getattr(c, n)
+                ]
                 for c in self.changed
             },
             "unchanged": list(self.unchanged),
@@ -80,12 +87,13 @@ def _key_change(old: KeyConfig, new: KeyConfig) -> KeyChange | None:
     if not differing:
         return None
     # A field added to KeyConfig later is read by compile_policy or build_source: rebuild both.
-    unknown = bool(differing - LISTENER_FIELDS - POLICY_FIELDS - SECRET_FIELDS)
+    unknown = bool(differing - LISTENER_FIELDS - POLICY_FIELDS - SECRET_FIELDS - ADMISSION_FIELDS)
     return KeyChange(
         key=new,
         policy=bool(differing & POLICY_FIELDS) or unknown,
         secret=bool(differing & SECRET_FIELDS) or unknown,
-        listener=bool(differing & LISTENER_FIELDS),
+        listener=bool(differing & LISTENER_FIELDS) or old.client_auth.tls != new.client_auth.tls,
+        admission=bool(differing & ADMISSION_FIELDS) or unknown,
     )
 
 
@@ -121,6 +129,7 @@ class _Prepared:
     """What phase one built; closed again if the reload is refused."""
 
     policies: dict[str, Policy]
+    admissions: dict[str, Admission]
     secrets: dict[str, tuple[KeySlot, Source]]
     listeners: dict[str, Listener]
     started: list[str]
@@ -135,7 +144,7 @@ class _Prepared:
 
 
 async def _prepare(sidecar: Sidecar, new: Config, plan: ReloadPlan) -> _Prepared:
-    prepared = _Prepared({}, {}, {}, [])
+    prepared = _Prepared({}, {}, {}, {}, [])
     where = ""
     try:
         where = "vault"
@@ -145,6 +154,8 @@ async def _prepare(sidecar: Sidecar, new: Config, plan: ReloadPlan) -> _Prepared
             where = f"keys[{new.keys.index(key)}] ({key.name})"
             if change.policy:
                 prepared.policies[key.name] = key.compile_policy()
+            if change.admission:
+                prepared.admissions[key.name] = key.admission()
             if change.secret:
                 prepared.secrets[key.name] = sidecar.secrets.build(key)
             if change.listener:
@@ -171,7 +182,7 @@ async def apply_config(
     plan = plan_reload(sidecar.config, new)
     prepared = await _prepare(sidecar, new, plan)
     # Commit: nothing below refuses; policies first, so a stricter policy applies at once.
-    await sidecar.commit(new, prepared.policies)
+    await sidecar.commit(new, prepared.policies, prepared.admissions)
     slow: list[Awaitable[None]] = [sidecar.keys.stop(name) for name in plan.removed]
     slow += [sidecar.keys.move_listener(n, listener) for n, listener in prepared.listeners.items()]
     slow += [

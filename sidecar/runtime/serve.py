@@ -16,11 +16,10 @@ import signal
 import prometheus_client
 from aiohttp import web
 
-from sidecar.config.listen import parse_listen
 from sidecar.config.models import Config
 from sidecar.ops.logs import setup_logging
 from sidecar.runtime.app import SIDECAR, create_app
-from sidecar.runtime.listeners import open_site
+from sidecar.runtime.listeners import open_admin_site
 from sidecar.runtime.reload import Reloader
 
 log = logging.getLogger("sidecar.serve")
@@ -58,7 +57,7 @@ async def _serve(config: Config, config_path: str) -> int:
     )
     try:
         await runner.setup()  # opens every key listener
-        admin_url = await open_site(runner, parse_listen(config.admin.listen))
+        admin_url = await open_admin_site(runner, config, app[SIDECAR].metrics.registry)
     except OSError as exc:
         log.error("cannot start", extra={"error": f"{type(exc).__name__}: {exc.strerror or exc}"})
         await runner.cleanup()

@@ -22,6 +22,7 @@ from sidecar.ops.logs import setup_logging
 from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import KeyStatus
 from sidecar.policy.engine import Policy
+from sidecar.proxy.admission import Admission
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.record import Observer
 from sidecar.runtime.clock import ClockKeeper
@@ -74,7 +75,12 @@ class Sidecar:
             observers.append(self.clock_keeper.observer)
         self.observers[:] = observers
 
-    async def commit(self, new: Config, policies: Mapping[str, Policy]) -> None:
+    async def commit(
+        self,
+        new: Config,
+        policies: Mapping[str, Policy],
+        admissions: Mapping[str, Admission] | None = None,
+    ) -> None:
         """Make ``new`` the running config (a reload's commit step; it cannot fail).
 
         Keys whose policy changed get theirs from ``policies``; every changed key's handle gets
@@ -83,7 +89,7 @@ class Sidecar:
         old, self.config = self.config, new
         for key in new.keys:
             if key.name in self.keys and key != self.keys[key.name].config:
-                self.keys.use_config(key, policies.get(key.name))
+                self.keys.use_config(key, policies.get(key.name), (admissions or {}).get(key.name))
         if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):
             setup_logging(new.logging.format, new.logging.level)
         await self.configure_clock()
