@@ -70,7 +70,7 @@ async def running_sidecar(
     await runner.setup()
     try:
         sidecar = app[SIDECAR]
-        admin_url = await open_admin_site(runner, config, sidecar.metrics.registry)
+        admin_url = await open_admin_site(runner, config)
         # Env and file sources answer at once; let their first poll land so tests see a
         # settled state. Vault sources may legitimately take longer: tests wait on those.
         for handle in sidecar.keys.values():

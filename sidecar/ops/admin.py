@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from aiohttp import HttpVersion10, HttpVersion11, web
-from aiohttp.typedefs import Handler
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
-from sidecar.errors import SidecarError, Unauthenticated, VersionNotSupported, error_body
+from sidecar.errors import SidecarError, Unauthenticated, error_body
 from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import SidecarView
 from sidecar.proxy.admission import TokenFile
+from sidecar.proxy.aiohttp_listener import head_refusal
 
 VIEW = web.AppKey("sidecar_view", SidecarView)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_TOKEN = web.AppKey("metrics_token", TokenFile)
+Refuse = Callable[[SidecarError], None]
+#: Reports a refusal of the admin listener (sidecar.ops.listener_metrics.admin_refusals).
+REFUSE: web.AppKey[Refuse] = web.AppKey("admin_refuse")
 
 
 def readiness(view: SidecarView) -> dict[str, Any]:
@@ -63,20 +68,27 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return await request.app[METRICS].respond(request)
 
 
-@web.middleware
-async def http_1_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """HTTP/0.9 and HTTP/2.0 request lines get 505, as on the key listeners."""
-    if request.version not in (HttpVersion10, HttpVersion11):
-        response = _refusal(VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
+def head_checks(max_header_bytes: int) -> Middleware:
+    """The key listeners' request-line and head-size refusals (505, 431), on the admin app."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refusal = head_refusal(request, max_header_bytes)
+        if refusal is None:
+            return await handler(request)
+        refuse = request.app.get(REFUSE)
+        if refuse is not None:
+            refuse(refusal)
+        response = _refusal(refusal)
         response.force_close()
         return response
-    return await handler(request)
+
+    return middleware
 
 
 def add_routes(app: web.Application) -> None:
     """The admin routes; the app must hold :data:`VIEW` and :data:`METRICS` before serving
     (and :data:`METRICS_TOKEN` when ``admin.metrics_token_file`` is set)."""
-    app.middlewares.append(http_1_only)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -13,6 +13,7 @@ from sidecar.errors import (
     BadRequest,
     BodyTooLarge,
     ClientDisconnected,
+    HeadersTooLarge,
     SidecarError,
     VersionNotSupported,
     for_status,
@@ -75,19 +76,34 @@ def _body_reader(request: web.Request) -> BotRequest:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     key = request.app[KEY_RUNTIME]
-    if request.version not in HTTP_1:
-        return _refused(key, request, VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
+    refusal = head_refusal(request, key.max_header_bytes)
+    if refusal is not None:
+        return _refused(key, request, refusal)
     return _web_response(await answer(key, _body_reader(request)))
 
 
 HTTP_1 = (HttpVersion10, HttpVersion11)
 
 
+def head_refusal(request: web.BaseRequest, max_header_bytes: int | None) -> SidecarError | None:
+    """A request line that is not HTTP/1.x (505), or a whole head over ``max_header_bytes``
+    that arrived at once (431; a head arriving in pieces is capped by the listener as it comes).
+    Shared by every aiohttp app the sidecar serves."""
+    if request.version not in HTTP_1:
+        return VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served")
+    if max_header_bytes is not None:
+        size = len(request.method) + len(request.raw_path) + 11
+        size += sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+        if size > max_header_bytes:
+            return HeadersTooLarge(f"the request head exceeds {max_header_bytes} bytes")
+    return None
+
+
 def _refused(key: KeyRuntime, request: web.Request, exc: SidecarError) -> web.Response:
     record = new_record(key, request.method, request.raw_path)
     record.label = exc.label
     response = error_response(exc)
-    response.close = response.close or isinstance(exc, VersionNotSupported)
+    response.close = response.close or isinstance(exc, VersionNotSupported | HeadersTooLarge)
     finish(key, record, response.status)
     return _web_response(response)
 

@@ -58,6 +58,7 @@ class KeyRuntime:
     observers: list[Observer] = field(default_factory=list)
     admission: Admission = OPEN  # swapped whole on a reload, like policy
     body_timeout_s: float | None = None
+    max_header_bytes: int | None = None  # for listeners that only see a head once it is whole
 
 
 @dataclass(slots=True)

@@ -103,6 +103,9 @@ class GuardedHandler(web.RequestHandler):
             max_line_size=limits.max_header_bytes,
             max_field_size=limits.max_header_bytes,
             max_headers=limits.max_headers,
+            # What is left of a body after an early answer is drained for at most the body
+            # deadline, then the connection closes.
+            lingering_time=limits.body_timeout_s,
             access_log=None,  # type: ignore[arg-type]  # the audit line is the access log
         )
         self._limits = limits

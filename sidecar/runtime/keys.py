@@ -118,6 +118,7 @@ class KeySet(Mapping[str, KeyHandle]):
             max_body_bytes=self._server.max_body_bytes,
             observers=self._observers,
             body_timeout_s=self._server.body_timeout_s,
+            max_header_bytes=self._server.max_header_bytes,
         )
         try:
             runtime.admission = key.admission()

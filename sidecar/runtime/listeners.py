@@ -13,12 +13,11 @@ import ssl
 from typing import Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from sidecar.config.listen import ListenAddress, parse_listen
 from sidecar.config.models import Config
 from sidecar.errors import SidecarError
-from sidecar.ops.listener_metrics import admin_refusals
+from sidecar.ops import admin
 from sidecar.proxy.limits import ListenerLimits
 from sidecar.runtime.guarded import GuardedServer, GuardedSite, Refuse
 
@@ -137,15 +136,13 @@ async def serve_app(
     return AiohttpListener(runner, url, factory)
 
 
-async def open_admin_site(
-    runner: web.AppRunner, config: Config, registry: CollectorRegistry
-) -> str:
-    """The admin listener, with the same limits as the key listeners; its refusals are counted
-    on the sidecar's ``registry``."""
+async def open_admin_site(runner: web.AppRunner, config: Config) -> str:
+    """The admin listener (``runner`` runs :func:`sidecar.runtime.app.create_app`'s app, set up),
+    with the same limits as the key listeners; its refusals are counted like the app's own."""
     url, _ = await open_site(
         runner,
         parse_listen(config.admin.listen),
         limits=config.server,
-        refuse=admin_refusals(registry),
+        refuse=runner.app[admin.REFUSE],
     )
     return url

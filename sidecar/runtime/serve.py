@@ -57,7 +57,7 @@ async def _serve(config: Config, config_path: str) -> int:
     )
     try:
         await runner.setup()  # opens every key listener
-        admin_url = await open_admin_site(runner, config, app[SIDECAR].metrics.registry)
+        admin_url = await open_admin_site(runner, config)
     except OSError as exc:
         log.error("cannot start", extra={"error": f"{type(exc).__name__}: {exc.strerror or exc}"})
         await runner.cleanup()
