@@ -239,31 +239,41 @@ class GuardedServer:
         self._server = server
         self._limits = limits
         self._refuse = refuse
-        # Handlers made but not connected yet (a TLS handshake in progress): counted too. A
-        # handshake that fails never connects its handler; the weak set forgets it.
-        self._pending: weakref.WeakSet[GuardedHandler] = weakref.WeakSet()
+        # Handlers made but not connected yet (a TLS handshake in progress) count too. A failed
+        # handshake never connects its handler and nothing says so; handshakes are bounded by
+        # header_timeout_s (GuardedSite), so an entry older than that is dropped.
+        self._pending: dict[GuardedHandler, float] = {}
         self._live: set[GuardedHandler] = set()
 
     @property
+    def limits(self) -> ListenerLimits:
+        return self._limits
+
+    @property
     def open_connections(self) -> int:
+        if self._pending:
+            cutoff = asyncio.get_running_loop().time() - self._limits.header_timeout_s - 1.0
+            for handler in [h for h, made in self._pending.items() if made < cutoff]:
+                del self._pending[handler]
         return len(self._live) + len(self._pending)
 
     def __call__(self) -> asyncio.Protocol:
         if self.open_connections >= self._limits.max_connections:
             return OverloadedProtocol(self._refuse)
+        loop = asyncio.get_running_loop()
         handler = _Tracked(
             self._server,
-            loop=asyncio.get_running_loop(),
+            loop=loop,
             limits=self._limits,
             refuse=self._refuse,
             on_lost=self._live.discard,
         )
         handler.on_made = self._made
-        self._pending.add(handler)
+        self._pending[handler] = loop.time()
         return handler
 
     def _made(self, handler: GuardedHandler) -> None:
-        self._pending.discard(handler)
+        self._pending.pop(handler, None)
         self._live.add(handler)
 
 
@@ -293,6 +303,8 @@ class GuardedSite(web.BaseSite):
         self._factory = factory
         self._host, self._port, self._path = host, port, path
         self._tcp: asyncio.Server | None = None
+        # A TLS handshake is part of getting a request head: the same deadline.
+        self._handshake_timeout = factory.limits.header_timeout_s if ssl_context else None
 
     @property
     def name(self) -> str:
@@ -305,7 +317,11 @@ class GuardedSite(web.BaseSite):
         quiet_accept_errors(loop)
         if self._path is not None:
             self._server = await loop.create_unix_server(
-                self._factory, self._path, ssl=self._ssl_context, backlog=self._backlog
+                self._factory,
+                self._path,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+                ssl_handshake_timeout=self._handshake_timeout,
             )
         else:
             self._tcp = await loop.create_server(
@@ -315,6 +331,7 @@ class GuardedSite(web.BaseSite):
                 ssl=self._ssl_context,
                 backlog=self._backlog,
                 reuse_address=True,
+                ssl_handshake_timeout=self._handshake_timeout,
             )
             self._server = self._tcp
 
