@@ -20,6 +20,7 @@ from sidecar.config import Config, parse_config
 from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.listeners import open_admin_site
 from sidecar.runtime.state import Sidecar
+from tests.leaks import register_secret
 
 
 @dataclass
@@ -51,6 +52,7 @@ def env_key(
     """A key entry with an env source and a fresh random pair: (entry, environ, api_key, secret)."""
     api_key = f"key-{name}-{secrets.token_hex(4)}"
     secret = secrets.token_hex(32)
+    register_secret(secret)
     var = name.upper().replace("-", "_")
     entry = {
         "name": name,
