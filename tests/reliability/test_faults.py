@@ -137,7 +137,7 @@ async def test_an_order_whose_bot_went_away_after_sending_it_is_still_placed_and
     async with running_sidecar(make_config(exchange.url, [entry]), environ) as sidecar:
         port = int(sidecar.url("bot").rsplit(":", 1)[1])
         body = json.dumps(ORDER).encode()
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /api/v4/spot/orders HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"

@@ -21,7 +21,6 @@ from sidecar.errors import SourceError
 from sidecar.gate.signing import HmacSigner
 from sidecar.settings import PositiveSeconds, Strict
 
-
 SETTLE_S = 0.05
 
 
