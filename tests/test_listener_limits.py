@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from sidecar.runtime.guarded import ACCEPT_BURST_S, quiet_accept_errors
+from sidecar.runtime.sites import ACCEPT_BURST_S, quiet_accept_errors
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
 from tests.rawhttp import parse_response, raw_exchange

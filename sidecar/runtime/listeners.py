@@ -19,7 +19,8 @@ from sidecar.config.models import Config
 from sidecar.errors import SidecarError
 from sidecar.ops import admin
 from sidecar.proxy.limits import ListenerLimits
-from sidecar.runtime.guarded import GuardedServer, GuardedSite, Refuse
+from sidecar.runtime.guarded import Refuse
+from sidecar.runtime.sites import GuardedServer, GuardedSite
 
 
 class Listener(Protocol):

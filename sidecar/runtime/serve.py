@@ -21,6 +21,7 @@ from sidecar.ops.logs import setup_logging
 from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.listeners import open_admin_site
 from sidecar.runtime.reload import Reloader
+from sidecar.runtime.sites import raise_fd_limit
 
 log = logging.getLogger("sidecar.serve")
 
@@ -51,6 +52,17 @@ async def _serve(config: Config, config_path: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
 
+    # With every listener at max_connections the process must still have descriptors left for
+    # the others (and for Gate): otherwise a flood of one listener starves every key.
+    fds, wanted = raise_fd_limit(
+        len(config.keys) + 1, config.server, config.upstream.max_connections
+    )
+    if fds < wanted:
+        log.warning(
+            "the open-file limit is below what server.max_connections allows on every listener; "
+            "lower max_connections or raise the hard limit (ulimit -Hn)",
+            extra={"limit": fds, "needed": wanted},
+        )
     app = create_app(config)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_grace_s
