@@ -16,6 +16,7 @@ from yarl import URL
 
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
+from tests.leaks import register_secret
 from tests.rawhttp import raw_exchange
 
 ORDER = {"currency_pair": "BTC_USDT", "side": "buy", "amount": "1", "price": "1"}
@@ -238,6 +239,7 @@ async def test_a_token_file_guards_the_listener_and_follows_rotation(
     exchange: RunningExchange, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    register_secret("first-token-0123456789", "second-token-9876543210")
     token_file = tmp_path / "token"
     token_file.write_text("first-token-0123456789\n")
     async for sidecar, _ in _start(exchange, client_auth={"token_file": str(token_file)}):

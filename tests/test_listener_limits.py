@@ -18,6 +18,7 @@ from yarl import URL
 from sidecar.runtime.sites import ACCEPT_BURST_S, quiet_accept_errors
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
+from tests.leaks import register_secret
 from tests.rawhttp import parse_response, raw_exchange
 
 LIMITS = {
@@ -278,6 +279,7 @@ async def test_metrics_need_the_bearer_token_when_one_is_configured(
     from pathlib import Path
 
     assert isinstance(tmp_path, Path)
+    register_secret("scrape-me-0123456789")
     token = tmp_path / "metrics-token"
     token.write_text("scrape-me-0123456789\n")
     entry, environ, _, _ = env_key("bot", "read-only")
