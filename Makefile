@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-lowest lint typecheck bench docs clean
+.PHONY: demo test test-lowest lint typecheck bench soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ test-lowest: $(LOWEST_STAMP)
 # Slow benchmarks and soak tests, kept out of the default suite.
 bench: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m slow
+
+# The reliability suite at full size (tests/reliability: >= 10,000 generated requests, 1,000
+# stalled and 1,000 keep-alive connections, 100,000 requests); `make test` runs it short. The
+# figures land in soak-figures.json (the table in docs/security.md is copied from it).
+soak: $(STAMP)
+	rm -f soak-figures.json
+	SIDECAR_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider -s tests/reliability
+	cat soak-figures.json
 
 # The documentation site (mkdocs.yml, docs/*.md) into site/; --strict fails on a broken link or a
 # page missing from the nav. Installs the docs extra into .venv when it is not there yet.

@@ -28,6 +28,20 @@ class BadRequest(SidecarError):
     label = "SIDECAR_BAD_REQUEST"
 
 
+class ClientDisconnected(SidecarError):
+    """The bot closed its connection before its request was whole (recorded; no one reads it)."""
+
+    status = 400
+    label = "SIDECAR_CLIENT_DISCONNECTED"
+
+
+class Unauthenticated(SidecarError):
+    """The listener asks bots for a client token and this request has none, or a wrong one."""
+
+    status = 401
+    label = "SIDECAR_UNAUTHENTICATED"
+
+
 class PolicyDenied(SidecarError):
     status = 403
     label = "SIDECAR_POLICY_DENIED"
@@ -57,9 +71,30 @@ class RateLimited(SidecarError):
         self.retry_after_s = retry_after_s
 
 
+class ForbiddenOrigin(SidecarError):
+    """A browser's request (it carries ``Origin`` or a cross-site ``Sec-Fetch-Site``)."""
+
+    status = 403
+    label = "SIDECAR_FORBIDDEN_ORIGIN"
+
+
+class ForbiddenPeer(SidecarError):
+    """The local user or group on the other end of a unix socket is not one the key names."""
+
+    status = 403
+    label = "SIDECAR_FORBIDDEN_PEER"
+
+
 class NotFound(SidecarError):
     status = 404
     label = "SIDECAR_NOT_FOUND"
+
+
+class RequestTimeout(SidecarError):
+    """The request's head or body did not arrive within its deadline."""
+
+    status = 408
+    label = "SIDECAR_REQUEST_TIMEOUT"
 
 
 class BodyTooLarge(SidecarError):
@@ -72,6 +107,25 @@ class TooManyConnections(SidecarError):
     label = "SIDECAR_TOO_MANY_CONNECTIONS"
 
 
+class UnsupportedMediaType(SidecarError):
+    """A body that is not JSON: Gate's v4 API reads JSON only, the policy checks JSON only."""
+
+    status = 415
+    label = "SIDECAR_UNSUPPORTED_MEDIA_TYPE"
+
+
+class Misdirected(SidecarError):
+    """A ``Host`` that is not one of the listener's own names (DNS rebinding)."""
+
+    status = 421
+    label = "SIDECAR_MISDIRECTED"
+
+
+class HeadersTooLarge(SidecarError):
+    status = 431
+    label = "SIDECAR_HEADERS_TOO_LARGE"
+
+
 class UpstreamUnavailable(SidecarError):
     status = 502
     label = "SIDECAR_UPSTREAM_UNAVAILABLE"
@@ -82,9 +136,23 @@ class KeyUnavailable(SidecarError):
     label = "SIDECAR_KEY_UNAVAILABLE"
 
 
+class Overloaded(SidecarError):
+    """The listener holds ``server.max_connections`` connections already."""
+
+    status = 503
+    label = "SIDECAR_OVERLOADED"
+
+
 class UpstreamTimeout(SidecarError):
     status = 504
     label = "SIDECAR_UPSTREAM_TIMEOUT"
+
+
+class VersionNotSupported(SidecarError):
+    """HTTP/0.9 or HTTP/2 and later on a request line: the listeners speak HTTP/1.x only."""
+
+    status = 505
+    label = "SIDECAR_HTTP_VERSION_NOT_SUPPORTED"
 
 
 class ConfigError(Exception):
@@ -105,12 +173,18 @@ def for_status(status: int, message: str) -> SidecarError:
         cls.status: cls
         for cls in (
             BadRequest,
+            Unauthenticated,
             PolicyDenied,
             NotFound,
+            RequestTimeout,
             BodyTooLarge,
+            UnsupportedMediaType,
+            Misdirected,
+            HeadersTooLarge,
             UpstreamUnavailable,
             KeyUnavailable,
             UpstreamTimeout,
+            VersionNotSupported,
         )
     }
     cls = by_status.get(status, BadRequest if 400 <= status < 500 else SidecarError)

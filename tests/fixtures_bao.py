@@ -50,6 +50,7 @@ from sidecar.vault.auth.kubernetes import KubernetesAuth
 from sidecar.vault.auth.token import TokenAuth
 from sidecar.vault.session import VaultSession
 from sidecar.vault.settings import VaultConfig
+from tests.leaks import register_secret
 
 START_TIMEOUT_S = 20.0
 
@@ -140,7 +141,9 @@ class Bao:
         resp = self.admin().auth.token.create(
             policies=policies, ttl=ttl, no_default_policy=False, **extra
         )
-        return str(resp["auth"]["client_token"])
+        token = str(resp["auth"]["client_token"])
+        register_secret(token)
+        return token
 
     def approle(
         self, policies: list[str], token_ttl: str, token_max_ttl: str, mount: str | None = None
@@ -161,7 +164,9 @@ class Bao:
 
     def secret_id(self, mount: str) -> str:
         resp = self.admin().auth.approle.generate_secret_id("gate-bot", mount_point=mount)
-        return str(resp["data"]["secret_id"])
+        secret_id = str(resp["data"]["secret_id"])
+        register_secret(secret_id)
+        return secret_id
 
     def health(self) -> int:
         return int(requests.get(f"{self.addr}/v1/sys/health", timeout=2).status_code)
@@ -177,6 +182,7 @@ def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevBao]:
     tmp = tmp_path_factory.mktemp("bao-dev")
     port = free_port_pair()
     root = "root-" + secrets.token_hex(12)
+    register_secret(root)
     log_file = (tmp / "bao.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -263,6 +269,7 @@ class RaftBao(Bao):
         init = json.loads(out.stdout)
         self.unseal_key = init["unseal_keys_b64"][0]
         self.root_token = init["root_token"]
+        register_secret(self.root_token)
         self.unseal()
         self.admin().sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
 
@@ -313,7 +320,9 @@ def service_account_jwt(namespace: str, name: str, uid: str) -> str:
     }
     payload = _b64(json.dumps(claims).encode())
     signature = key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{header}.{payload}.{_b64(signature)}"
+    jwt = f"{header}.{payload}.{_b64(signature)}"
+    register_secret(jwt, _b64(signature))
+    return jwt
 
 
 def self_signed_ca_pem() -> str:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from sidecar.devtools.exchange import ExchangeState, create_exchange_app
+from tests.leaks import register_secret
 
 
 def gate_sign(
@@ -54,6 +55,7 @@ class RunningExchange:
     def new_key(self, *, uid: int | None = None) -> tuple[str, str]:
         """Register a random (api_key, secret) pair and return it."""
         api_key, secret = f"ex-{secrets.token_hex(8)}", secrets.token_hex(32)
+        register_secret(secret)
         self.state.add_key(api_key, secret, uid=uid)
         return api_key, secret
 

@@ -1,7 +1,8 @@
 """Running a whole sidecar in-process for end-to-end tests.
 
 `running_sidecar(config)` starts `create_app(config)` exactly as `serve` does (admin listener plus
-one listener per key, on free loopback ports) and yields handles to it.
+one listener per key, with the `server:` limits; the config's admin.listen, 127.0.0.1:0 from
+`make_config`) and yields handles to it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from aiohttp import web
 
 from sidecar.config import Config, parse_config
 from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.listeners import open_admin_site
 from sidecar.runtime.state import Sidecar
+from tests.leaks import register_secret
 
 
 @dataclass
@@ -49,6 +52,7 @@ def env_key(
     """A key entry with an env source and a fresh random pair: (entry, environ, api_key, secret)."""
     api_key = f"key-{name}-{secrets.token_hex(4)}"
     secret = secrets.token_hex(32)
+    register_secret(secret)
     var = name.upper().replace("-", "_")
     entry = {
         "name": name,
@@ -66,16 +70,14 @@ async def running_sidecar(
     app = create_app(config, environ=environ or {})
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
     try:
-        port = runner.addresses[0][1]
         sidecar = app[SIDECAR]
+        admin_url = await open_admin_site(runner, config)
         # Env and file sources answer at once; let their first poll land so tests see a
         # settled state. Vault sources may legitimately take longer: tests wait on those.
         for handle in sidecar.keys.values():
             if handle.config.source.kind in ("env", "file"):
                 await asyncio.wait_for(handle.source.attempted.wait(), timeout=10)
-        yield RunningSidecar(f"http://127.0.0.1:{port}", sidecar)
+        yield RunningSidecar(admin_url, sidecar)
     finally:
         await runner.cleanup()

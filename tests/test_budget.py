@@ -108,6 +108,9 @@ def budget_config(
     return make_config(exchange.url, [entry]), environ, api_key
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def burst(
     sidecar: RunningSidecar, count: int, key: str = "bot"
 ) -> list[tuple[int, dict[str, str], dict[str, Any]]]:
@@ -115,7 +118,7 @@ async def burst(
 
         async def one() -> tuple[int, dict[str, str], dict[str, Any]]:
             url = sidecar.url(key) + "/api/v4/spot/orders"
-            async with http.post(url, data=json.dumps(ORDER)) as resp:
+            async with http.post(url, data=json.dumps(ORDER), headers=JSON) as resp:
                 return resp.status, dict(resp.headers), await resp.json()
 
         return list(await asyncio.gather(*(one() for _ in range(count))))

@@ -163,7 +163,10 @@ def test_vault_address_defaults_to_the_vault_addr_environment_variable() -> None
 
 
 def test_remote_listeners_need_an_explicit_opt_in() -> None:
-    cfg = parse_config({"keys": [_key(listen="0.0.0.0:8081", allow_remote=True)]}, environ={})
+    remote = _key(
+        listen="0.0.0.0:8081", allow_remote=True, client_auth={"token_file": "/run/gate/token"}
+    )
+    cfg = parse_config({"keys": [remote]}, environ={})
     assert not cfg.keys[0].address.is_loopback
 
 

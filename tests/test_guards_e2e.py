@@ -33,13 +33,18 @@ def guarded(
     return make_config(exchange.url, [entry]), environ, api_key
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def send(
     sidecar: RunningSidecar, target: str, body: bytes | None, key: str = "bot"
 ) -> tuple[int, dict[str, Any]]:
     method, _, path = target.partition(" ")
     async with (
         aiohttp.ClientSession() as http,
-        http.request(method, URL(sidecar.url(key) + path, encoded=True), data=body) as resp,
+        http.request(
+            method, URL(sidecar.url(key) + path, encoded=True), data=body, headers=JSON
+        ) as resp,
     ):
         return resp.status, json.loads(await resp.read() or b"{}")
 
@@ -192,14 +197,18 @@ async def test_sigusr1_puts_every_key_of_a_process_in_cancel_only(
     async with sidecar_process(config, environ) as sp, aiohttp.ClientSession() as http:
         urls = sp.urls()
         for url in urls.values():
-            async with http.post(url + "/api/v4/futures/usdt/orders", data=order) as resp:
+            async with http.post(
+                url + "/api/v4/futures/usdt/orders", data=order, headers=JSON
+            ) as resp:
                 assert resp.status == 201
         sp.send(signal.SIGUSR1)
         await sp.wait_line(
             lambda d: d.get("msg") == "cancel-only brake engaged" and d["key"] == "beta"
         )
         for url in urls.values():
-            async with http.post(url + "/api/v4/futures/usdt/orders", data=order) as resp:
+            async with http.post(
+                url + "/api/v4/futures/usdt/orders", data=order, headers=JSON
+            ) as resp:
                 doc = await resp.json()
                 assert resp.status == 403 and "switched on by SIGUSR1" in doc["message"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.gate.headers import relay_headers, upstream_headers
+from sidecar.gate.headers import forwardable_extra, relay_headers, upstream_headers
 
 DROPPED_FROM_BOT = [
     "KEY",
@@ -31,6 +31,18 @@ DROPPED_FROM_BOT = [
     "Content-Length",
     "Proxy-Authorization",
     "Expect",
+    # Not on the allow-list (issue 13, gap 4): overrides, client-IP claims, browser headers.
+    "X-HTTP-Method-Override",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "Client-IP",
+    "Via",
+    "Origin",
+    "Referer",
+    "Sec-Fetch-Site",
+    "X-Sidecar-Token",
 ]
 PASSED_FROM_BOT = [
     "X-Gate-Channel-Id",
@@ -79,7 +91,19 @@ def test_a_useful_gate_header_is_relayed(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["Set-Cookie", "Transfer-Encoding", "Connection", "Content-Length"]
+    "name", ["Set-Cookie", "Set-Cookie2", "Transfer-Encoding", "Connection", "Content-Length"]
 )
 def test_a_hop_by_hop_or_cookie_header_from_gate_is_not_relayed(name: str) -> None:
     assert relay_headers([(name, "x")]) == []
+
+
+def test_a_keys_forward_headers_extra_passes() -> None:
+    assert upstream_headers([("X-Trace-Id", "1")], frozenset({"x-trace-id"})) == [
+        ("X-Trace-Id", "1")
+    ]
+
+
+@pytest.mark.parametrize("name", ["KEY", "Authorization", "X-Forwarded-For", "Host", "Connection"])
+def test_a_credential_or_hop_by_hop_header_cannot_be_a_forward_headers_extra(name: str) -> None:
+    assert forwardable_extra(name) is not None
+    assert upstream_headers([(name, "v")], frozenset({name.lower()})) == []

@@ -504,6 +504,14 @@ def test_the_schema_knows_exactly_the_sidecars_presets() -> None:
     assert schema["definitions"]["preset"]["enum"] == list(PRESET_NAMES)
 
 
+def test_the_schema_knows_exactly_the_sidecars_server_settings() -> None:
+    from sidecar.config.models import ServerConfig
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    server = schema["properties"]["config"]["properties"]["server"]["properties"]
+    assert sorted(server) == sorted(ServerConfig.model_fields)
+
+
 def test_another_chart_can_include_the_named_templates(helm: Helm, tmp_path: Path) -> None:
     parent = tmp_path / "my-bot"
     (parent / "templates").mkdir(parents=True)

@@ -55,6 +55,15 @@ def _record(
         (_record("error", label="SIDECAR_BAD_REQUEST"), "bad_path"),
         (_record("error", label="SIDECAR_NOT_FOUND"), "outside_api"),
         (_record("error", label="SIDECAR_KEY_UNAVAILABLE"), None),  # the sidecar's trouble
+        (_record("error", label="SIDECAR_FORBIDDEN_ORIGIN"), "browser"),
+        (_record("error", label="SIDECAR_MISDIRECTED"), "host"),
+        (_record("error", label="SIDECAR_UNAUTHENTICATED"), "unauthenticated"),
+        (_record("error", label="SIDECAR_FORBIDDEN_PEER"), "peer"),
+        (_record("error", label="SIDECAR_UNSUPPORTED_MEDIA_TYPE"), "media_type"),
+        (_record("error", label="SIDECAR_OVERLOADED"), "overloaded"),
+        (_record("error", label="SIDECAR_REQUEST_TIMEOUT"), "timeout"),
+        (_record("error", label="SIDECAR_HEADERS_TOO_LARGE"), "headers_too_large"),
+        (_record("error", label="SIDECAR_HTTP_VERSION_NOT_SUPPORTED"), "http_version"),
         (_record("allow", Origin(OriginKind.PRESET, preset="read-only")), None),
     ],
 )

@@ -78,6 +78,23 @@ BASE = [_key("a"), _key("bb")]
             [_key("a", allow_remote=True), _key("bb")],
             {"added": [], "removed": [], "changed": {}, "unchanged": ["a", "bb"]},
         ),
+        (
+            [_key("a", allowed_hosts=["bots.internal"], forward_headers=["X-Trace"]), _key("bb")],
+            {"added": [], "removed": [], "changed": {"a": ["admission"]}, "unchanged": ["bb"]},
+        ),
+        (
+            [_key("a", client_auth={"token_file": "/run/t"}), _key("bb")],
+            {"added": [], "removed": [], "changed": {"a": ["admission"]}, "unchanged": ["bb"]},
+        ),
+        (
+            [_key("a", client_auth={"tls": {"cert_file": "/c", "key_file": "/k"}}), _key("bb")],
+            {
+                "added": [],
+                "removed": [],
+                "changed": {"a": ["listener", "admission"]},
+                "unchanged": ["bb"],
+            },
+        ),
     ],
 )
 def test_a_reload_changes_only_what_differs_key_by_key(
@@ -141,6 +158,21 @@ async def test_a_policy_change_applies_to_the_next_request_on_the_same_listener(
         )
         assert (await call("POST", url + "/api/v4/spot/orders", b"{}"))[0] == 403
         assert s.sidecar.url("a") == url and s.sidecar.sidecar.keys["a"].runtime is runtime
+
+
+async def test_a_client_token_added_by_a_reload_applies_to_the_next_request(
+    exchange: RunningExchange, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("reload-token-0123456789")
+    async with ops_setup(exchange, {"a": "read-only"}) as s:
+        url = s.url("a", "/api/v4/spot/accounts")
+        assert (await call("GET", url))[0] == 200
+        new = [{**s.entries[0], "client_auth": {"token_file": str(token)}}]
+        plan = await apply_config(s.sidecar.sidecar, _running_config(s, new))
+        assert plan.summary()["changed"] == {"a": ["admission"]}
+        assert (await call("GET", url))[0] == 401
+        assert s.sidecar.url("a") + "/api/v4/spot/accounts" == url
 
 
 async def test_a_moved_listener_opens_before_the_old_one_closes(

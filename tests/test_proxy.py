@@ -198,7 +198,8 @@ async def _raw_request(url: str, target: str) -> tuple[int, bytes]:
     """Send a request line byte for byte: no client library gets to normalise it."""
     u = URL(url)
     reader, writer = await asyncio.open_connection(u.host, u.port)
-    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    host = f"{u.host}:{u.port}"
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     data = await asyncio.wait_for(reader.read(), timeout=10)
     writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -340,3 +341,38 @@ async def test_a_websocket_order_a_guard_refuses_never_leaves_and_a_small_one_do
     assert placed["header"]["status"] == "200"
     sent = [json.loads(f.text)["payload"]["req_id"] for f in wb.frames(mark)]
     assert sent == ["g-3"]  # the refused orders never reached the exchange
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "label"),
+    [
+        ({"Origin": "https://evil.example"}, 403, "SIDECAR_FORBIDDEN_ORIGIN"),
+        ({"Sec-Fetch-Site": "cross-site"}, 403, "SIDECAR_FORBIDDEN_ORIGIN"),
+        ({"Host": "rebind.evil.example"}, 421, "SIDECAR_MISDIRECTED"),
+    ],
+    ids=["a page's Origin", "a cross-site fetch", "a rebound Host"],
+)
+async def test_a_browser_cannot_open_a_websocket_to_a_keys_listener(
+    wb: WsBench, headers: dict[str, str], status: int, label: str
+) -> None:
+    mark = wb.mark()
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(wb.ws_url("full"), headers=headers)
+    assert info.value.status == status
+    async with http_get_json(wb.sidecar.url("full") + "/ws/v4/", headers) as (code, doc):
+        assert (code, doc["label"]) == (status, label)
+    assert wb.frames(mark) == []  # nothing reached the exchange
+
+
+@contextlib.asynccontextmanager
+async def http_get_json(
+    url: str, headers: dict[str, str]
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    key = {"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, headers={**upgrade, **key, **headers}) as resp,
+    ):
+        yield resp.status, await resp.json(content_type=None)

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from sidecar.config.listen import ListenAddress, parse_listen
-from sidecar.config.models import Config
+from sidecar.config.models import Config, KeyConfig
 from sidecar.errors import ConfigError
 from sidecar.proxy.transports import TRANSPORTS
 from sidecar.settings import NOT_SHOWN
@@ -88,10 +88,32 @@ def _cross_checks(cfg: Config) -> list[str]:
                 "set allow_remote: true only if you understand that anyone who can reach it "
                 "trades with this key"
             )
+        problems += _client_auth_checks(key, where)
         if key.source.source_kind.needs_vault and cfg.vault is None:
             problems.append(f"{where}.source: a {key.source.kind} source needs a vault: section")
         if not (key.policy.presets or key.policy.allow):
             problems.append(f"{where}.policy: allows nothing (name a preset or an allow rule)")
+    return problems
+
+
+def _client_auth_checks(key: KeyConfig, where: str) -> list[str]:
+    """A listener other processes can reach needs client authentication; unix-only settings
+    need a unix socket."""
+    problems = []
+    auth = key.client_auth
+    if not key.address.is_loopback and not auth.authenticates:
+        problems.append(
+            f"{where}.client_auth: {key.listen!r} is reachable from other hosts; set "
+            "client_auth.token_file, or client_auth.tls with a client_ca_file (mTLS)"
+        )
+    if not key.address.is_unix:
+        for name, value in (
+            ("socket_group", key.socket_group),
+            ("client_auth.peer_uids", auth.peer_uids),
+            ("client_auth.peer_gids", auth.peer_gids),
+        ):
+            if value is not None:
+                problems.append(f"{where}.{name}: only applies to a unix socket listen address")
     return problems
 
 

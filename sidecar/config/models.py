@@ -14,6 +14,7 @@ for validation errors to quote the offending value.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
@@ -22,17 +23,22 @@ from sidecar.config.guards import GuardsConfig
 from sidecar.config.listen import ListenAddress, parse_listen
 from sidecar.credentials.sources.base import SourceKind
 from sidecar.credentials.sources.registry import BY_NAME as SOURCE_KINDS
+from sidecar.gate.headers import forwardable_extra
 from sidecar.policy.engine import Policy, compile_policy
 from sidecar.policy.globs import METHODS as GATE_METHODS
 from sidecar.policy.globs import validate_glob
 from sidecar.policy.presets import PRESET_NAMES
+from sidecar.proxy.admission import Admission, ClientAuthConfig
 from sidecar.proxy.budget.settings import RateLimitConfig
 from sidecar.proxy.forwarder import UpstreamConfig
+from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.ws_settings import KeyWsConfig
 from sidecar.settings import PositiveSeconds, Strict
 from sidecar.vault.settings import VaultConfig
 
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+HOST_NAME = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 METHODS = (*GATE_METHODS, "*")
 
 
@@ -47,6 +53,9 @@ Listen = Annotated[str, AfterValidator(_check_listen)]
 class AdminConfig(Strict):
     listen: Listen = "127.0.0.1:9901"
     allow_remote: bool = False
+    # When set, GET /metrics needs `Authorization: Bearer <the file's content>` (re-read when the
+    # file changes); /healthz and /readyz stay open for probes.
+    metrics_token_file: Path | None = None
 
 
 class LoggingConfig(Strict):
@@ -63,7 +72,9 @@ class ClockConfig(Strict):
     warn_offset_s: PositiveSeconds = 5.0
 
 
-class ServerConfig(Strict):
+class ServerConfig(ListenerLimits):
+    """``server:``: the body limit, the shutdown grace and every listener's limits."""
+
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
 
@@ -151,6 +162,25 @@ class CanaryConfig(Strict):
     path: str = "/api/v4/account/detail"
 
 
+def _check_host_name(value: str) -> str:
+    if not HOST_NAME.fullmatch(value):
+        raise ValueError(f"must be a host name or address without a port, got {value!r}")
+    return value.lower()
+
+
+def _check_forward_header(value: str) -> str:
+    if not HEADER_NAME.fullmatch(value):
+        raise ValueError(f"not a header name: {value!r}")
+    problem = forwardable_extra(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+HostName = Annotated[str, AfterValidator(_check_host_name)]
+ForwardHeader = Annotated[str, AfterValidator(_check_forward_header)]
+
+
 class KeyConfig(Strict):
     name: str
     listen: Listen
@@ -160,11 +190,15 @@ class KeyConfig(Strict):
     allow_withdrawals: bool = False
     max_stale_s: PositiveSeconds | None = None
     socket_mode: str = "0660"
+    socket_group: str | None = None
     canary: CanaryConfig = CanaryConfig()
     guards: GuardsConfig = GuardsConfig()  # trading guards (sidecar.policy.guards)
     rate_limit: RateLimitConfig | None = None  # rate budgets (sidecar.proxy.budget); off if unset
     self_check: bool = False  # ask Gate what the key may do (sidecar.runtime.selfcheck)
     ws: KeyWsConfig = KeyWsConfig()
+    client_auth: ClientAuthConfig = ClientAuthConfig()
+    allowed_hosts: list[HostName] = []
+    forward_headers: list[ForwardHeader] = []
 
     @field_validator("name")
     @classmethod
@@ -189,6 +223,10 @@ class KeyConfig(Strict):
     @property
     def address(self) -> ListenAddress:
         return parse_listen(self.listen)
+
+    def admission(self) -> Admission:
+        """This key's request admission rules (reads the token file: OSError if it cannot)."""
+        return Admission.build(self.client_auth, self.allowed_hosts, self.forward_headers)
 
     def compile_policy(self) -> Policy:
         """This key's policy engine (the globs were validated with the config)."""

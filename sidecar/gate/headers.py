@@ -22,13 +22,48 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-# The bot's own credentials (junk or real) must never reach Gate next to ours, and nothing that
-# identifies the bot's network position should either.
-DROP_FROM_BOT = frozenset(
-    {"key", "sign", "timestamp", "authorization", "cookie", "forwarded", "x-real-ip"}
+# The headers a bot's request may carry to Gate: an allow-list, not a deny-list, so a header
+# nobody thought of (method or URL overrides such as X-HTTP-Method-Override / X-Original-URL,
+# client-IP claims such as True-Client-IP / CF-Connecting-IP, a browser's Origin, Referer and
+# Sec-Fetch-*) never reaches Gate. What Gate reads (Gate API v4 docs, "Headers worth knowing"; the
+# official SDKs and ccxt): the body's Content-Type (and a Content-Encoding the listener did not
+# decode), what the answer may be (Accept, Accept-Encoding), who the client is (User-Agent), and
+# Gate's own request options: broker attribution X-Gate-Channel-Id, order expiry x-gate-exptime,
+# X-Gate-Size-Decimal (the Python SDK, futures) and X-Client-Request-Id. A key adds more with
+# `forward_headers`; the credential headers below can never be added that way.
+GATE_REQUEST_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-encoding",
+        "accept",
+        "accept-encoding",
+        "user-agent",
+        "x-gate-channel-id",
+        "x-gate-exptime",
+        "x-gate-size-decimal",
+        "x-client-request-id",
+    }
 )
 
-DROP_FROM_GATE = frozenset({"set-cookie"})
+# Never forwarded, even when a key's `forward_headers` names them: Gate's credential headers
+# (the sidecar adds its own), other credentials, and the sidecar's own client token.
+NEVER_FORWARDED = frozenset(
+    {
+        "key",
+        "sign",
+        "timestamp",
+        "authorization",
+        "cookie",
+        "x-sidecar-token",
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    }
+)
+
+DROP_FROM_GATE = frozenset({"set-cookie", "set-cookie2"})
 
 # Request body encodings the listener (aiohttp's HTTP parser) decodes before the handler reads the
 # body. The sidecar signs and forwards the *decoded* bytes, so their Content-Encoding label must
@@ -45,19 +80,32 @@ def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
     return listed
 
 
-def upstream_headers(incoming: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The bot's headers minus credentials, hop-by-hop and forwarding headers, and the
-    Content-Encoding of a request body the listener already decoded."""
+def forwardable_extra(name: str) -> str | None:
+    """Why ``name`` cannot be a key's ``forward_headers`` extra (None when it can)."""
+    lower = name.lower()
+    if lower in NEVER_FORWARDED or lower.startswith("x-forwarded-"):
+        return f"{name!r} is a credential or forwarding header and is never forwarded"
+    if lower in HOP_BY_HOP:
+        return f"{name!r} is a hop-by-hop header; the sidecar sets it for its own connection"
+    return None
+
+
+def upstream_headers(
+    incoming: Iterable[tuple[str, str]], extra: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """The bot's headers Gate uses (:data:`GATE_REQUEST_HEADERS` plus the key's lower-case
+    ``extra`` names), minus those named in ``Connection`` and the Content-Encoding of a request
+    body the listener already decoded."""
     items = list(incoming)
     listed = _connection_listed(items)
     out = []
     for name, value in items:
         lower = name.lower()
         if (
-            lower in HOP_BY_HOP
-            or lower in DROP_FROM_BOT
+            (lower not in GATE_REQUEST_HEADERS and lower not in extra)
+            or lower in NEVER_FORWARDED
+            or lower in HOP_BY_HOP
             or lower in listed
-            or lower.startswith("x-forwarded-")
             or (lower == "content-encoding" and value.strip().lower() in DECODED_BY_LISTENER)
         ):
             continue

@@ -3,16 +3,25 @@ listener."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
+from sidecar.errors import SidecarError, Unauthenticated, error_body
 from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import BrakeSwitch, SidecarView
+from sidecar.proxy.admission import TokenFile
+from sidecar.proxy.aiohttp_listener import head_refusal
 
 VIEW = web.AppKey("sidecar_view", SidecarView)
 BRAKES = web.AppKey("brake_switch", BrakeSwitch)
 METRICS = web.AppKey("metrics", Metrics)
+METRICS_TOKEN = web.AppKey("metrics_token", TokenFile)
+Refuse = Callable[[SidecarError], None]
+#: Reports a refusal of the admin listener (sidecar.ops.listener_metrics.admin_refusals).
+REFUSE: web.AppKey[Refuse] = web.AppKey("admin_refuse")
 
 
 def readiness(view: SidecarView) -> dict[str, Any]:
@@ -46,7 +55,18 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if body["ready"] else 503)
 
 
+def _refusal(exc: SidecarError) -> web.Response:
+    return web.Response(status=exc.status, body=error_body(exc), content_type="application/json")
+
+
 async def metrics(request: web.Request) -> web.StreamResponse:
+    token = request.app.get(METRICS_TOKEN)
+    if token is not None:
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.matches(offered.strip()):
+            response = _refusal(Unauthenticated("GET /metrics needs a valid bearer token"))
+            response.headers["WWW-Authenticate"] = 'Bearer realm="gate-sidecar metrics"'
+            return response
     return await request.app[METRICS].respond(request)
 
 
@@ -61,9 +81,27 @@ async def cancel_only(request: web.Request) -> web.Response:
     return web.json_response({"key": name, "cancel_only": on, "changed": changed})
 
 
+def head_checks(max_header_bytes: int) -> Middleware:
+    """The key listeners' request-line and head-size refusals (505, 431), on the admin app."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refusal = head_refusal(request, max_header_bytes)
+        if refusal is None:
+            return await handler(request)
+        refuse = request.app.get(REFUSE)
+        if refuse is not None:
+            refuse(refusal)
+        response = _refusal(refusal)
+        response.force_close()
+        return response
+
+    return middleware
+
+
 def add_routes(app: web.Application) -> None:
     """The admin routes; the app must hold :data:`VIEW`, :data:`BRAKES` and :data:`METRICS`
-    before serving."""
+    before serving (and :data:`METRICS_TOKEN` when ``admin.metrics_token_file`` is set)."""
     app.router.add_post("/keys/{name}/cancel-only", cancel_only)
     app.router.add_delete("/keys/{name}/cancel-only", cancel_only)
     app.router.add_get("/healthz", healthz)

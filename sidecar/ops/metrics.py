@@ -76,12 +76,27 @@ DENIAL_REASONS = {
 }
 
 
+# Refusals of who asked or how (admission, wire rules, listener limits), by label.
+REFUSAL_REASONS = {
+    "SIDECAR_FORBIDDEN_ORIGIN": "browser",
+    "SIDECAR_MISDIRECTED": "host",
+    "SIDECAR_UNAUTHENTICATED": "unauthenticated",
+    "SIDECAR_FORBIDDEN_PEER": "peer",
+    "SIDECAR_UNSUPPORTED_MEDIA_TYPE": "media_type",
+    "SIDECAR_OVERLOADED": "overloaded",
+    "SIDECAR_REQUEST_TIMEOUT": "timeout",
+    "SIDECAR_HEADERS_TOO_LARGE": "headers_too_large",
+    "SIDECAR_HTTP_VERSION_NOT_SUPPORTED": "http_version",
+}
+
+
 def denial_reason(record: RequestRecord) -> str | None:
     """Why the sidecar refused a request for what it asked (None when it did not).
 
     A policy denial is named by its origin (:data:`DENIAL_REASONS`); ``guard`` is a trading
     guard's refusal, ``rate_limited`` a spent rate budget; ``bad_path`` is a path that is not
-    canonical, ``outside_api`` one outside /api/v4/.
+    canonical (or any other malformed request), ``outside_api`` one outside /api/v4/, and the
+    refusals of :data:`REFUSAL_REASONS` are named by their label.
     """
     if record.guard is not None:
         return "guard"
@@ -93,7 +108,7 @@ def denial_reason(record: RequestRecord) -> str | None:
         return "bad_path"
     if record.label == NotFound.label:
         return "outside_api"
-    return None
+    return REFUSAL_REASONS.get(record.label or "")
 
 
 class Metrics:

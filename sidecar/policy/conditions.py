@@ -8,6 +8,7 @@ one :class:`Body`, which the policy's conditions and the trading guards
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -79,31 +80,91 @@ def _short(value: object) -> str:
     return text if len(text) <= 32 else text[:29] + "..."
 
 
-def _spot_account(query_value: str) -> Callable[[str, object], str | None]:
-    """The spot account check; ``query_value`` is what a query ``account`` must say."""
+# Gate's parameter and field names are snake_case ASCII. Under a rule that reads a field, a name
+# outside this set (`account[]`, a NUL, a `;`-joined pair) might be read as `account` by Gate's
+# decoder and not by ours: refuse rather than guess.
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _unreadable_query(raw_query: str) -> str | None:
+    if ";" in raw_query:
+        return "the query has a ';' (some servers split parameters on it), so it cannot be checked"
+    for name, _ in parse_qsl(raw_query, keep_blank_values=True):
+        if not _FIELD_NAME.fullmatch(name):
+            return f"query parameter {_short(name)} cannot be read for certain"
+    return None
+
+
+def _unreadable_fields(item: dict[str, object], nested: frozenset[str]) -> str | None:
+    for key, value in item.items():
+        if not _FIELD_NAME.fullmatch(key):
+            return f"body field {_short(key)} cannot be read for certain"
+        if isinstance(value, dict | list) and key.casefold() not in nested:
+            return f"body field {_short(key)} holds a nested object or list"
+    return None
+
+
+def _account_refusal(item: dict[str, object], expected: str, where: str) -> str | None:
+    """The account check on one JSON object: ``account`` must be ``expected`` if present, and
+    ``auto_borrow`` needs it present (on a unified account an order that borrows is a margin
+    order, whatever the path says)."""
+    account: object = None
+    borrows = False
+    for key, value in item.items():
+        folded = key.casefold()
+        if folded == "account":
+            if value != expected:
+                return f"body {where}account {_short(value)} is not the spot account"
+            account = value
+        elif folded == "auto_borrow" and value is not None and value is not False:
+            borrows = True
+    if borrows and account is None:
+        return f"body {where}auto_borrow needs an explicit {where}account {expected!r}"
+    return None
+
+
+def _spot_account(
+    query_value: str, nested: frozenset[str] = frozenset({"put"})
+) -> Callable[[str, object], str | None]:
+    """The spot account check; ``query_value`` is what a query ``account`` must say, ``nested``
+    the fields that may hold an object (``put``, whose ``account`` must be ``normal``)."""
 
     def refusal(raw_query: str, doc: object) -> str | None:
         # Margin, cross-margin and unified orders go through the very same /spot paths; only the
         # `account` field tells them apart (Gate docs: "Create an order"). Keys are compared
         # case-insensitively because some JSON decoders (Go's encoding/json) bind `Account` to
-        # the `account` field. Only the exact value passes.
+        # the `account` field. Only the exact value passes, and a shape this check cannot read
+        # for certain (odd names, nested batches, wrappers) is refused, not let through.
         for name, value in parse_qsl(raw_query, keep_blank_values=True):
             if name.casefold() == "account" and value != query_value:
                 return f"query account={_short(value)} is not the spot account"
+        unreadable = _unreadable_query(raw_query)
+        if unreadable is not None:
+            return unreadable
+        if doc is NO_BODY or doc is None:  # nothing to read, and nothing Gate would place
+            return None
         items = doc if isinstance(doc, list) else [doc]
         for item in items:
             if not isinstance(item, dict):
-                continue
+                return "the body is not a JSON object or a list of objects, so it cannot be checked"
+            why = _account_refusal(item, "spot", "")
+            if why is not None:
+                return why
             for key, value in item.items():
-                folded = key.casefold()
-                if folded == "account" and value != "spot":
-                    return f"body account {_short(value)} is not the spot account"
-                if folded == "put" and isinstance(value, dict):
-                    # Price-triggered orders: `put.account` is `normal` for spot
-                    # (SpotPricePutOrder; ccxt sends "normal" for spot trigger orders).
-                    for put_key, put_value in value.items():
-                        if put_key.casefold() == "account" and put_value != "normal":
-                            return f"body put.account {_short(put_value)} is not normal (spot)"
+                if key.casefold() != "put":
+                    continue
+                # Price-triggered orders: `put.account` is `normal` for spot
+                # (SpotPricePutOrder; ccxt sends "normal" for spot trigger orders).
+                if not isinstance(value, dict):
+                    return "body put is not a JSON object, so it cannot be checked"
+                why = _account_refusal(value, "normal", "put.") or _unreadable_fields(
+                    value, frozenset()
+                )
+                if why is not None:
+                    return why
+            why = _unreadable_fields(item, nested)
+            if why is not None:
+                return why
         return None
 
     return refusal
@@ -111,5 +172,9 @@ def _spot_account(query_value: str) -> Callable[[str, object], str | None]:
 
 SPOT_ACCOUNT = Condition("spot account only", _spot_account("spot"))
 # Price-triggered orders call the spot account `normal`, in the query too (ccxt's
-# cancelAllOrders with trigger=True sends `DELETE /spot/price_orders?account=normal`).
-SPOT_PRICE_ACCOUNT = Condition("spot account only (account=normal)", _spot_account("normal"))
+# cancelAllOrders with trigger=True sends `DELETE /spot/price_orders?account=normal`); their
+# `trigger` holds the price condition (no account in it).
+SPOT_PRICE_ACCOUNT = Condition(
+    "spot account only (account=normal)",
+    _spot_account("normal", frozenset({"put", "trigger"})),
+)

@@ -2,35 +2,48 @@
 
 A listener (aiohttp's, or a leaner one) turns bytes into a :class:`BotRequest`, calls
 :func:`answer` and writes the :class:`BotResponse` back. Everything in between happens here, in
-this order: the canonical-path check, the body (read through the listener's bounded reader), the
-policy decision, the trading guards (:mod:`sidecar.proxy.guarding`), the rate budget, one
-credential pair, the signature, the forwarder, the relayed answer; every
-refusal becomes a ``SIDECAR_*`` JSON answer; every request becomes one :class:`RequestRecord`
-handed to the observers (audit line, metrics, clock sync).
+this order: admission (header values, browser requests, ``Host``, peer, client token: see
+:mod:`sidecar.proxy.admission`), the canonical-path and query checks, the body (read through the
+listener's bounded reader within ``body_timeout_s``, JSON only), the policy decision, the trading
+guards (:mod:`sidecar.proxy.guarding`), the rate budget, one credential pair, the signature, the
+forwarder, the relayed answer; every refusal becomes a ``SIDECAR_*`` JSON answer; every request
+becomes one :class:`RequestRecord` handed to the observers (audit line, metrics, clock sync).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sidecar.credentials.slot import KeySlot
-from sidecar.errors import PolicyDenied, RateLimited, SidecarError, error_body
+from sidecar.errors import (
+    BadRequest,
+    PolicyDenied,
+    RateLimited,
+    RequestTimeout,
+    SidecarError,
+    UnsupportedMediaType,
+    error_body,
+)
 from sidecar.gate.clock import Clock
 from sidecar.gate.headers import relay_headers, upstream_headers
 from sidecar.gate.paths import check_path, split_target
 from sidecar.gate.ratelimits import retry_after_header
 from sidecar.gate.signing import signed_headers
+from sidecar.gate.wire import body_refusal, query_refusal
 from sidecar.policy.conditions import Body
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
+from sidecar.proxy.admission import OPEN, Admission
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
 from sidecar.proxy.guarding import apply_guards
 from sidecar.proxy.market import Market
+from sidecar.proxy.peer import UNKNOWN_PEER, Peer
 from sidecar.proxy.record import Observer, RequestRecord
 from sidecar.proxy.ws.runtime import WsRuntime
 
@@ -57,6 +70,9 @@ class KeyRuntime:
     market: Market | None = None  # public prices for the guards (None: none fetched)
     budget: KeyBudget | None = None  # rate budgets (None: off)
     ws: WsRuntime | None = None  # WebSocket sessions (sidecar.proxy.ws); None: upgrades are REST
+    admission: Admission = OPEN  # swapped whole on a reload, like policy
+    body_timeout_s: float | None = None
+    max_header_bytes: int | None = None  # for listeners that only see a head once it is whole
 
 
 @dataclass(slots=True)
@@ -65,6 +81,7 @@ class BotRequest:
     target: str  # the request target exactly as received: what is checked is what is sent
     headers: list[tuple[str, str]]
     read_body: BodyReader
+    peer: Peer = UNKNOWN_PEER  # filled by the listener with sidecar.proxy.peer.peer_from_transport
 
 
 @dataclass(slots=True)
@@ -72,21 +89,45 @@ class BotResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    close: bool = False  # the listener closes the connection after this answer
 
 
 def error_response(exc: SidecarError) -> BotResponse:
     headers = [("Content-Type", "application/json")]
     if isinstance(exc, RateLimited):
         headers.append(("Retry-After", retry_after_header(exc.retry_after_s)))
-    return BotResponse(exc.status, headers, error_body(exc))
+    # After a body deadline the connection's framing is unknown: it cannot carry another request.
+    close = isinstance(exc, RequestTimeout)
+    return BotResponse(exc.status, headers, error_body(exc), close)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
+async def read_body(key: KeyRuntime, request: BotRequest) -> bytes:
+    """The body, within ``max_body_bytes`` and ``body_timeout_s``."""
+    try:
+        async with asyncio.timeout(key.body_timeout_s):
+            body = await request.read_body(key.max_body_bytes)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {key.body_timeout_s:g} s"
+        ) from None
+    return body
 
 
 async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -> BotResponse:
     """Check, decide, sign and forward one request; raises :class:`SidecarError` to refuse."""
     method = request.method
+    admission = key.admission  # one reference for the whole request, whatever reloads
+    admission.check(request.headers, request.peer)
     path, raw_query = split_target(request.target)
     check_path(path)
-    body = Body(await request.read_body(key.max_body_bytes))  # parsed once, if ever
+    why = query_refusal(raw_query)
+    if why is not None:
+        raise BadRequest(why)
+    body = Body(await read_body(key, request))  # parsed once, if ever
     decision = key.policy.decide(method, path, raw_query, body)
     record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
@@ -94,6 +135,10 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
         raise PolicyDenied(f"{key.name} may not {method} {path} ({decision.reason})")
     await apply_guards(key.guards, key.brake, key.market, method, path, raw_query, body, record)
     record.decision = "allow"
+    # After the decision, so a denied request is told why it is denied whatever its body type.
+    why = body_refusal(body.raw, _header(request.headers, "content-type"))
+    if why is not None:
+        raise UnsupportedMediaType(why)
     creds = key.slot.current()  # one whole pair for this request, whatever rotates meanwhile
     record.version = creds.version
     budget = key.budget
@@ -102,7 +147,7 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     auth = await signed_headers(
         creds.signer, creds.api_key, method, path, raw_query, body.raw, key.clock.now()
     )
-    headers = upstream_headers(request.headers) + list(auth.items())
+    headers = upstream_headers(request.headers, admission.forward_headers) + list(auth.items())
     sent = time.perf_counter()
     upstream = await key.forwarder.send(UpstreamRequest(method, path, raw_query, headers, body.raw))
     record.upstream_latency_s = time.perf_counter() - sent
@@ -136,6 +181,15 @@ async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
         response = error_response(internal)
     finish(key, record, response.status)
     return response
+
+
+def refuse_outside_request(key: KeyRuntime, exc: SidecarError) -> None:
+    """Record a refusal the listener made before any request was read (too many connections,
+    a head that never completed or could not be parsed): an audit line and metrics like any
+    other refusal. Method and path are unknown: ``-``."""
+    record = new_record(key, "-", "-")
+    record.label = exc.label
+    finish(key, record, exc.status)
 
 
 def finish(key: KeyRuntime, record: RequestRecord, status: int) -> None:

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from sidecar.config.models import Config
 from sidecar.ops import admin
+from sidecar.ops.listener_metrics import admin_refusals
+from sidecar.proxy.admission import TokenFile
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.transports import build_forwarder
 from sidecar.runtime.state import Sidecar
@@ -33,7 +35,7 @@ def create_app(
     ``forwarder`` replaces the one ``upstream.transport`` names (tests pass a double); the
     sidecar closes it on shutdown either way.
     """
-    app = web.Application()
+    app = web.Application(middlewares=[admin.head_checks(config.server.max_header_bytes)])
     admin.add_routes(app)
 
     async def sidecar_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -46,6 +48,9 @@ def create_app(
         app[admin.VIEW] = sidecar
         app[admin.BRAKES] = sidecar
         app[admin.METRICS] = sidecar.metrics
+        app[admin.REFUSE] = admin_refusals(sidecar.metrics.registry)
+        if config.admin.metrics_token_file is not None:
+            app[admin.METRICS_TOKEN] = TokenFile(config.admin.metrics_token_file)
         try:
             await sidecar.start()
             yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -20,16 +21,18 @@ from sidecar.credentials.watch import SWAPPED
 from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
+from sidecar.proxy.admission import Admission
 from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import build_budget
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.market import Market
-from sidecar.proxy.pipeline import KeyRuntime
+from sidecar.proxy.pipeline import KeyRuntime, refuse_outside_request
 from sidecar.proxy.record import Observer
 from sidecar.proxy.ws.runtime import WsShared
 from sidecar.runtime.listeners import Listener, serve_app
 from sidecar.runtime.secrets import SecretFactory
+from sidecar.tls import server_tls_context
 
 log = logging.getLogger("sidecar.app")
 
@@ -47,6 +50,15 @@ class KeyHandle:
     @property
     def url(self) -> str:
         return self.listener.url
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no such group {exc.args[0]!r}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return exc.strerror + where
+    return str(exc)
 
 
 async def _stop_source(source: Source, task: asyncio.Task[None]) -> None:
@@ -88,11 +100,20 @@ class KeySet(Mapping[str, KeyHandle]):
 
     # -- parts of one key ---------------------------------------------------------------------
     async def open_listener(self, key: KeyConfig, runtime: KeyRuntime) -> Listener:
+        tls = key.client_auth.tls
         return await serve_app(
             create_key_app(runtime),
             key.address,
             mode=int(key.socket_mode, 8),
             shutdown_grace_s=self._server.shutdown_grace_s,
+            limits=self._server,
+            refuse=lambda exc: refuse_outside_request(runtime, exc),
+            ssl_context=(
+                None
+                if tls is None
+                else server_tls_context(tls.cert_file, tls.key_file, tls.client_ca_file)
+            ),
+            group=key.socket_group,
         )
 
     # -- whole keys ---------------------------------------------------------------------------
@@ -111,13 +132,16 @@ class KeySet(Mapping[str, KeyHandle]):
             market=self._market,
             budget=build_budget(key.name, key.rate_limit),
             ws=self._ws.for_key(key.ws),
+            body_timeout_s=self._server.body_timeout_s,
+            max_header_bytes=self._server.max_header_bytes,
         )
         try:
+            runtime.admission = key.admission()
             listener = await self.open_listener(key, runtime)
-        except OSError as exc:
+        except (OSError, KeyError, ssl.SSLError) as exc:
             log.error(
                 "cannot open key listener",
-                extra={"key": key.name, "listen": key.listen, "error": exc.strerror or str(exc)},
+                extra={"key": key.name, "listen": key.listen, "error": _why(exc)},
             )
             await source.close()
             if runtime.budget is not None:
@@ -145,15 +169,19 @@ class KeySet(Mapping[str, KeyHandle]):
         await asyncio.gather(*(self.stop(name) for name in list(self._handles)))
 
     # -- changing a running key (config reloads) ----------------------------------------------
-    def use_config(self, key: KeyConfig, policy: Policy | None) -> None:
-        """Record a key's new config; a new policy and new guards apply from the next request
-        on. The cancel-only switch follows the file only where the file's value changed."""
+    def use_config(
+        self, key: KeyConfig, policy: Policy | None, admission: Admission | None = None
+    ) -> None:
+        """Record a key's new config; a new policy, admission or guards apply from the next
+        request on. The cancel-only switch follows the file only where the file's value changed."""
         handle = self._handles[key.name]
         old, handle.config = handle.config, key
         if handle.runtime.ws is not None:
             handle.runtime.ws.settings = key.ws  # limits and on_rotation for what comes next
         if policy is not None:
             handle.runtime.policy = policy  # one reference, read once per request
+        if admission is not None:
+            handle.runtime.admission = admission
         if key.guards != old.guards:
             handle.runtime.guards = Guards(key.guards)
         if handle.runtime.brake is not None:

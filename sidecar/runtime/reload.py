@@ -10,6 +10,9 @@ keeps serving; only then does it commit. Per key:
 - guards changed: swapped in place likewise; the cancel-only brake follows the file only when
   ``guards.cancel_only`` itself changed (a brake switched at run time survives other reloads);
 - rate_limit changed: new, full buckets from the next request on;
+- admission changed (``client_auth``, ``allowed_hosts``, ``forward_headers``): swapped in place; a
+  changed ``client_auth.tls`` also moves the listener (a new TLS context);
+- ws changed: the limits and ``on_rotation`` apply to what comes next (open sessions stay);
 - source changed (or ``max_stale_s``, ``canary``): a new slot and source load, then are swapped in;
 - listener changed: the new listener opens first, then the old one drains and closes;
 - added / removed: the listener opens / drains and closes.
@@ -31,16 +34,19 @@ from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.errors import ConfigError
 from sidecar.policy.engine import Policy
+from sidecar.proxy.admission import Admission
 from sidecar.runtime.listeners import Listener
 from sidecar.runtime.state import Sidecar
 
 log = logging.getLogger("sidecar.reload")
 
 RESTART_SECTIONS = ("upstream", "admin", "server", "vault")
-LISTENER_FIELDS = frozenset({"listen", "socket_mode"})
+LISTENER_FIELDS = frozenset({"listen", "socket_mode", "socket_group"})
+ADMISSION_FIELDS = frozenset({"client_auth", "allowed_hosts", "forward_headers"})
 POLICY_FIELDS = frozenset({"policy", "allow_withdrawals"})
 SECRET_FIELDS = frozenset({"source", "max_stale_s", "canary", "self_check"})
 GUARD_FIELDS = frozenset({"guards", "rate_limit"})  # applied in place by Sidecar.commit
+WS_FIELDS = frozenset({"ws"})  # likewise (KeySet.use_config)
 INERT_FIELDS = frozenset({"name", "allow_remote"})  # checked when the file is validated, no more
 SECRET_SWAP_WAIT_S = 10.0  # a changed source gets this long to load before it is swapped in
 
@@ -58,6 +64,8 @@ class KeyChange:
     secret: bool
     listener: bool
     guards: bool = False
+    admission: bool = False
+    ws: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,11 @@ class ReloadPlan:
             "added": [k.name for k in self.added],
             "removed": list(self.removed),
             "changed": {
-                c.key.name: [n for n in ("policy", "guards", "secret", "listener") if getattr(c, n)]
+                c.key.name: [
+                    n
+                    for n in ("policy", "guards", "secret", "listener", "admission", "ws")
+                    if getattr(c, n)
+                ]
                 for c in self.changed
             },
             "unchanged": list(self.unchanged),
@@ -85,13 +97,23 @@ def _key_change(old: KeyConfig, new: KeyConfig) -> KeyChange | None:
     if not differing:
         return None
     # A field added to KeyConfig later feeds the policy or the source: rebuild both.
-    unknown = bool(differing - LISTENER_FIELDS - POLICY_FIELDS - SECRET_FIELDS - GUARD_FIELDS)
+    unknown = bool(
+        differing
+        - LISTENER_FIELDS
+        - POLICY_FIELDS
+        - SECRET_FIELDS
+        - GUARD_FIELDS
+        - ADMISSION_FIELDS
+        - WS_FIELDS
+    )
     return KeyChange(
         key=new,
         policy=bool(differing & POLICY_FIELDS) or unknown,
         secret=bool(differing & SECRET_FIELDS) or unknown,
-        listener=bool(differing & LISTENER_FIELDS),
+        listener=bool(differing & LISTENER_FIELDS) or old.client_auth.tls != new.client_auth.tls,
         guards=bool(differing & GUARD_FIELDS),
+        admission=bool(differing & ADMISSION_FIELDS) or unknown,
+        ws=bool(differing & WS_FIELDS),
     )
 
 
@@ -127,6 +149,7 @@ class _Prepared:
     """What phase one built; closed again if the reload is refused."""
 
     policies: dict[str, Policy]
+    admissions: dict[str, Admission]
     secrets: dict[str, tuple[KeySlot, Source]]
     listeners: dict[str, Listener]
     started: list[str]
@@ -141,7 +164,7 @@ class _Prepared:
 
 
 async def _prepare(sidecar: Sidecar, new: Config, plan: ReloadPlan) -> _Prepared:
-    prepared = _Prepared({}, {}, {}, [])
+    prepared = _Prepared({}, {}, {}, {}, [])
     where = ""
     try:
         where = "vault"
@@ -151,6 +174,8 @@ async def _prepare(sidecar: Sidecar, new: Config, plan: ReloadPlan) -> _Prepared
             where = f"keys[{new.keys.index(key)}] ({key.name})"
             if change.policy:
                 prepared.policies[key.name] = key.compile_policy()
+            if change.admission:
+                prepared.admissions[key.name] = key.admission()
             if change.secret:
                 prepared.secrets[key.name] = sidecar.secrets.build(key)
             if change.listener:
@@ -177,7 +202,7 @@ async def apply_config(
     plan = plan_reload(sidecar.config, new)
     prepared = await _prepare(sidecar, new, plan)
     # Commit: nothing below refuses; policies first, so a stricter policy applies at once.
-    await sidecar.commit(new, prepared.policies)
+    await sidecar.commit(new, prepared.policies, prepared.admissions)
     slow: list[Awaitable[None]] = [sidecar.keys.stop(name) for name in plan.removed]
     slow += [sidecar.keys.move_listener(n, listener) for n, listener in prepared.listeners.items()]
     slow += [

@@ -18,12 +18,12 @@ import signal
 import prometheus_client
 from aiohttp import web
 
-from sidecar.config.listen import parse_listen
 from sidecar.config.models import Config
 from sidecar.ops.logs import setup_logging
 from sidecar.runtime.app import SIDECAR, create_app
-from sidecar.runtime.listeners import open_site
+from sidecar.runtime.listeners import open_admin_site
 from sidecar.runtime.reload import Reloader
+from sidecar.runtime.sites import raise_fd_limit
 
 log = logging.getLogger("sidecar.serve")
 
@@ -64,13 +64,24 @@ async def _serve(config: Config, config_path: str) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
 
+    # With every listener at max_connections the process must still have descriptors left for
+    # the others (and for Gate): otherwise a flood of one listener starves every key.
+    fds, wanted = raise_fd_limit(
+        len(config.keys) + 1, config.server, config.upstream.max_connections
+    )
+    if fds < wanted:
+        log.warning(
+            "the open-file limit is below what server.max_connections allows on every listener; "
+            "lower max_connections or raise the hard limit (ulimit -Hn)",
+            extra={"limit": fds, "needed": wanted},
+        )
     app = create_app(config)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_grace_s
     )
     try:
         await runner.setup()  # opens every key listener
-        admin_url = await open_site(runner, parse_listen(config.admin.listen))
+        admin_url = await open_admin_site(runner, config)
     except OSError as exc:
         log.error("cannot start", extra={"error": f"{type(exc).__name__}: {exc.strerror or exc}"})
         await runner.cleanup()

@@ -25,6 +25,7 @@ from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import KeyStatus
 from sidecar.ops.ws_metrics import WsMetrics
 from sidecar.policy.engine import Policy
+from sidecar.proxy.admission import Admission
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.market import Market
 from sidecar.proxy.record import Observer
@@ -101,7 +102,12 @@ class Sidecar:
         self.observers[:] = observers
         self.ws.observers[:] = self.ws_metrics.observers(audit=self.config.logging.audit)
 
-    async def commit(self, new: Config, policies: Mapping[str, Policy]) -> None:
+    async def commit(
+        self,
+        new: Config,
+        policies: Mapping[str, Policy],
+        admissions: Mapping[str, Admission] | None = None,
+    ) -> None:
         """Make ``new`` the running config (a reload's commit step; it cannot fail).
 
         Keys whose policy changed get theirs from ``policies``; every changed key's handle gets
@@ -111,7 +117,8 @@ class Sidecar:
         for key in new.keys:
             if key.name in self.keys and key != self.keys[key.name].config:
                 budget_changed = key.rate_limit != self.keys[key.name].config.rate_limit
-                self.keys.use_config(key, policies.get(key.name))
+                admission = (admissions or {}).get(key.name)
+                self.keys.use_config(key, policies.get(key.name), admission)
                 if budget_changed:
                     await self.keys.swap_budget(key)
         if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):

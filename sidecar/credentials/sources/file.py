@@ -21,6 +21,8 @@ from sidecar.errors import SourceError
 from sidecar.gate.signing import HmacSigner
 from sidecar.settings import PositiveSeconds, Strict
 
+SETTLE_S = 0.05
+
 
 class FileSource(Strict):
     path: Path
@@ -66,8 +68,15 @@ class FileCredentials(Source):
             return
         try:
             text = await asyncio.to_thread(self.path.read_text)
+            # A file rewritten in place can be read half-written, and a truncated YAML secret
+            # still parses: use only a file that has stopped changing (the same stamp a moment
+            # after the read). The canary is the second line of defence.
+            await asyncio.sleep(SETTLE_S)
+            after = await asyncio.to_thread(self.path.stat)
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror}") from None
+        if (after.st_mtime_ns, after.st_size, after.st_ino) != stamp:
+            raise SourceError(f"{self.path} is being written; reading it again shortly")
         key, secret = parse_secret_file(text)
         version = hashlib.sha256(text.encode()).hexdigest()[:12]
         if await self.rotation.offer(self.slot, Credentials(key, HmacSigner(secret), version)):

@@ -1,0 +1,81 @@
+"""The leak scanner: no test may see a secret in the sidecar's logs or in a bot's answer.
+
+Every helper that makes a secret (an exchange secret, a Vault token, a secret_id, a JWT, a client
+token) registers it with :func:`register_secret`. An autouse fixture then scans, after each test,
+every log record captured during it (message, extra fields, traceback) and every answer a key
+listener sent (status line aside: headers and body), and fails the test that leaked. Values
+shorter than :data:`MIN_LEN` are not registered (they would match by chance).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sidecar.proxy import aiohttp_listener
+from sidecar.proxy.pipeline import BotResponse
+
+MIN_LEN = 12
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(*values: str) -> None:
+    global _pattern
+    for value in values:
+        if len(value) >= MIN_LEN and value not in _secrets:
+            _secrets.add(value)
+            _pattern = None
+
+
+def _compiled() -> re.Pattern[str] | None:
+    global _pattern
+    if _pattern is None and _secrets:
+        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len)[::-1]))
+    return _pattern
+
+
+def leaks_in(texts: dict[str, str]) -> list[str]:
+    """Where a registered secret appears in ``texts`` (name -> text); never the secret itself."""
+    pattern = _compiled()
+    if pattern is None:
+        return []
+    return [where for where, text in texts.items() if pattern.search(text)]
+
+
+def record_text(record: logging.LogRecord) -> str:
+    text = repr(vars(record))
+    if record.exc_info and record.exc_info[1] is not None:
+        text += logging.Formatter().formatException(record.exc_info)
+    return text
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    answers: list[str] = []
+    original = aiohttp_listener._web_response
+
+    def scanned(response: BotResponse) -> Any:
+        answers.append(repr(response.headers) + response.body.decode("latin-1"))
+        return original(response)
+
+    monkeypatch.setattr(aiohttp_listener, "_web_response", scanned)
+    # Capture INFO lines too (audit, rotation, Vault); a test may still choose another level.
+    caplog.set_level(logging.INFO)
+    yield
+    texts = {
+        f"log record {i} ({r.name})": record_text(r)
+        for i, r in enumerate(caplog.get_records("setup") + caplog.get_records("call"))
+    }
+    texts.update({f"answer {i}": text for i, text in enumerate(answers)})
+    found = leaks_in(texts)
+    if found:
+        pytest.fail(f"a secret leaked into: {', '.join(found[:5])}", pytrace=False)

@@ -1,0 +1,315 @@
+"""Listener limits and refusals outside the app (issue 13, gaps 1, 5 and 6): deadlines, the
+connection cap, head size caps, aiohttp's own parser refusals, clients that vanish mid-body."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from sidecar.runtime.sites import ACCEPT_BURST_S, quiet_accept_errors
+from tests.fixtures_exchange import RunningExchange
+from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
+from tests.leaks import register_secret
+from tests.rawhttp import parse_response, raw_exchange
+
+LIMITS = {
+    "header_timeout_s": 0.5,
+    "body_timeout_s": 0.5,
+    "idle_timeout_s": 1.5,
+    "max_connections": 4,
+    "max_header_bytes": 2048,
+    "max_headers": 20,
+}
+
+
+@dataclass
+class Setup:
+    sidecar: RunningSidecar
+    exchange: RunningExchange
+
+    @property
+    def port(self) -> int:
+        port = URL(self.sidecar.url("bot")).port
+        assert port is not None
+        return port
+
+    @property
+    def admin_port(self) -> int:
+        port = URL(self.sidecar.admin_url).port
+        assert port is not None
+        return port
+
+    def head(self, target: str = "/api/v4/spot/accounts", method: str = "GET") -> bytes:
+        return f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n".encode()
+
+
+@pytest.fixture
+async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:
+    entry, environ, api_key, secret = env_key("bot", "full-trading")
+    other, env2, api_key2, secret2 = env_key("other", "read-only")
+    exchange.state.add_key(api_key, secret)
+    exchange.state.add_key(api_key2, secret2)
+    config = make_config(exchange.url, [entry, other], server=LIMITS)
+    async with running_sidecar(config, {**environ, **env2}) as sidecar:
+        yield Setup(sidecar, exchange)
+
+
+def _audit(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    return [r.audit for r in caplog.records if r.name == "sidecar.audit"]  # type: ignore[attr-defined]
+
+
+def _no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert bad == [], [r.getMessage() for r in bad]
+
+
+async def _ok(url: str) -> float:
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200, await resp.text()
+    return time.perf_counter() - started
+
+
+async def test_a_stalled_request_head_is_answered_408_and_closed_by_its_deadline(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    writer.write(setup.head() + b"X-Slow: 1\r\n")  # never the blank line
+    started = time.perf_counter()
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    elapsed = time.perf_counter() - started
+    writer.close()
+    status, _, body = parse_response(data)
+    assert (status, json.loads(body)["label"]) == (408, "SIDECAR_REQUEST_TIMEOUT")
+    assert 0.4 < elapsed < 2.0
+    assert [a["label"] for a in _audit(caplog)] == ["SIDECAR_REQUEST_TIMEOUT"]
+    _no_tracebacks(caplog)
+
+
+async def test_a_head_dripped_byte_by_byte_still_meets_the_deadline(setup: Setup) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    started = time.perf_counter()
+
+    async def drip() -> None:
+        for byte in setup.head():
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+
+    dripping = asyncio.create_task(drip())
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    dripping.cancel()
+    writer.close()
+    assert parse_response(data)[0] == 408
+    assert time.perf_counter() - started < 2.5
+
+
+async def test_a_body_that_never_arrives_is_408_and_nothing_is_forwarded(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = len(setup.exchange.state.requests)
+    head = setup.head("/api/v4/spot/orders", "POST")
+    head += b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    status, body = await raw_exchange("127.0.0.1", setup.port, head, timeout=5)
+    assert (status, json.loads(body)["label"]) == (408, "SIDECAR_REQUEST_TIMEOUT")
+    assert len(setup.exchange.state.requests) == before
+    assert [a["label"] for a in _audit(caplog)] == ["SIDECAR_REQUEST_TIMEOUT"]
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout(setup: Setup) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    writer.write(setup.head() + b"\r\n")
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    assert first.startswith(b"HTTP/1.1 200")
+    started = time.perf_counter()
+    await asyncio.wait_for(reader.read(), timeout=5)  # the rest of the body, then EOF
+    writer.close()
+    assert 1.0 < time.perf_counter() - started < 3.0
+
+
+async def test_connections_beyond_the_cap_get_a_quick_503_and_the_others_keep_working(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    held = [await asyncio.open_connection("127.0.0.1", setup.port) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    status, body = await raw_exchange("127.0.0.1", setup.port, setup.head() + b"\r\n")
+    assert (status, json.loads(body)["label"]) == (503, "SIDECAR_OVERLOADED")
+    assert time.perf_counter() - started < 1.0
+    # Another key's listener and the admin listener are not affected.
+    await _ok(setup.sidecar.url("other") + "/api/v4/spot/accounts")
+    await _ok(setup.sidecar.admin_url + "/healthz")
+    for _, writer in held:
+        writer.close()
+    await asyncio.sleep(0.1)
+    await _ok(setup.sidecar.url("bot") + "/api/v4/spot/accounts")
+    assert "SIDECAR_OVERLOADED" in [a["label"] for a in _audit(caplog)]
+
+
+@pytest.mark.parametrize(
+    ("why", "extra"),
+    [
+        ("one header line longer than the cap", b"X-Big: " + b"a" * 3000 + b"\r\n"),
+        (
+            "many lines adding up past the cap",
+            b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 150) for i in range(15)),
+        ),
+        ("more header fields than max_headers", b"".join(b"X-N%d: 1\r\n" % i for i in range(30))),
+    ],
+)
+async def test_a_request_head_over_its_caps_is_431(
+    setup: Setup, caplog: pytest.LogCaptureFixture, why: str, extra: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    status, body = await raw_exchange("127.0.0.1", setup.port, setup.head() + extra + b"\r\n")
+    assert (status, json.loads(body)["label"]) == (431, "SIDECAR_HEADERS_TOO_LARGE"), why
+    assert [a["label"] for a in _audit(caplog)] == ["SIDECAR_HEADERS_TOO_LARGE"]
+    _no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GET %2Fapi/v4/spot/accounts HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /api/v4/spot/accounts HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello on the plain port
+        b"GET /api/v4/spot/accounts?<script> HTTP/1.1 junk\r\n\r\n",
+    ],
+)
+async def test_a_refusal_by_the_http_parser_is_json_audited_counted_and_has_no_traceback(
+    setup: Setup, caplog: pytest.LogCaptureFixture, payload: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    status, body = await raw_exchange("127.0.0.1", setup.port, payload)
+    assert (status, json.loads(body)["label"]) == (400, "SIDECAR_BAD_REQUEST")
+    assert b"script" not in body and b"2F" not in body  # the request is never echoed
+    assert [a["label"] for a in _audit(caplog)] == ["SIDECAR_BAD_REQUEST"]
+    metrics = setup.sidecar.sidecar.metrics.requests.labels("bot", "OTHER", "invalid", "400")
+    assert metrics._value.get() == 1
+    _no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize(
+    "line", [b"GET /api/v4/spot/accounts HTTP/2.0", b"GET /api/v4/spot/accounts HTTP/0.9"]
+)
+async def test_a_request_line_that_is_not_http_1_is_505(setup: Setup, line: bytes) -> None:
+    before = len(setup.exchange.state.requests)
+    payload = line + b"\r\nHost: 127.0.0.1:%d\r\n\r\n" % setup.port
+    status, body = await raw_exchange("127.0.0.1", setup.port, payload)
+    assert (status, json.loads(body)["label"]) == (505, "SIDECAR_HTTP_VERSION_NOT_SUPPORTED")
+    assert len(setup.exchange.state.requests) == before
+
+
+async def test_a_bot_that_disconnects_mid_body_gets_no_500_and_logs_no_traceback(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    before = len(setup.exchange.state.requests)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    head = setup.head("/api/v4/spot/orders", "POST")
+    writer.write(head + b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.transport.abort()
+    await asyncio.sleep(0.3)
+    assert len(setup.exchange.state.requests) == before
+    assert [(a["label"], a["status"]) for a in _audit(caplog)] == [
+        ("SIDECAR_CLIENT_DISCONNECTED", 400)
+    ]
+    _no_tracebacks(caplog)
+
+
+async def test_an_invalid_gzip_body_is_a_json_400_with_no_unhandled_exception(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    junk = gzip.compress(b'{"a":1}')[:-6] + b"garbage!"
+    head = setup.head("/api/v4/spot/orders", "POST")
+    head += b"Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(junk)
+    status, body = await raw_exchange("127.0.0.1", setup.port, head + junk)
+    assert (status, json.loads(body)["label"]) == (400, "SIDECAR_BAD_REQUEST")
+    await asyncio.sleep(0.1)
+    assert "Unhandled exception" not in caplog.text
+    _no_tracebacks(caplog)
+
+
+# -- the admin listener ----------------------------------------------------------------------
+
+
+async def test_the_admin_listener_has_the_same_deadline_and_cap(setup: Setup) -> None:
+    port = setup.admin_port
+    status, body = await raw_exchange("127.0.0.1", port, b"GET /healthz HTTP/1.1\r\nX-Slow: 1\r\n")
+    assert (status, json.loads(body)["label"]) == (408, "SIDECAR_REQUEST_TIMEOUT")
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    status, body = await raw_exchange("127.0.0.1", port, b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert (status, json.loads(body)["label"]) == (503, "SIDECAR_OVERLOADED")
+    for _, writer in held:
+        writer.close()
+    metrics = setup.sidecar.sidecar.metrics.registry
+    assert (
+        metrics.get_sample_value(
+            "gate_sidecar_admin_refusals_total", {"label": "SIDECAR_OVERLOADED"}
+        )
+        == 1
+    )
+
+
+async def test_the_admin_listener_refuses_http_2_request_lines(setup: Setup) -> None:
+    payload = b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"
+    status, body = await raw_exchange("127.0.0.1", setup.admin_port, payload)
+    assert (status, json.loads(body)["label"]) == (505, "SIDECAR_HTTP_VERSION_NOT_SUPPORTED")
+
+
+async def test_metrics_need_the_bearer_token_when_one_is_configured(
+    exchange: RunningExchange, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    register_secret("scrape-me-0123456789")
+    token = tmp_path / "metrics-token"
+    token.write_text("scrape-me-0123456789\n")
+    entry, environ, _, _ = env_key("bot", "read-only")
+    config = make_config(exchange.url, [entry], admin={"metrics_token_file": str(token)})
+    async with running_sidecar(config, environ) as sidecar, aiohttp.ClientSession() as http:
+        url = sidecar.admin_url + "/metrics"
+        async with http.get(url) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["label"] == "SIDECAR_UNAUTHENTICATED"
+        async with http.get(url, headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 401
+        auth = {"Authorization": "Bearer scrape-me-0123456789"}
+        async with http.get(url, headers=auth) as resp:
+            assert resp.status == 200 and "gate_sidecar_requests" in await resp.text()
+        async with http.get(sidecar.admin_url + "/readyz") as resp:
+            assert resp.status == 200  # probes stay open
+
+
+# -- accept() errors -------------------------------------------------------------------------
+
+
+async def test_accept_errors_are_logged_once_per_burst(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.get_running_loop()
+    caplog.set_level(logging.DEBUG)
+    quiet_accept_errors(loop)
+    error = OSError(24, "Too many open files")
+    for _ in range(50):
+        loop.call_exception_handler(
+            {"message": "socket.accept() out of system resource", "exception": error}
+        )
+    lines = [r for r in caplog.records if "cannot accept" in r.getMessage()]
+    assert len(lines) == 1 and not lines[0].exc_info
+    assert ACCEPT_BURST_S >= 10
