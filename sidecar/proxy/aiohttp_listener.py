@@ -14,6 +14,7 @@ from sidecar.proxy.pipeline import (
     BotRequest,
     BotResponse,
     KeyRuntime,
+    Peer,
     answer,
     error_response,
     finish,
@@ -51,7 +52,13 @@ def _body_reader(request: web.Request) -> BotRequest:
         return b"".join(chunks)
 
     # raw_path is the request target exactly as received.
-    return BotRequest(request.method, request.raw_path, list(request.headers.items()), read_body)
+    return BotRequest(
+        request.method,
+        request.raw_path,
+        list(request.headers.items()),
+        read_body,
+        Peer(request.transport),
+    )
 
 
 async def handle(request: web.Request) -> web.StreamResponse:

@@ -10,10 +10,12 @@ handed to the observers (audit line, metrics, clock sync).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sidecar.credentials.slot import KeySlot
 from sidecar.errors import PolicyDenied, SidecarError, error_body
@@ -22,7 +24,7 @@ from sidecar.gate.headers import relay_headers, upstream_headers
 from sidecar.gate.paths import check_path, split_target
 from sidecar.gate.signing import signed_headers
 from sidecar.policy.engine import Policy
-from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
+from sidecar.proxy.forwarder import Forwarder, UpstreamRequest, deliver
 from sidecar.proxy.record import Observer, RequestRecord
 
 log = logging.getLogger("sidecar.proxy")
@@ -45,12 +47,35 @@ class KeyRuntime:
     observers: list[Observer] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The bot's end of the connection, as every listener gives it (``Peer(transport)``).
+
+    Read from the transport only when asked (peer address, ``socket`` for SO_PEERCRED,
+    ``peercert`` / ``ssl_object`` for a client certificate), so it costs nothing per request.
+    """
+
+    transport: asyncio.BaseTransport | None = None
+
+    def info(self, name: str) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info(name)
+
+    @property
+    def address(self) -> Any:
+        """``(host, port)`` for TCP, the socket path (often empty) for a unix socket."""
+        return self.info("peername")
+
+
+NO_PEER = Peer()
+
+
 @dataclass(slots=True)
 class BotRequest:
     method: str
     target: str  # the request target exactly as received: what is checked is what is sent
     headers: list[tuple[str, str]]
     read_body: BodyReader
+    peer: Peer = NO_PEER
 
 
 @dataclass(slots=True)
@@ -78,12 +103,18 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     record.decision = "allow"
     creds = key.slot.current()  # one whole pair for this request, whatever rotates meanwhile
     record.version = creds.version
-    auth = await signed_headers(
-        creds.signer, creds.api_key, method, path, raw_query, body, key.clock.now()
-    )
-    headers = upstream_headers(request.headers) + list(auth.items())
+    headers = upstream_headers(request.headers)
+
+    async def build() -> UpstreamRequest:
+        # Signed at the moment it is sent: a resent GET (forwarder.deliver) gets a fresh pair.
+        auth = await signed_headers(
+            creds.signer, creds.api_key, method, path, raw_query, body, key.clock.now()
+        )
+        return UpstreamRequest(method, path, raw_query, headers + list(auth.items()), body)
+
+    first = await build()
     sent = time.perf_counter()
-    upstream = await key.forwarder.send(UpstreamRequest(method, path, raw_query, headers, body))
+    upstream = await deliver(key.forwarder, first, build)
     record.upstream_latency_s = time.perf_counter() - sent
     record.upstream_status = upstream.status
     record.label = upstream.gate_label()
