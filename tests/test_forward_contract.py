@@ -31,6 +31,7 @@ from sidecar.proxy.forwarder import (
     UpstreamResponse,
     deliver,
 )
+from sidecar.proxy.lean_forwarder import LeanForwarder
 from sidecar.runtime.app import SIDECAR, create_app
 from tests.doubles import MemoryForwarder
 from tests.raw_upstream import Fault, RawUpstream, Reply, Script, Seen, answer_ok
@@ -131,6 +132,7 @@ async def _memory() -> Harness:
 
 HARNESSES: dict[str, Callable[[], Awaitable[Harness]]] = {
     "aiohttp": _network(AiohttpForwarder),
+    "lean": _network(LeanForwarder),
     "memory": _memory,
 }
 
