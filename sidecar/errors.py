@@ -43,6 +43,34 @@ class BodyTooLarge(SidecarError):
     label = "SIDECAR_BODY_TOO_LARGE"
 
 
+class RequestTimeout(SidecarError):
+    """The bot's request head or body did not arrive in time (``server.*_timeout_s``)."""
+
+    status = 408
+    label = "SIDECAR_REQUEST_TIMEOUT"
+
+
+class HeadersTooLarge(SidecarError):
+    """Over ``server.max_header_bytes`` or ``server.max_headers``."""
+
+    status = 431
+    label = "SIDECAR_HEADERS_TOO_LARGE"
+
+
+class Overloaded(SidecarError):
+    """The key listener already holds ``server.max_connections`` connections."""
+
+    status = 503
+    label = "SIDECAR_OVERLOADED"
+
+
+class VersionNotSupported(SidecarError):
+    """Only HTTP/1.0 and HTTP/1.1 are spoken on a key listener."""
+
+    status = 505
+    label = "SIDECAR_HTTP_VERSION_NOT_SUPPORTED"
+
+
 class UpstreamUnavailable(SidecarError):
     status = 502
     label = "SIDECAR_UPSTREAM_UNAVAILABLE"

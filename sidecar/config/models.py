@@ -26,6 +26,7 @@ from sidecar.policy.globs import METHODS as GATE_METHODS
 from sidecar.policy.globs import validate_glob
 from sidecar.policy.presets import PRESET_NAMES
 from sidecar.proxy.forwarder import UpstreamConfig
+from sidecar.proxy.lean_http import ListenerLimits
 from sidecar.settings import PositiveSeconds, Strict
 from sidecar.vault.settings import VaultConfig
 
@@ -63,6 +64,27 @@ class ClockConfig(Strict):
 class ServerConfig(Strict):
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+    # How each key's listener is served: the lean asyncio/llhttp one, or aiohttp's server (both
+    # run the same pipeline; the lean one hands WebSocket upgrades to aiohttp).
+    listener: Literal["lean", "aiohttp"] = "lean"
+    # auto: uvloop when it is installed (pip install 'gate-sidecar[fast]'), else asyncio's loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    header_timeout_s: PositiveSeconds = 10.0
+    body_timeout_s: PositiveSeconds = 30.0
+    idle_timeout_s: PositiveSeconds = 60.0
+    max_connections: Annotated[int, Field(ge=1)] = 1024
+    max_header_bytes: Annotated[int, Field(ge=256)] = 16384
+    max_headers: Annotated[int, Field(ge=1)] = 100
+
+    def listener_limits(self) -> ListenerLimits:
+        return ListenerLimits(
+            header_timeout_s=self.header_timeout_s,
+            body_timeout_s=self.body_timeout_s,
+            idle_timeout_s=self.idle_timeout_s,
+            max_connections=self.max_connections,
+            max_header_bytes=self.max_header_bytes,
+            max_headers=self.max_headers,
+        )
 
 
 # -- sources -----------------------------------------------------------------------------

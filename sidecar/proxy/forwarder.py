@@ -26,7 +26,7 @@ class UpstreamConfig(Strict):
     """The ``upstream:`` section: where Gate is and how to reach it."""
 
     base_url: str = "https://api.gateio.ws"
-    transport: str = "aiohttp"  # a name registered in sidecar.proxy.transports
+    transport: str = "lean"  # a name registered in sidecar.proxy.transports
     connect_timeout_s: PositiveSeconds = 5.0
     timeout_s: PositiveSeconds = 30.0
     ca_file: Path | None = None

@@ -22,7 +22,7 @@ from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.pipeline import KeyRuntime
 from sidecar.proxy.record import Observer
-from sidecar.runtime.listeners import Listener, serve_app
+from sidecar.runtime.listeners import Listener, serve_app, serve_lean
 from sidecar.runtime.secrets import SecretFactory
 
 log = logging.getLogger("sidecar.app")
@@ -78,11 +78,18 @@ class KeySet(Mapping[str, KeyHandle]):
 
     # -- parts of one key ---------------------------------------------------------------------
     async def open_listener(self, key: KeyConfig, runtime: KeyRuntime) -> Listener:
-        return await serve_app(
+        mode, grace = int(key.socket_mode, 8), self._server.shutdown_grace_s
+        if self._server.listener == "aiohttp":
+            return await serve_app(
+                create_key_app(runtime), key.address, mode=mode, shutdown_grace_s=grace
+            )
+        return await serve_lean(
+            runtime,
             create_key_app(runtime),
             key.address,
-            mode=int(key.socket_mode, 8),
-            shutdown_grace_s=self._server.shutdown_grace_s,
+            mode=mode,
+            shutdown_grace_s=grace,
+            limits=self._server.listener_limits(),
         )
 
     # -- whole keys ---------------------------------------------------------------------------
