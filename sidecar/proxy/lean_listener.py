@@ -20,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 import httptools
 
@@ -156,8 +157,8 @@ class BotConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = Peer(transport)
         if len(self.server.connections) >= self.limits.max_connections or self.server.closing:
             exc = Overloaded("too many connections to this key listener; retry shortly")
