@@ -29,7 +29,7 @@ from sidecar.config.listen import parse_listen
 from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
 from sidecar.proxy.lean_http import ListenerLimits
-from sidecar.proxy.pipeline import BotRequest, KeyRuntime, answer
+from sidecar.proxy.pipeline import BotRequest, KeyRuntime, respond
 from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.listeners import LeanListener, serve_lean
 from tests.doubles import MemoryForwarder
@@ -452,9 +452,9 @@ async def test_the_pipeline_gets_the_bots_transport_as_its_peer(
 
     async def spying(key: KeyRuntime, request: BotRequest) -> Any:
         peers.append(request.peer.address)
-        return await answer(key, request)
+        return await respond(key, request)
 
-    monkeypatch.setattr(lean_listener, "answer", spying)
+    monkeypatch.setattr(lean_listener, "respond", spying)
     async with lean_sidecar() as lean:
         reader, writer = await lean.connect()
         writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())

@@ -127,6 +127,9 @@ class _Connection(asyncio.Protocol):
             else:
                 self._finish(UpstreamUnavailable("Gate connection failed before a whole answer"))
 
+    def time_out(self) -> None:
+        self._finish(UpstreamTimeout("Gate did not answer in time"))
+
     def close(self) -> None:
         self.closed = True
         self.reusable = False
@@ -191,22 +194,23 @@ class LeanForwarder:
         if self._closed:
             raise UpstreamUnavailable("the forwarder is closed")
         data = request_head(request, self._host_header) + request.body
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         async with self._slots:
-            conn: _Connection | None = None
+            conn = self._take_idle() or await self._connect(deadline)
+            if self._closed:
+                conn.close()
+                raise UpstreamUnavailable("the forwarder is closed")
+            waiter = conn.exchange(data, self._limit, request.method == "HEAD")
+            # A plain timer rather than asyncio.timeout(): one handle, nothing else per request.
+            timer = loop.call_at(deadline, conn.time_out)
             try:
-                async with asyncio.timeout(self._timeout):
-                    conn = self._take_idle() or await self._connect()
-                    if self._closed:
-                        raise UpstreamUnavailable("the forwarder is closed")
-                    answer = await conn.exchange(data, self._limit, request.method == "HEAD")
-            except TimeoutError:
-                if conn is not None:
-                    conn.close()
-                raise UpstreamTimeout("Gate did not answer in time") from None
+                answer = await waiter
             except BaseException:
-                if conn is not None:
-                    conn.close()
+                conn.close()
                 raise
+            finally:
+                timer.cancel()
             if conn.reusable and not self._closed:
                 conn.idle_since = time.monotonic()
                 self._idle.append(conn)
@@ -223,10 +227,11 @@ class LeanForwarder:
             conn.close()
         return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
+        within = min(self._connect_timeout, deadline - loop.time())
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(within):
                 _, conn = await loop.create_connection(
                     _Connection,
                     self._host,
@@ -235,6 +240,8 @@ class LeanForwarder:
                     server_hostname=self._host if self._tls else None,
                 )
         except TimeoutError:
+            if within < self._connect_timeout:
+                raise UpstreamTimeout("Gate did not answer in time") from None
             raise UpstreamUnavailable("cannot reach Gate: connect timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamUnavailable(f"cannot reach Gate: {type(exc).__name__}") from None

@@ -40,7 +40,7 @@ from sidecar.proxy.lean_http import (
     decode_body,
     response_bytes,
 )
-from sidecar.proxy.pipeline import BotRequest, KeyRuntime, Peer, answer, error_response, finish
+from sidecar.proxy.pipeline import BotRequest, KeyRuntime, Peer, error_response, finish, respond
 from sidecar.proxy.pipeline import new_record as _new_record
 
 IDLE, HEAD, BODY, BUSY = range(4)  # a connection's phase
@@ -300,21 +300,24 @@ class BotConnection(asyncio.Protocol):
         try:
             while self.queue:
                 request, keep_alive, http10 = self.queue.popleft()
-                response = await answer(self.server.runtime, request)
+                runtime = self.server.runtime
+                response, record = await respond(runtime, request)
                 transport = self.transport
+                keep_alive = keep_alive and not self.server.closing
+                if transport is not None:
+                    transport.write(
+                        response_bytes(
+                            response.status,
+                            response.headers,
+                            response.body,
+                            keep_alive=keep_alive,
+                            http10=http10,
+                            head=request.method == "HEAD",
+                        )
+                    )
+                finish(runtime, record, response.status)  # observers after the answer is out
                 if transport is None:
                     return
-                keep_alive = keep_alive and not self.server.closing
-                transport.write(
-                    response_bytes(
-                        response.status,
-                        response.headers,
-                        response.body,
-                        keep_alive=keep_alive,
-                        http10=http10,
-                        head=request.method == "HEAD",
-                    )
-                )
                 if not keep_alive:
                     self.close()
                     return

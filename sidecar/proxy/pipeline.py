@@ -127,8 +127,10 @@ def new_record(key: KeyRuntime, method: str, target: str) -> RequestRecord:
     return RequestRecord(key.name, method, raw_path, len(raw_query))
 
 
-async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
-    """The whole request: forwarded, or refused with a SIDECAR_* answer; recorded either way."""
+async def respond(key: KeyRuntime, request: BotRequest) -> tuple[BotResponse, RequestRecord]:
+    """The whole request, forwarded or refused with a SIDECAR_* answer, and its still open
+    record: the caller sends the response, then hands the record to :func:`finish`. A listener
+    that writes first keeps the observers' time (the audit line) out of the bot's latency."""
     record = new_record(key, request.method, request.target)
     try:
         response = await forward(key, request, record)
@@ -140,6 +142,12 @@ async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
         internal = SidecarError("internal error in gate-sidecar")
         record.label = internal.label
         response = error_response(internal)
+    return response, record
+
+
+async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
+    """The whole request: forwarded, or refused with a SIDECAR_* answer; recorded either way."""
+    response, record = await respond(key, request)
     finish(key, record, response.status)
     return response
 
