@@ -20,6 +20,7 @@ import json
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -137,10 +138,11 @@ def main() -> None:
     try:
         import uvloop
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - the bench installs the [fast] extra
-        runner = asyncio.run
-    out = runner(run(args.url, args.rate, args.seconds, args.header, args.cafile))
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # the bench installs the [fast] extra; this is for running it alone
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        out = runner.run(run(args.url, args.rate, args.seconds, args.header, args.cafile))
     json.dump(out, sys.stdout)
 
 

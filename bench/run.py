@@ -173,9 +173,24 @@ def tls_files(work: Path) -> tuple[Path, Path]:
     cert, key = work / "cert.pem", work / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,
@@ -214,7 +229,9 @@ def sidecar_config(work: Path, name: str, base_url: str, keys: int = 1, **extra:
 def start_sidecar(procs: list[Proc], work: Path, name: str, config: Path) -> tuple[Proc, list[str]]:
     """Start a sidecar and wait for it to serve; (the process, its keys' URLs in order)."""
     env = {**os.environ, "GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
-    argv = pinned(PROXY_CORE, [str(Path(PY).parent / "gate-sidecar"), "serve", "--config", str(config)])
+    argv = pinned(
+        PROXY_CORE, [str(Path(PY).parent / "gate-sidecar"), "serve", "--config", str(config)]
+    )
     log_path = work / f"{name}.log"  # JSON lines, the audit line of every request among them
     proc = start(procs, name, argv, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -328,13 +345,14 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
     cert, key = tls_files(work)
     body = GATE_BODY.replace("'", "\\'")
     up, up_tls, px, px_tls = (free_port() for _ in range(4))
+    answer = f"location / {{ default_type application/json; return 200 '{body}'; }}"
     upstream_conf = nginx_conf(
         work,
         "upstream",
         f"""
-  server {{ listen 127.0.0.1:{up} reuseport; location / {{ default_type application/json; return 200 '{body}'; }} }}
-  server {{ listen 127.0.0.1:{up_tls} ssl reuseport; ssl_certificate {cert}; ssl_certificate_key {key};
-           location / {{ default_type application/json; return 200 '{body}'; }} }}
+  server {{ listen 127.0.0.1:{up}; {answer} }}
+  server {{ listen 127.0.0.1:{up_tls} ssl; ssl_certificate {cert}; ssl_certificate_key {key};
+           {answer} }}
 """,
     )
     proxy_headers = "".join(
@@ -383,7 +401,9 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
             Target("sidecar (aiohttp path)", sc_aio + PATH, sidecar_aio),
         ],
         "tls": [
-            Target("direct", f"https://127.0.0.1:{up_tls}{PATH}", upstream, NGINX_HEADERS, str(cert)),
+            Target(
+                "direct", f"https://127.0.0.1:{up_tls}{PATH}", upstream, NGINX_HEADERS, str(cert)
+            ),
             Target("nginx", f"http://127.0.0.1:{px_tls}{PATH}", nginx),
             Target("sidecar", sc_tls + PATH, sidecar_tls),
         ],
@@ -413,31 +433,29 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
         print(f"run {run + 1}/{runs} done (load {load[-1]})", file=sys.stderr)
 
     results: dict[str, Any] = {}
-    for group, targets in raw.items():
+    for group, by_target in raw.items():
         results[group] = {}
-        for name, samples in targets.items():
+        for name, samples in by_target.items():
             results[group][name] = {k: summary(v) for k, v in samples.items()}
-        direct, via_nginx = targets["direct"], targets["nginx"]
-        for name, samples in targets.items():
+        direct = by_target["direct"]
+        for name, samples in by_target.items():
             if name == "direct":
                 continue
             row = results[group][name]
             for rate in rates:
                 for pct in ("p50", "p99"):
-                    key = f"{pct}_us@{rate}"
-                    added = [v - d for v, d in zip(samples[key], direct[key], strict=True)]
-                    row[f"added_{key}"] = summary(added)
+                    col = f"{pct}_us@{rate}"
+                    added = [v - d for v, d in zip(samples[col], direct[col], strict=True)]
+                    row[f"added_{col}"] = summary(added)
             if name != "nginx":
                 for rate in rates:
                     for pct in ("p50", "p99"):
-                        key = f"added_{pct}_us@{rate}"
-                        row[f"{key}_x_nginx"] = round(
-                            row[key]["median"] / max(results[group]["nginx"][key]["median"], 1.0), 2
-                        )
+                        col = f"added_{pct}_us@{rate}"
+                        ref = max(results[group]["nginx"][col]["median"], 1.0)
+                        row[f"{col}_x_nginx"] = round(row[col]["median"] / ref, 2)
                 row["rps@64_pct_nginx"] = round(
                     100 * row["rps@64"]["median"] / results[group]["nginx"]["rps@64"]["median"], 1
                 )
-        del direct, via_nginx
     results["load_during"] = {"min": min(load), "max": max(load)}
 
     # RSS: one key through 10k and 100k requests, then 100 keys.
@@ -457,7 +475,7 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
     many, urls = start_sidecar(procs, work, "sidecar-100", many_cfg)
     assert len(urls) == 100
     for url in urls:  # one request through each key, so each listener has served
-        with urllib.request.urlopen(url + PATH, timeout=5) as resp:
+        with urllib.request.urlopen(url + PATH, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1)
             assert resp.status == 200
     rss["100_keys_mb"] = round(many.rss_mb(), 1)
     results["rss"] = rss
@@ -481,7 +499,8 @@ def table(results: dict[str, Any]) -> str:
 
     for group in ("plain", "tls"):
         for name, row in results[group].items():
-            def added(key: str) -> str:
+
+            def added(key: str, row: dict[str, Any] = row) -> str:
                 if f"added_{key}" not in row:
                     return "-"
                 ratio = row.get(f"added_{key}_x_nginx")
@@ -499,8 +518,9 @@ def table(results: dict[str, Any]) -> str:
     micro = results["in_process_us"]
     lines.append("")
     lines.append(
-        f"RSS: 1 key {rss['1_key_start_mb']} MB at start, {rss.get('1_key_after_10k_mb')} MB after 10k "
-        f"requests, {rss.get('1_key_after_100k_mb')} MB after 100k; 100 keys {rss['100_keys_mb']} MB."
+        f"RSS: 1 key {rss['1_key_start_mb']} MB at start, {rss.get('1_key_after_10k_mb')} MB "
+        f"after 10k requests, {rss.get('1_key_after_100k_mb')} MB after 100k; "
+        f"100 keys {rss['100_keys_mb']} MB."
     )
     lines.append(
         "In process (µs per request, GET / POST order): path check "
@@ -539,7 +559,8 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nmachine: {results['machine']}")
-    print(f"load average before {load_before}, during {results['load_during']}; {results['seconds']} s")
+    during = results["load_during"]
+    print(f"load average before {load_before}, during {during}; {results['seconds']} s")
     return 0
 
 
