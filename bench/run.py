@@ -209,7 +209,7 @@ def sidecar_config(work: Path, name: str, base_url: str, keys: int = 1, **extra:
         "admin": {"listen": f"127.0.0.1:{free_port()}"},
         "clock": {"sync": False},
         "server": extra.get("server", {}),
-        "logging": {"audit": True},
+        "logging": {"audit": True, **extra.get("logging", {})},
         "keys": [
             {
                 "name": f"k{i}",

@@ -297,6 +297,7 @@ class BotConnection(asyncio.Protocol):
 
     # -- answering -----------------------------------------------------------------------------
     async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self.queue:
                 request, keep_alive, http10 = self.queue.popleft()
@@ -315,7 +316,10 @@ class BotConnection(asyncio.Protocol):
                             head=request.method == "HEAD",
                         )
                     )
-                finish(runtime, record, response.status)  # observers after the answer is out
+                # The observers (the audit line above all) run once the answer is on the wire:
+                # uvloop sends what was written at the end of the current callbacks, so calling
+                # them here would hold the answer back by their cost.
+                loop.call_soon(finish, runtime, record, response.status)
                 if transport is None:
                     return
                 if not keep_alive:
