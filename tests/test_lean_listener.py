@@ -10,8 +10,6 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,6 @@ import aiohttp
 import httptools
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from sidecar.config import parse_config
 from sidecar.config.listen import parse_listen
@@ -32,6 +26,7 @@ from sidecar.proxy.lean_http import ListenerLimits
 from sidecar.proxy.pipeline import BotRequest, KeyRuntime, respond
 from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.listeners import LeanListener, serve_lean
+from tests.certs import self_signed
 from tests.doubles import MemoryForwarder
 
 PATH = "/api/v4/spot/accounts"
@@ -385,32 +380,10 @@ async def test_closing_lets_an_in_flight_request_finish_and_closes_idle_ones() -
 
 def _tls_pair(tmp: Path) -> tuple[ssl.SSLContext, Path]:
     """A server context for 127.0.0.1 and the CA file a client needs to verify it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed("127.0.0.1", ip="127.0.0.1")
     cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file.write_bytes(cert)
+    key_file.write_bytes(key)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     return server, cert_file

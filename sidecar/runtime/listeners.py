@@ -72,11 +72,10 @@ async def open_site(runner: web.AppRunner, addr: ListenAddress, mode: int = 0o66
     return _tcp_url(addr.host, port)
 
 
-class AiohttpListener:
-    """An aiohttp app served on one address."""
+class _Served:
+    """What every listener knows of itself: its URL and whether it still serves."""
 
-    def __init__(self, runner: web.AppRunner, url: str) -> None:
-        self._runner = runner
+    def __init__(self, url: str) -> None:
         self._url = url
         self._open = True
 
@@ -87,6 +86,14 @@ class AiohttpListener:
     @property
     def is_open(self) -> bool:
         return self._open
+
+
+class AiohttpListener(_Served):
+    """An aiohttp app served on one address."""
+
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        super().__init__(url)
+        self._runner = runner
 
     @property
     def open_connections(self) -> int:
@@ -114,7 +121,7 @@ async def serve_app(
     return AiohttpListener(runner, url)
 
 
-class LeanListener:
+class LeanListener(_Served):
     """A key served by :class:`~sidecar.proxy.lean_listener.LeanServer`, with the key's aiohttp
     app behind it for the connections it hands over (WebSocket upgrades)."""
 
@@ -126,20 +133,11 @@ class LeanListener:
         url: str,
         shutdown_grace_s: float,
     ) -> None:
+        super().__init__(url)
         self._server = server
         self._lean = lean
         self._fallback = fallback
-        self._url = url
         self._grace = shutdown_grace_s
-        self._open = True
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
 
     @property
     def open_connections(self) -> int:
