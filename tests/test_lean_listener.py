@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import json
 import ssl
+import stat
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ class Lean:
         return await asyncio.open_connection("127.0.0.1", self.port)
 
 
-def _config(**server: Any) -> Any:
+def _config(listen: str = "127.0.0.1:0", **server: Any) -> Any:
     return parse_config(
         {
             "upstream": {"base_url": "http://127.0.0.1:9"},
@@ -57,7 +58,8 @@ def _config(**server: Any) -> Any:
             "keys": [
                 {
                     "name": "bot",
-                    "listen": "127.0.0.1:0",
+                    "listen": listen,
+                    "socket_mode": "0600",
                     "source": {"env": {}},
                     "policy": "full-trading",
                     "canary": {"enabled": False},
@@ -69,7 +71,7 @@ def _config(**server: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def lean_sidecar(**server: Any) -> AsyncIterator[Lean]:
+async def lean_sidecar(listen: str = "127.0.0.1:0", **server: Any) -> AsyncIterator[Lean]:
     holder: list[Lean] = []
 
     async def upstream(request: UpstreamRequest) -> UpstreamResponse:
@@ -79,7 +81,9 @@ async def lean_sidecar(**server: Any) -> AsyncIterator[Lean]:
 
     forwarder = MemoryForwarder(upstream)
     app = create_app(
-        _config(**server), environ={"GATE_KEY": "k", "GATE_SECRET": "s"}, forwarder=forwarder
+        _config(listen, **server),
+        environ={"GATE_KEY": "k", "GATE_SECRET": "s"},
+        forwarder=forwarder,
     )
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -87,7 +91,7 @@ async def lean_sidecar(**server: Any) -> AsyncIterator[Lean]:
         handle = app[SIDECAR].keys["bot"]
         await asyncio.wait_for(handle.source.loaded.wait(), 5)
         assert isinstance(handle.listener, LeanListener)
-        port = int(handle.url.rsplit(":", 1)[1])
+        port = int(handle.url.rsplit(":", 1)[1]) if handle.url.startswith("http") else 0
         holder.append(Lean(handle.url, port, forwarder, handle.runtime, handle.listener))
         yield holder[0]
     finally:
@@ -414,6 +418,16 @@ async def extra_listener(
         yield listener
     finally:
         await listener.close()
+
+
+async def test_a_unix_socket_listener_is_created_with_its_mode_and_serves(tmp_path: Path) -> None:
+    sock = tmp_path / "bot.sock"
+    async with lean_sidecar(listen=f"unix:{sock}") as lean:
+        assert lean.url == f"unix:{sock}" and stat.S_IMODE(sock.stat().st_mode) == 0o600
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        assert (await read_response(reader))[0] == 200
+        writer.close()
 
 
 async def test_the_pipeline_gets_the_bots_transport_as_its_peer(
