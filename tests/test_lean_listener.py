@@ -186,6 +186,18 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
         writer.close()
 
 
+async def test_a_request_sent_while_the_one_before_is_answered_is_served_next() -> None:
+    async with lean_sidecar(header_timeout_s=5) as lean:
+        lean.delay_s = 0.2
+        reader, writer = await lean.connect()
+        writer.write(f"POST {PATH} HTTP/1.1\r\nContent-Length: 3\r\n\r\n[1]".encode())
+        await asyncio.sleep(0.05)  # the first is at the upstream now
+        writer.write(f"POST {PATH} HTTP/1.1\r\nContent-Length: 3\r\n\r\n[2]".encode())
+        bodies = [json.loads((await read_response(reader))[2])["body"] for _ in range(2)]
+        assert bodies == ["[1]", "[2]"]
+        writer.close()
+
+
 async def test_an_http10_request_without_keep_alive_is_answered_and_closed() -> None:
     async with lean_sidecar() as lean:
         reader, writer = await lean.connect()

@@ -209,7 +209,9 @@ class BotConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
-        if self.completed_in_chunk:  # pipelined behind a request in the same read
+        if self.phase != HEAD or self.completed_in_chunk:
+            # Pipelined: sent while the request before it is answered, or in the same read. Its
+            # bytes are not all in self.raw, so it cannot be handed over; it is served in turn.
             self.phase = HEAD
             self.raw_exact = False
             self._expect(self.limits.header_timeout_s)
