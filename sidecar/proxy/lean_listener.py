@@ -160,7 +160,10 @@ class BotConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = cast(asyncio.Transport, transport)
         self.peer = Peer(transport)
-        if len(self.server.connections) >= self.limits.max_connections or self.server.closing:
+        if self.server.closing:  # accepted just before the listener stopped: not served
+            transport.close()
+            return
+        if len(self.server.connections) >= self.limits.max_connections:
             exc = Overloaded("too many connections to this key listener; retry shortly")
             self._write_error(exc, keep_alive=False)
             transport.close()
