@@ -15,6 +15,9 @@ proxies (nginx's one worker, the sidecar) are pinned to core 0 with taskset; the
 the load generators to the other cores. Writes bench/results.json and prints one table.
 
     python bench/run.py [--runs 3] [--quick]
+
+One script on purpose (not part of the package): the whole run reads top to bottom, from the
+processes it starts to the table it prints.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ the connection from then on.
 The limits (``server:`` ``header_timeout_s``, ``body_timeout_s``, ``idle_timeout_s``,
 ``max_connections``, ``max_header_bytes``, ``max_headers``) are enforced here; deadlines are
 checked by one sweep per listener rather than a timer per request.
+
+It is longer than most modules on purpose: one connection's state machine (phases, deadlines,
+the bytes kept for a handover, the answer queue) is read and written by the parser callbacks,
+the answering task and the sweep alike, and is easiest to check whole. What needs no connection
+(response bytes, body decoding) lives in :mod:`sidecar.proxy.lean_http`.
 """
 
 from __future__ import annotations
