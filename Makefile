@@ -19,8 +19,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check sidecar tests
-	$(BIN)/ruff format --check sidecar tests
+	$(BIN)/ruff check sidecar tests bench
+	$(BIN)/ruff format --check sidecar tests bench
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -53,9 +53,15 @@ test-lowest: $(LOWEST_STAMP)
 	MYPY_CACHE_DIR=$(LOWEST)/.mypy_cache $(LOWEST_BIN)/mypy
 	$(LOWEST_BIN)/pytest -q -p no:cacheprovider -m 'not slow and not ccxt'
 
-# Slow benchmarks and soak tests, kept out of the default suite.
+# Slow benchmarks and soak tests, kept out of the default suite: the slow pytest marker, then
+# bench/run.py (the sidecar beside nginx on loopback; writes bench/results.json, prints a table).
+# nginx, wrk and openssl come from Debian's packages when missing.
 bench: $(STAMP)
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v openssl >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk openssl; }
+	$(BIN)/python -c 'import uvloop' 2>/dev/null || $(BIN)/pip install --quiet -e '.[fast]'
 	$(BIN)/pytest -q -p no:cacheprovider -m slow
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The reliability suite at full size (tests/reliability: >= 10,000 generated requests, 1,000
 # stalled and 1,000 keep-alive connections, 100,000 requests); `make test` runs it short. The

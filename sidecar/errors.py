@@ -131,6 +131,16 @@ class UpstreamUnavailable(SidecarError):
     label = "SIDECAR_UPSTREAM_UNAVAILABLE"
 
 
+class StaleConnection(UpstreamUnavailable):
+    """A reused keep-alive connection failed before any byte of an answer arrived: the one
+    failure after which a GET may be sent again (see :func:`sidecar.proxy.forwarder.deliver`)."""
+
+
+class UpstreamTooLarge(SidecarError):
+    status = 502
+    label = "SIDECAR_UPSTREAM_TOO_LARGE"
+
+
 class KeyUnavailable(SidecarError):
     status = 503
     label = "SIDECAR_KEY_UNAVAILABLE"

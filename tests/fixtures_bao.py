@@ -27,7 +27,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,8 @@ import hvac
 import pytest
 import requests
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from sidecar.credentials.rotation import Canary, Rotation
 from sidecar.credentials.slot import KeySlot
@@ -50,6 +47,7 @@ from sidecar.vault.auth.kubernetes import KubernetesAuth
 from sidecar.vault.auth.token import TokenAuth
 from sidecar.vault.session import VaultSession
 from sidecar.vault.settings import VaultConfig
+from tests.certs import self_signed
 from tests.leaks import register_secret
 
 START_TIMEOUT_S = 20.0
@@ -327,21 +325,7 @@ def service_account_jwt(namespace: str, name: str, uid: str) -> str:
 
 def self_signed_ca_pem() -> str:
     """Vault insists on a kubernetes_ca_cert with disable_local_ca_jwt; over http it is unused."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-kubernetes-ca")])
-    start = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - timedelta(minutes=5))
-        .not_valid_after(start + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed("test-kubernetes-ca")[0].decode()
 
 
 @dataclass

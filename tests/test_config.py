@@ -61,6 +61,10 @@ def test_defaults_point_at_real_gate_with_tls_and_a_loopback_admin() -> None:
     assert cfg.upstream.base_url == "https://api.gateio.ws"
     assert cfg.admin.listen == "127.0.0.1:9901"
     assert cfg.server.max_body_bytes == 1024 * 1024
+    # The lean path is what users get; aiohttp's stays selectable.
+    assert (cfg.upstream.transport, cfg.server.listener) == ("lean", "lean")
+    assert cfg.server.event_loop == "auto"
+    assert cfg.upstream.max_response_bytes == 64 * 1024 * 1024
 
 
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
@@ -136,6 +140,41 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "upstream.base_url: must be scheme://host",
     ),
     ("no keys", {"keys": []}, "keys: List should have at least 1 item"),
+    (
+        "an unknown transport",
+        {"keys": [GOOD_KEY], "upstream": {"transport": "curl"}},
+        "upstream.transport: unknown transport 'curl'",
+    ),
+    (
+        "a zero response limit",
+        {"keys": [GOOD_KEY], "upstream": {"max_response_bytes": 0}},
+        "upstream.max_response_bytes:",
+    ),
+    (
+        "an unknown listener",
+        {"keys": [GOOD_KEY], "server": {"listener": "nginx"}},
+        "server.listener: Input should be 'lean' or 'aiohttp'",
+    ),
+    (
+        "an unknown event loop",
+        {"keys": [GOOD_KEY], "server": {"event_loop": "trio"}},
+        "server.event_loop:",
+    ),
+    (
+        "a zero header timeout",
+        {"keys": [GOOD_KEY], "server": {"header_timeout_s": 0}},
+        "server.header_timeout_s:",
+    ),
+    (
+        "a tiny head limit",
+        {"keys": [GOOD_KEY], "server": {"max_header_bytes": 10}},
+        "server.max_header_bytes:",
+    ),
+    (
+        "no connections",
+        {"keys": [GOOD_KEY], "server": {"max_connections": 0}},
+        "server.max_connections:",
+    ),
     ("vault without an address", {"keys": [GOOD_KEY], "vault": {}}, "vault.address: not set"),
 ]
 

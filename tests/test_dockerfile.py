@@ -159,6 +159,7 @@ def test_the_build_step_installs_a_command_that_starts(tmp_path: Path) -> None:
 
     assert not (venv / "bin" / "pip").exists()  # no pip in the runtime venv
     assert list(venv.glob("lib/python3*/site-packages/sidecar/__pycache__/cli.*.pyc"))
+    assert list(venv.glob("lib/python3*/site-packages/uvloop"))  # the [fast] extra
 
     runtime_env = {**_env(runtime), "PATH": f"{venv}/bin:/usr/bin:/bin"}
     runtime_env = {k: v.replace("$PATH", "/usr/bin:/bin") for k, v in runtime_env.items()}

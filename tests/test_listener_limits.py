@@ -52,13 +52,15 @@ class Setup:
         return f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n".encode()
 
 
-@pytest.fixture
-async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:
+@pytest.fixture(params=["lean", "aiohttp"])
+async def setup(exchange: RunningExchange, request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
+    """Both key listeners (server.listener) keep the same limits and refuse the same way."""
     entry, environ, api_key, secret = env_key("bot", "full-trading")
     other, env2, api_key2, secret2 = env_key("other", "read-only")
     exchange.state.add_key(api_key, secret)
     exchange.state.add_key(api_key2, secret2)
-    config = make_config(exchange.url, [entry, other], server=LIMITS)
+    server = {**LIMITS, "listener": request.param}
+    config = make_config(exchange.url, [entry, other], server=server)
     async with running_sidecar(config, {**environ, **env2}) as sidecar:
         yield Setup(sidecar, exchange)
 
@@ -195,8 +197,14 @@ async def test_a_refusal_by_the_http_parser_is_json_audited_counted_and_has_no_t
     assert (status, json.loads(body)["label"]) == (400, "SIDECAR_BAD_REQUEST")
     assert b"script" not in body and b"2F" not in body  # the request is never echoed
     assert [a["label"] for a in _audit(caplog)] == ["SIDECAR_BAD_REQUEST"]
-    metrics = setup.sidecar.sidecar.metrics.requests.labels("bot", "OTHER", "invalid", "400")
-    assert metrics._value.get() == 1
+    # Counted once as a 400 of the key, whatever method and path the listener could make out.
+    counted = [
+        s.value
+        for m in setup.sidecar.sidecar.metrics.requests.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels["key"] == "bot" and s.labels["status"] == "400"
+    ]
+    assert sum(counted) == 1
     _no_tracebacks(caplog)
 
 

@@ -162,6 +162,21 @@ async def test_a_process_signs_with_gates_time_when_gate_is_5_minutes_ahead(
         assert warning["level"] == "warning" and warning["offset_s"] == pytest.approx(300, abs=2)
 
 
+@pytest.mark.parametrize(
+    ("event_loop", "expected"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")]
+)
+async def test_the_process_runs_on_the_event_loop_the_config_asks_for(
+    exchange: RunningExchange, tmp_path: Path, event_loop: str, expected: str
+) -> None:
+    entries, environ, _ = exchange_keys(exchange, {"bot": "read-only"})
+    config = tmp_path / "sidecar.yaml"
+    _write_config(config, exchange, entries, server={"event_loop": event_loop})
+    async with sidecar_process(config, environ) as sp, aiohttp.ClientSession() as http:
+        assert await _status(http, "GET", sp.urls()["bot"] + "/api/v4/spot/accounts") == 200
+        line = await sp.wait_line(lambda d: d.get("msg") == "event loop")
+        assert line["loop"] == expected  # uvloop is in the test extras, as in the [fast] extra
+
+
 async def test_sigint_also_exits_0(exchange: RunningExchange, tmp_path: Path) -> None:
     entries, environ, _ = exchange_keys(exchange, {"bot": "read-only"})
     config = tmp_path / "sidecar.yaml"

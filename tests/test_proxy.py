@@ -43,12 +43,21 @@ async def _setup(
         yield Setup(exchange, sidecar, keys)
 
 
-@pytest.fixture
-async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:
+# Both ways through the sidecar: the lean listener and forwarder (the default), and aiohttp's.
+PATHS = {
+    "lean": ({"listener": "lean"}, {"transport": "lean"}),
+    "aiohttp": ({"listener": "aiohttp"}, {"transport": "aiohttp"}),
+}
+
+
+@pytest.fixture(params=sorted(PATHS))
+async def setup(exchange: RunningExchange, request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
+    server, upstream = PATHS[request.param]
     async for s in _setup(
         exchange,
         {"full": "full-trading", "futures": "futures-only", "reader": "read-only"},
-        server={"max_body_bytes": 4096},
+        server={"max_body_bytes": 4096, **server},
+        upstream=upstream,
     ):
         yield s
 

@@ -77,6 +77,11 @@ class ServerConfig(ListenerLimits):
 
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
+    # How each key's listener is served: the lean asyncio/llhttp one, or aiohttp's server (both
+    # run the same pipeline; the lean one hands WebSocket upgrades to aiohttp).
+    listener: Literal["lean", "aiohttp"] = "lean"
+    # auto: uvloop when it is installed (pip install 'gate-sidecar[fast]'), else asyncio's loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 # -- sources -----------------------------------------------------------------------------

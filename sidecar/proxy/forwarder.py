@@ -10,12 +10,14 @@ long as it passes the one contract suite (``tests/test_forward_contract.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Protocol
 
 from pydantic import Field, field_validator
 
+from sidecar.errors import StaleConnection
 from sidecar.gate.labels import error_label, json_answer
 from sidecar.proxy.ws_settings import UpstreamWsConfig
 from sidecar.settings import PositiveSeconds, Strict
@@ -25,12 +27,15 @@ class UpstreamConfig(Strict):
     """The ``upstream:`` section: where Gate is and how to reach it."""
 
     base_url: str = "https://api.gateio.ws"
-    transport: str = "aiohttp"  # a name registered in sidecar.proxy.transports
+    transport: str = "lean"  # a name registered in sidecar.proxy.transports
     connect_timeout_s: PositiveSeconds = 5.0
     timeout_s: PositiveSeconds = 30.0
     ca_file: Path | None = None
     max_connections: Annotated[int, Field(ge=1)] = 100
     ws: UpstreamWsConfig = UpstreamWsConfig()  # Gate's WebSocket endpoints
+    # Gate's largest answers (a full order book, a long history page) are a few MiB; beyond this
+    # the bot gets 502 SIDECAR_UPSTREAM_TOO_LARGE instead of the sidecar buffering without bound.
+    max_response_bytes: Annotated[int, Field(ge=1)] = 64 * 1024 * 1024
 
     @field_validator("base_url")
     @classmethod
@@ -84,13 +89,21 @@ class Forwarder(Protocol):
     - **What comes back.** The status, every header in Gate's order (duplicates kept), and the
       body exactly as received: never decompressed, never re-encoded. Redirects are returned,
       never followed. Cookies are never stored or replayed.
-    - **Retries.** A request other than GET reaches the upstream at most once, whatever happens.
-      A GET is sent again at most once, and only when the first attempt failed on the
-      connection before a response arrived.
+    - **Never twice.** :meth:`send` puts the request on the wire at most once, whatever the
+      method and whatever happens: it never resends by itself (nor lets its HTTP library do so).
+      Resending is decided in one place, :func:`deliver`, which signs each copy afresh.
+    - **Which failure may be resent.** When the request went out on a *reused* keep-alive
+      connection and that connection failed before any byte of an answer arrived, :meth:`send`
+      raises :class:`~sidecar.errors.StaleConnection` (the upstream most likely closed the idle
+      connection as the request was written). Every other failure (a fresh connection, a partial
+      answer, a timeout) raises something else, and is never resent.
     - **Errors.** Only :class:`~sidecar.errors.UpstreamUnavailable` (cannot connect, the
-      connection failed, a malformed answer) and :class:`~sidecar.errors.UpstreamTimeout` (no
-      whole answer within ``upstream.timeout_s``) are raised; their messages name no header,
-      body or credential. Cancellation propagates as usual.
+      connection failed, a malformed answer; ``StaleConnection`` is one),
+      :class:`~sidecar.errors.UpstreamTooLarge` (the answer's body is over
+      ``upstream.max_response_bytes``: nothing beyond the limit is buffered) and
+      :class:`~sidecar.errors.UpstreamTimeout` (no whole answer within ``upstream.timeout_s``)
+      are raised; their messages name no header, body or credential. Cancellation propagates as
+      usual.
     - **Lifecycle.** Connections are pooled and kept alive across requests; :meth:`close` releases
       them, and nothing is sent after it.
     """
@@ -98,3 +111,25 @@ class Forwarder(Protocol):
     async def send(self, request: UpstreamRequest) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
+
+
+#: Builds the request to send, signed with the current time: called once per copy sent.
+RequestBuilder = Callable[[], Awaitable[UpstreamRequest]]
+
+
+async def deliver(
+    forwarder: Forwarder, request: UpstreamRequest, rebuild: RequestBuilder
+) -> UpstreamResponse:
+    """Send one bot request; the one place the resend rule lives, for every forwarder.
+
+    A request other than GET reaches the upstream at most once, whatever happens. A GET is sent
+    again at most once, and only after :class:`~sidecar.errors.StaleConnection` (a reused
+    keep-alive connection that failed before any byte of an answer): the copy is built anew, so
+    it carries a fresh ``Timestamp`` and ``SIGN`` (``rebuild`` signs it again).
+    """
+    try:
+        return await forwarder.send(request)
+    except StaleConnection:
+        if request.method != "GET":
+            raise
+    return await forwarder.send(await rebuild())

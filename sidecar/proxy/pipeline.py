@@ -40,7 +40,7 @@ from sidecar.policy.guards import Guards
 from sidecar.proxy.admission import OPEN, Admission
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
-from sidecar.proxy.forwarder import Forwarder, UpstreamRequest
+from sidecar.proxy.forwarder import Forwarder, UpstreamRequest, deliver
 from sidecar.proxy.guarding import apply_guards
 from sidecar.proxy.market import Market
 from sidecar.proxy.peer import UNKNOWN_PEER, Peer
@@ -144,12 +144,18 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     budget = key.budget
     if budget is not None:  # after the slot: a key that cannot sign spends no budget
         record.rate_group = await budget.take(method, path)  # raises RateLimited
-    auth = await signed_headers(
-        creds.signer, creds.api_key, method, path, raw_query, body.raw, key.clock.now()
-    )
-    headers = upstream_headers(request.headers, admission.forward_headers) + list(auth.items())
+    headers = upstream_headers(request.headers, admission.forward_headers)
+
+    async def build() -> UpstreamRequest:
+        # Signed at the moment it is sent: a resent GET (forwarder.deliver) gets a fresh pair.
+        auth = await signed_headers(
+            creds.signer, creds.api_key, method, path, raw_query, body.raw, key.clock.now()
+        )
+        return UpstreamRequest(method, path, raw_query, headers + list(auth.items()), body.raw)
+
+    first = await build()
     sent = time.perf_counter()
-    upstream = await key.forwarder.send(UpstreamRequest(method, path, raw_query, headers, body.raw))
+    upstream = await deliver(key.forwarder, first, build)
     record.upstream_latency_s = time.perf_counter() - sent
     record.upstream_status = upstream.status
     record.label = upstream.gate_label()
@@ -164,8 +170,10 @@ def new_record(key: KeyRuntime, method: str, target: str) -> RequestRecord:
     return RequestRecord(key.name, method, raw_path, len(raw_query))
 
 
-async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
-    """The whole request: forwarded, or refused with a SIDECAR_* answer; recorded either way."""
+async def respond(key: KeyRuntime, request: BotRequest) -> tuple[BotResponse, RequestRecord]:
+    """The whole request, forwarded or refused with a SIDECAR_* answer, and its still open
+    record: the caller sends the response, then hands the record to :func:`finish`. A listener
+    that writes first keeps the observers' time (the audit line) out of the bot's latency."""
     record = new_record(key, request.method, request.target)
     try:
         response = await forward(key, request, record)
@@ -179,6 +187,12 @@ async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
         internal = SidecarError("internal error in gate-sidecar")
         record.label = internal.label
         response = error_response(internal)
+    return response, record
+
+
+async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
+    """The whole request: forwarded, or refused with a SIDECAR_* answer; recorded either way."""
+    response, record = await respond(key, request)
     finish(key, record, response.status)
     return response
 

@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 from sidecar.proxy.aiohttp_forwarder import AiohttpForwarder
 from sidecar.proxy.forwarder import Forwarder, UpstreamConfig
+from sidecar.proxy.lean_forwarder import LeanForwarder
 
 TRANSPORTS: dict[str, Callable[[UpstreamConfig], Forwarder]] = {
     "aiohttp": AiohttpForwarder,
+    "lean": LeanForwarder,
 }
 
 

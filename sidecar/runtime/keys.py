@@ -30,7 +30,7 @@ from sidecar.proxy.market import Market
 from sidecar.proxy.pipeline import KeyRuntime, refuse_outside_request
 from sidecar.proxy.record import Observer
 from sidecar.proxy.ws.runtime import WsShared
-from sidecar.runtime.listeners import Listener, serve_app
+from sidecar.runtime.listeners import Listener, serve_app, serve_lean
 from sidecar.runtime.secrets import SecretFactory
 from sidecar.tls import server_tls_context
 
@@ -101,18 +101,31 @@ class KeySet(Mapping[str, KeyHandle]):
     # -- parts of one key ---------------------------------------------------------------------
     async def open_listener(self, key: KeyConfig, runtime: KeyRuntime) -> Listener:
         tls = key.client_auth.tls
-        return await serve_app(
+        ssl_context = (
+            None
+            if tls is None
+            else server_tls_context(tls.cert_file, tls.key_file, tls.client_ca_file)
+        )
+        mode, grace = int(key.socket_mode, 8), self._server.shutdown_grace_s
+        if self._server.listener == "aiohttp":
+            return await serve_app(
+                create_key_app(runtime),
+                key.address,
+                mode=mode,
+                shutdown_grace_s=grace,
+                limits=self._server,
+                refuse=lambda exc: refuse_outside_request(runtime, exc),
+                ssl_context=ssl_context,
+                group=key.socket_group,
+            )
+        return await serve_lean(
+            runtime,
             create_key_app(runtime),
             key.address,
-            mode=int(key.socket_mode, 8),
-            shutdown_grace_s=self._server.shutdown_grace_s,
+            mode=mode,
+            shutdown_grace_s=grace,
             limits=self._server,
-            refuse=lambda exc: refuse_outside_request(runtime, exc),
-            ssl_context=(
-                None
-                if tls is None
-                else server_tls_context(tls.cert_file, tls.key_file, tls.client_ca_file)
-            ),
+            ssl_context=ssl_context,
             group=key.socket_group,
         )
 

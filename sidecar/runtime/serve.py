@@ -7,13 +7,18 @@
   once.
 - SIGUSR1: the emergency brake: every key to cancel-only (lifted per key on the admin listener,
   ``DELETE /keys/{name}/cancel-only``). Never a toggle: a second signal keeps the brake on.
+
+The event loop is uvloop's when it is installed (``pip install 'gate-sidecar[fast]'``) and
+``server.event_loop`` is ``auto`` (the default) or ``uvloop``; ``asyncio`` keeps the standard loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import signal
+from collections.abc import Callable
 
 import prometheus_client
 from aiohttp import web
@@ -28,11 +33,37 @@ from sidecar.runtime.sites import raise_fd_limit
 log = logging.getLogger("sidecar.serve")
 
 
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def loop_factory(choice: str) -> tuple[str, LoopFactory | None]:
+    """The event loop ``server.event_loop`` asks for: (its name, a factory or None for asyncio's).
+
+    Raises RuntimeError when ``uvloop`` is asked for and is not installed.
+    """
+    if choice != "asyncio" and importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        return "uvloop", uvloop.new_event_loop
+    if choice == "uvloop":
+        raise RuntimeError(
+            "server.event_loop: uvloop is not installed (pip install 'gate-sidecar[fast]')"
+        )
+    return "asyncio", None
+
+
 def serve(config: Config, config_path: str) -> int:
     setup_logging(config.logging.format, config.logging.level)
     # One `_created` series per counter doubles what Prometheus stores for no use here.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    return asyncio.run(_serve(config, config_path))
+    try:
+        name, factory = loop_factory(config.server.event_loop)
+    except RuntimeError as exc:
+        log.error("cannot start", extra={"error": str(exc)})
+        return 1
+    log.info("event loop", extra={"loop": name})
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_serve(config, config_path))
 
 
 async def _serve(config: Config, config_path: str) -> int:

@@ -1,0 +1,255 @@
+"""The lean forwarder: asyncio protocols over a pool of keep-alive connections, llhttp parsing.
+
+``upstream.transport: lean``. One request costs a head built with one ``join``, one write, the
+llhttp parser (``httptools``) calling back into :class:`_Connection`, and one future: no client
+session, request or response objects, no stream readers. See
+:class:`~sidecar.proxy.forwarder.Forwarder` for the contract it keeps; the resend rule itself is
+:func:`~sidecar.proxy.forwarder.deliver`'s, this module only tells a stale connection apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from sidecar.errors import (
+    SidecarError,
+    StaleConnection,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+    UpstreamUnavailable,
+)
+from sidecar.proxy.forwarder import UpstreamConfig, UpstreamRequest, UpstreamResponse
+from sidecar.tls import client_tls_context
+
+# A kept-alive connection idle longer than this is closed rather than reused: upstreams and load
+# balancers close idle connections after 60 s or more, and a request racing such a close is the
+# one case that costs a resend.
+IDLE_REUSE_S = 30.0
+
+# Methods whose request has a body by definition: Content-Length is sent even when it is 0.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _encode(text: str) -> bytes:
+    # The lean listener hands header bytes on as latin-1 text: encoding back gives the same
+    # bytes. Text decoded as UTF-8 (aiohttp's listener) goes back as UTF-8.
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def request_head(request: UpstreamRequest, host: str) -> bytes:
+    """The request's head, byte for byte: the bot's headers in order, plus Host and framing."""
+    target = request.path + ("?" + request.raw_query if request.raw_query else "")
+    lines = [f"{request.method} {target} HTTP/1.1", f"Host: {host}"]
+    for name, value in request.headers:
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise UpstreamUnavailable("a header cannot be sent (it contains a line break)")
+        lines.append(f"{name}: {value}")
+    if request.body or request.method in _BODY_METHODS:
+        lines.append(f"Content-Length: {len(request.body)}")
+    lines.append("\r\n")
+    return _encode("\r\n".join(lines))
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection; carries one request at a time."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self.uses = 0  # requests written on this connection
+        self.closed = False
+        self.reusable = False
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._limit = 0
+        self._head_only = False
+        self._answer_bytes = 0
+        self._status = 0
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+
+    # -- one exchange ------------------------------------------------------------------------
+    def exchange(
+        self, data: bytes, limit: int, head_only: bool
+    ) -> asyncio.Future[UpstreamResponse]:
+        assert self._transport is not None and self._waiter is None
+        self.uses += 1
+        self.reusable = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._limit, self._head_only = limit, head_only
+        self._answer_bytes = self._status = self._size = 0
+        self._headers, self._body = [], []
+        self._transport.write(data)
+        return self._waiter
+
+    def _finish(self, result: UpstreamResponse | SidecarError) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return
+        if isinstance(result, SidecarError):
+            self.close()  # whatever is left of the answer makes the connection useless
+            waiter.set_exception(result)
+        else:
+            waiter.set_result(result)
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection is out of step
+            self.close()
+            return
+        self._answer_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            # Also a callback that stopped the parser (_Stop) after it had failed the exchange:
+            # then this _finish changes nothing.
+            self._finish(UpstreamUnavailable("Gate's answer is not valid HTTP/1.1"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is not None:
+            if self.uses > 1 and self._answer_bytes == 0:
+                self._finish(StaleConnection("Gate closed a kept-alive connection"))
+            else:
+                self._finish(UpstreamUnavailable("Gate connection failed before a whole answer"))
+
+    def time_out(self) -> None:
+        self._finish(UpstreamTimeout("Gate did not answer in time"))
+
+    def close(self) -> None:
+        self.closed = True
+        self.reusable = False
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- httptools callbacks -----------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+        if self._status < 200:  # an interim answer (100 Continue): its headers are not Gate's
+            self._headers = []
+            return
+        if self._head_only:  # the answer to HEAD ends here; llhttp would wait for a body
+            self._finish(UpstreamResponse(self._status, self._headers, b""))
+            self.close()
+            return
+        for name, value in self._headers:
+            if name.lower() == "content-length" and value.isdigit() and int(value) > self._limit:
+                self._finish(UpstreamTooLarge(f"Gate's answer is over {self._limit} bytes"))
+                raise _Stop
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._limit:
+            self._finish(UpstreamTooLarge(f"Gate's answer is over {self._limit} bytes"))
+            raise _Stop
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._status < 200:
+            return
+        self.reusable = self._parser.should_keep_alive() and not self.closed
+        self._finish(UpstreamResponse(self._status, self._headers, b"".join(self._body)))
+
+
+class _Stop(Exception):
+    """Stops the parser from a callback once the exchange has failed."""
+
+
+class LeanForwarder:
+    """``upstream.transport: lean``; see :class:`~sidecar.proxy.forwarder.Forwarder`."""
+
+    def __init__(self, cfg: UpstreamConfig) -> None:
+        url = urlsplit(cfg.base_url)
+        self._host_header = url.netloc
+        self._host = url.hostname or ""
+        self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._tls: ssl.SSLContext | None = (
+            client_tls_context(cfg.ca_file) if url.scheme == "https" else None
+        )
+        self._connect_timeout = cfg.connect_timeout_s
+        self._timeout = cfg.timeout_s
+        self._limit = cfg.max_response_bytes
+        self._slots = asyncio.Semaphore(cfg.max_connections)
+        self._idle: list[_Connection] = []  # most recently used last: taken first
+        self._closed = False
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        if self._closed:
+            raise UpstreamUnavailable("the forwarder is closed")
+        data = request_head(request, self._host_header) + request.body
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        async with self._slots:
+            conn = self._take_idle() or await self._connect(deadline)
+            if self._closed:
+                conn.close()
+                raise UpstreamUnavailable("the forwarder is closed")
+            waiter = conn.exchange(data, self._limit, request.method == "HEAD")
+            # A plain timer rather than asyncio.timeout(): one handle, nothing else per request.
+            timer = loop.call_at(deadline, conn.time_out)
+            try:
+                answer = await waiter
+            except BaseException:
+                conn.close()
+                raise
+            finally:
+                timer.cancel()
+            if conn.reusable and not self._closed:
+                conn.idle_since = time.monotonic()
+                self._idle.append(conn)
+            else:
+                conn.close()
+            return answer
+
+    def _take_idle(self) -> _Connection | None:
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and now - conn.idle_since < IDLE_REUSE_S:
+                return conn
+            conn.close()
+        return None
+
+    async def _connect(self, deadline: float) -> _Connection:
+        loop = asyncio.get_running_loop()
+        within = min(self._connect_timeout, deadline - loop.time())
+        try:
+            async with asyncio.timeout(within):
+                _, conn = await loop.create_connection(
+                    _Connection,
+                    self._host,
+                    self._port,
+                    ssl=self._tls,
+                    server_hostname=self._host if self._tls else None,
+                )
+        except TimeoutError:
+            if within < self._connect_timeout:
+                raise UpstreamTimeout("Gate did not answer in time") from None
+            raise UpstreamUnavailable("cannot reach Gate: connect timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise UpstreamUnavailable(f"cannot reach Gate: {type(exc).__name__}") from None
+        return conn
+
+    async def close(self) -> None:
+        """Close the idle connections; one in use is closed when its exchange ends."""
+        self._closed = True
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
