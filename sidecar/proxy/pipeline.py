@@ -159,14 +159,18 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     return BotResponse(upstream.status, relay_headers(upstream.headers), upstream.body)
 
 
-def new_record(key: KeyRuntime, method: str, target: str) -> RequestRecord:
+def new_record(
+    key: KeyRuntime, method: str, target: str, peer: Peer = UNKNOWN_PEER
+) -> RequestRecord:
     raw_path, _, raw_query = target.partition("?")
-    return RequestRecord(key.name, method, raw_path, len(raw_query))
+    record = RequestRecord(key.name, method, raw_path, len(raw_query))
+    record.client_cert = peer.client_cert
+    return record
 
 
 async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
     """The whole request: forwarded, or refused with a SIDECAR_* answer; recorded either way."""
-    record = new_record(key, request.method, request.target)
+    record = new_record(key, request.method, request.target, request.peer)
     try:
         response = await forward(key, request, record)
     except SidecarError as exc:
