@@ -373,3 +373,19 @@ def test_every_client_auth_feature_together_passes_helm_lint_strict(
     assert "[WARNING]" not in out and "[ERROR]" not in out
     result = check_config(helm.template(path), tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_client_auth_example_in_the_kubernetes_docs_renders_and_passes_check_config(
+    helm: Helm, tmp_path: Path
+) -> None:
+    docs_page = (CHART.parent.parent / "docs" / "kubernetes.md").read_text()
+    section = docs_page.split("### Client authentication in the chart", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "values.yaml"
+    path.write_text(example)
+    rendered = helm.template(path)
+    result = check_config(rendered, tmp_path)
+    assert result.returncode == 0, result.stderr
+    by_name = {k["name"]: k for k in sidecar_config(rendered)["keys"]}
+    assert by_name["shared-reader"]["allow_remote"] is True
+    assert by_name["spot-bot"]["listen"] == f"unix:{SOCKETS}/spot-bot.sock"
