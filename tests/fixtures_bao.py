@@ -4,8 +4,8 @@
   token, KV v2 at ``secret/``, KV v1 at ``kv1/``). Tests share it, so each uses its own paths,
   policies and auth mounts (``unique()``).
 - ``bao_raft``: a fresh raft-storage server per test, initialised and unsealed with keys from
-  ``bao operator init``; ``stop()``, ``start()`` (comes back sealed, like production) and
-  ``unseal()`` keep its data, for the outage tests.
+  ``bao operator init``; ``stop()`` (or ``kill()``: SIGKILL), ``start()`` (comes back sealed,
+  like production) and ``unseal()`` keep its data, for the outage tests.
 - ``tokenreview``: a tiny Kubernetes TokenReview endpoint on loopback that approves one JWT, for
   OpenBao's kubernetes auth method.
 - ``leaks``: fails the test if any captured log line contains a registered credential.
@@ -252,6 +252,12 @@ class RaftBao(Bao):
     def stop(self) -> None:
         _stop(self.proc)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when the node or the OOM killer takes it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def unseal(self) -> None:
         self.admin().sys.submit_unseal_key(self.unseal_key)
         wait_http(f"{self.addr}/v1/sys/health", lambda s: s == 200)
@@ -270,9 +276,23 @@ class RaftBao(Bao):
         register_secret(self.root_token)
         self.unseal()
         self.admin().sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+        # A new KV v2 mount refuses requests for a moment ("upgrading"); a single node may also
+        # still be settling its raft leadership. Tests write at once: wait until a write works.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                self.put("fixture-probe", {"ok": "1"})
+                return
+            except (hvac.exceptions.VaultError, requests.RequestException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
 
     async def astart(self) -> None:
         await asyncio.to_thread(self.start)

@@ -152,3 +152,86 @@ def test_check_config_runs_as_a_command_and_starts_nothing(tmp_path: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr
     assert "key futures-bot" in proc.stdout and proc.stderr == ""
+
+
+AUTH = """
+admin: {listen: "127.0.0.1:9901", metrics_token_file: METRICS}
+server: {header_timeout_s: 5, body_timeout_s: 7.5, idle_timeout_s: 20, max_connections: 64,
+         max_header_bytes: 4096, max_headers: 30, max_body_bytes: 2048}
+keys:
+  - name: remote
+    listen: 0.0.0.0:8443
+    allow_remote: true
+    source: {env: {}}
+    policy: read-only
+    client_auth:
+      token_file: TOKEN
+      tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.crt}
+    allowed_hosts: [sidecar.trading.svc]
+    forward_headers: [X-Trace-Id]
+  - name: local
+    listen: unix:/run/gate/local.sock
+    socket_group: trading
+    source: {env: {}}
+    policy: read-only
+    client_auth: {peer_uids: [1000, 1001], peer_gids: [2000]}
+  - name: open
+    listen: 127.0.0.1:8081
+    source: {env: {}}
+    policy: read-only
+"""
+
+
+def _report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, dict[str, str]]:
+    token, metrics = tmp_path / "bot-token", tmp_path / "metrics-token"
+    token.write_text("client-token-value-1234\n")
+    metrics.write_text("metrics-token-value-5678\n")
+    cfg = AUTH.replace("METRICS", str(metrics)).replace("TOKEN", str(token))
+    assert main(["check-config", "--config", _write(tmp_path, cfg)]) == 0
+    out = capsys.readouterr().out
+    head, *keys = out.split("\nkey ")
+    return head, {k.split("\n", 1)[0]: k for k in keys}
+
+
+def test_check_config_shows_who_may_use_each_key_and_never_a_tokens_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head, keys = _report(tmp_path, capsys)
+    assert "token-value" not in head + "".join(keys.values())
+    assert f"admin: /metrics needs a bearer token (the file {tmp_path}/metrics-token)" in head
+    remote = keys["remote"]
+    assert "  listen: 0.0.0.0:8443 (TLS)\n  client_auth:\n" in remote
+    assert f"    token: X-Sidecar-Token must match the file {tmp_path}/bot-token\n" in remote
+    assert "    tls: certificate /tls/tls.crt, key /tls/tls.key\n" in remote
+    assert "    client certificate: required, signed by /tls/ca.crt (mTLS)\n" in remote
+    assert "  allowed_hosts: sidecar.trading.svc (and the listener's own address forms)" in remote
+    assert "  forward_headers: X-Trace-Id (and the headers Gate uses)" in remote
+    local = keys["local"]
+    assert "  listen: unix:/run/gate/local.sock (mode 0660, group trading)" in local
+    assert "    local peers (SO_PEERCRED): uid 1000, 1001 or gid 2000" in local
+    assert "  allowed_hosts: not checked on a unix socket" in local
+    opened = keys["open"]
+    assert "  client_auth: none (whoever can connect may use the key)" in opened
+    assert "  allowed_hosts: - (only the listener's own address forms)" in opened
+    assert "  forward_headers: - (only the headers Gate uses)" in opened
+
+
+def test_check_config_shows_the_listener_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head, _ = _report(tmp_path, capsys)
+    assert head.splitlines()[2:] == [
+        "listener limits (every key listener and the admin listener):",
+        "  request head: within 5 s, at most 4096 bytes and 30 header fields",
+        "  request body: within 7.5 s, at most 2048 bytes",
+        "  idle keep-alive connection: closed after 20 s",
+        "  open connections: at most 64 per listener (503 beyond)",
+        "  shutdown: in-flight requests get 10 s",
+    ]
+
+
+def test_check_config_says_when_metrics_are_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--config", _write(tmp_path, GOOD)]) == 0
+    assert "\nadmin: /metrics open (no admin.metrics_token_file)\n" in capsys.readouterr().out

@@ -115,6 +115,83 @@ async def test_a_head_dripped_byte_by_byte_still_meets_the_deadline(setup: Setup
     assert time.perf_counter() - started < 2.5
 
 
+def _responses(data: bytes) -> list[tuple[int, bytes]]:
+    """Every (status, body) in a stream of HTTP/1.1 answers with Content-Length."""
+    out = []
+    while data:
+        status, headers, body = parse_response(data)
+        out.append((status, body))
+        head_len = data.index(b"\r\n\r\n") + 4
+        data = data[head_len + int(headers["content-length"]) :]
+    return out
+
+
+@pytest.mark.parametrize(
+    "handling_s",
+    [0.2, 1.2],
+    ids=["handler-done-before-the-deadline", "handler-still-busy-at-the-deadline"],
+)
+async def test_a_stalled_head_pipelined_behind_a_request_being_handled_gets_its_deadline(
+    setup: Setup, caplog: pytest.LogCaptureFixture, handling_s: float
+) -> None:
+    """The head timer starts with the pipelined head's first byte, not when the request before
+    it is done; the 408 comes after that request's answer (answers go in order), then close."""
+    caplog.set_level(logging.INFO)
+    setup.exchange.state.delays["/api/v4/spot/accounts"] = handling_s
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    writer.write(setup.head() + b"\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)  # a read of its own: the first request is being handled
+    writer.write(setup.head("/api/v4/spot/open_orders") + b"X-Slow: 1\r\n")  # never ends
+    await writer.drain()
+    sent = time.perf_counter()
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    closed = time.perf_counter() - sent
+    writer.close()
+    [(first, _), (second, body)] = _responses(data)
+    assert first == 200
+    assert (second, json.loads(body)["label"]) == (408, "SIDECAR_REQUEST_TIMEOUT")
+    # header_timeout_s is 0.5 and idle_timeout_s 1.5: closed by the head deadline (or just
+    # after the answer before it), never left to the idle timeout.
+    assert closed < max(0.5, handling_s) + 0.6
+    assert [a["label"] for a in _audit(caplog)] == [None, "SIDECAR_REQUEST_TIMEOUT"]
+    assert [r.raw_path for r in setup.exchange.state.requests] == ["/api/v4/spot/accounts"]
+
+
+async def test_a_pipelined_head_that_completes_in_time_is_served_in_order(setup: Setup) -> None:
+    setup.exchange.state.delays["/api/v4/spot/accounts"] = 0.6
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    writer.write(setup.head() + b"\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    second = setup.head("/api/v4/spot/open_orders")
+    writer.write(second)  # half now, the rest within the deadline
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.write(b"Connection: close\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    assert [status for status, _ in _responses(data)] == [200, 200]
+
+
+async def test_a_pipelined_head_over_the_size_cap_is_431_after_the_answer_before_it(
+    setup: Setup,
+) -> None:
+    setup.exchange.state.delays["/api/v4/spot/accounts"] = 0.4
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    writer.write(setup.head() + b"\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.write(setup.head("/api/v4/spot/open_orders"))
+    for i in range(15):  # 15 lines of 160 bytes, never the blank line: over 2048 bytes
+        writer.write(b"X-H%d: %s\r\n" % (i, b"a" * 150))
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    [(first, _), (second, body)] = _responses(data)
+    assert first == 200
+    assert (second, json.loads(body)["label"]) == (431, "SIDECAR_HEADERS_TOO_LARGE")
+
+
 async def test_a_body_that_never_arrives_is_408_and_nothing_is_forwarded(
     setup: Setup, caplog: pytest.LogCaptureFixture
 ) -> None:

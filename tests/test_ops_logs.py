@@ -31,6 +31,7 @@ AUDIT_FIELDS = {
     "latency_s",
     "added_latency_s",
     "version",
+    "client_cert",
 }
 
 

@@ -39,6 +39,7 @@ def audit_fields(record: RequestRecord) -> dict[str, Any]:
         "latency_s": _seconds(record.latency_s),
         "added_latency_s": _seconds(record.added_latency_s),
         "version": record.version,
+        "client_cert": record.client_cert,
     }
 
 

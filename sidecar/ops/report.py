@@ -1,15 +1,17 @@
-"""`check-config` output: per key, its listener, source and what it may and may not call.
+"""`check-config` output: the listener limits, then per key its listener, who may use it
+(client auth, hosts, extra headers), its source and what it may and may not call.
 
 Pure: built from the validated config and the compiled policies, nothing is started. The tables
 come from :func:`sidecar.policy.describe.describe`, so they show exactly what the running sidecar
-would enforce (presets expanded, locked endpoints named).
+would enforce (presets expanded, locked endpoints named). Token files are shown by path, never
+read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sidecar.config.models import Config, KeyConfig
+from sidecar.config.models import Config, KeyConfig, ServerConfig
 from sidecar.gate.ratelimits import GATE_GROUPS
 from sidecar.policy.describe import describe
 from sidecar.proxy.budget import budgets
@@ -64,6 +66,68 @@ def _budget_lines(key: KeyConfig) -> list[str]:
     return [f"    {where}", *table(("GROUP", "BUDGET", "SCOPE", "ENDPOINTS"), rows, "      ")]
 
 
+def _listen_line(key: KeyConfig) -> str:
+    line = f"  listen: {key.listen}"
+    if key.address.is_unix:
+        line += f" (mode {key.socket_mode}, group {key.socket_group or 'of the process'})"
+    elif key.client_auth.tls is not None:
+        line += " (TLS)"
+    return line
+
+
+def _client_auth_lines(key: KeyConfig) -> list[str]:
+    auth = key.client_auth
+    lines = []
+    if auth.token_file is not None:
+        lines.append(f"    token: X-Sidecar-Token must match the file {auth.token_file}")
+    if auth.tls is not None:
+        lines.append(f"    tls: certificate {auth.tls.cert_file}, key {auth.tls.key_file}")
+        if auth.tls.client_ca_file is not None:
+            ca = auth.tls.client_ca_file
+            lines.append(f"    client certificate: required, signed by {ca} (mTLS)")
+    peers = [
+        f"{name} {', '.join(map(str, ids)) or '(none)'}"
+        for name, ids in (("uid", auth.peer_uids), ("gid", auth.peer_gids))
+        if ids is not None
+    ]
+    if peers:
+        lines.append(f"    local peers (SO_PEERCRED): {' or '.join(peers)}")
+    if not lines:
+        unix = key.address.is_unix
+        who = "the socket's permissions decide" if unix else "whoever can connect may use the key"
+        return [f"  client_auth: none ({who})"]
+    return ["  client_auth:", *lines]
+
+
+def _admission_lines(key: KeyConfig) -> list[str]:
+    if key.address.is_unix:
+        hosts = "not checked on a unix socket"
+    elif key.allowed_hosts:
+        hosts = f"{', '.join(key.allowed_hosts)} (and the listener's own address forms)"
+    else:
+        hosts = "- (only the listener's own address forms)"
+    extra = (
+        f"{', '.join(key.forward_headers)} (and the headers Gate uses)"
+        if key.forward_headers
+        else "- (only the headers Gate uses)"
+    )
+    return [*_client_auth_lines(key), f"  allowed_hosts: {hosts}", f"  forward_headers: {extra}"]
+
+
+def server_lines(server: ServerConfig) -> list[str]:
+    """The limits every listener enforces (key listeners and the admin listener alike)."""
+    return [
+        "listener limits (every key listener and the admin listener):",
+        f"  request head: within {server.header_timeout_s:g} s, at most "
+        f"{server.max_header_bytes} bytes and {server.max_headers} header fields",
+        f"  request body: within {server.body_timeout_s:g} s, at most "
+        f"{server.max_body_bytes} bytes",
+        f"  idle keep-alive connection: closed after {server.idle_timeout_s:g} s",
+        f"  open connections: at most {server.max_connections} per listener (503 beyond)",
+        f"  shutdown: in-flight requests get {server.shutdown_grace_s:g} s",
+    ]
+
+
 def key_report(key: KeyConfig) -> list[str]:
     desc = describe(key.compile_policy())
     allowed = [[r.methods, r.path, r.condition or "-", r.origin] for r in desc.allow]
@@ -74,7 +138,8 @@ def key_report(key: KeyConfig) -> list[str]:
     ]
     return [
         f"key {key.name}",
-        f"  listen: {key.listen}",
+        _listen_line(key),
+        *_admission_lines(key),
         f"  source: {describe_source(key)}",
         "  may call:",
         *table(("METHODS", "PATH", "CONDITION", "RULE"), allowed),
@@ -92,7 +157,17 @@ def key_report(key: KeyConfig) -> list[str]:
 
 
 def render_config_report(config: Config) -> str:
-    lines = [f"config OK: {len(config.keys)} key(s); admin on {config.admin.listen}"]
+    admin = config.admin
+    metrics = (
+        f"/metrics needs a bearer token (the file {admin.metrics_token_file})"
+        if admin.metrics_token_file is not None
+        else "/metrics open (no admin.metrics_token_file)"
+    )
+    lines = [
+        f"config OK: {len(config.keys)} key(s); admin on {admin.listen}",
+        f"admin: {metrics}",
+        *server_lines(config.server),
+    ]
     for key in config.keys:
         lines += ["", *key_report(key)]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ def frame_audit_fields(record: FrameRecord) -> dict[str, Any]:
         "label": record.label,
         "guard": record.guard,
         "version": record.version,
+        "client_cert": record.client_cert,
     }
 
 

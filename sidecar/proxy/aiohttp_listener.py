@@ -111,7 +111,9 @@ def head_refusal(request: web.BaseRequest, max_header_bytes: int | None) -> Side
 
 
 def _refused(key: KeyRuntime, request: web.Request, exc: SidecarError) -> web.Response:
-    record = new_record(key, request.method, request.raw_path)
+    record = new_record(
+        key, request.method, request.raw_path, peer_from_transport(request.transport)
+    )
     record.label = exc.label
     response = error_response(exc)
     response.close = response.close or isinstance(exc, VersionNotSupported | HeadersTooLarge)

@@ -214,9 +214,8 @@ class BotConnection(asyncio.Protocol):
             # The bot went away mid-body: nothing was signed or sent; audited like a refusal.
             runtime = self.server.runtime
             gone = ClientDisconnected("the client closed the connection mid-body")
-            record = _new_record(
-                runtime, self.parser.get_method().decode("ascii"), self.url.decode("latin-1")
-            )
+            method = self.parser.get_method().decode("ascii")
+            record = _new_record(runtime, method, self.url.decode("latin-1"), self.peer)
             record.label = gone.label
             finish(runtime, record, gone.status)
 
@@ -383,26 +382,31 @@ class BotConnection(asyncio.Protocol):
             self.worker = None
 
     def _refuse(self, error: SidecarError) -> None:
-        """Answer a request the listener itself refuses, after any queued answers, and close."""
+        """Answer a request the listener itself refuses, after any queued answers, and close.
+        Its audit line is written with its answer, so audit lines follow the answers' order."""
         self.refused = True
         runtime = self.server.runtime
+        record = None
         if self.url:  # the request line was read: record the refusal like any other answer
             method = self.parser.get_method().decode("ascii")
-            record = _new_record(runtime, method, self.url.decode("latin-1"))
+            record = _new_record(runtime, method, self.url.decode("latin-1"), self.peer)
             record.label = error.label
-            finish(runtime, record, error.status)
-        else:  # refused before a request line (a stalled or unparsable head): still audited
-            refuse_outside_request(runtime, error)
         self.phase = BUSY
         self.deadline = 0.0
-        if self.worker is None:
+
+        def answer(_: object = None) -> None:
+            if record is not None:
+                finish(runtime, record, error.status)
+            else:  # refused before a request line (a stalled or unparsable head): still audited
+                refuse_outside_request(runtime, error)
             self._write_error(error, keep_alive=False)
             self.close()
+
+        if self.worker is None:
+            answer()
         else:  # answer in order: after the queued requests
             self.queue.clear()
-            worker = self.worker
-            worker.add_done_callback(lambda _: self._write_error(error, keep_alive=False))
-            worker.add_done_callback(lambda _: self.close())
+            self.worker.add_done_callback(answer)
 
     def _write_error(self, error: SidecarError, *, keep_alive: bool) -> None:
         if self.transport is not None:

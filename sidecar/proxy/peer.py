@@ -19,14 +19,15 @@ _UCRED = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;} 
 class Peer:
     """The connection a request came on. ``local_host``/``local_port`` are the address the
     client connected to (None on a unix socket); ``uid``/``gid``/``pid`` come from SO_PEERCRED
-    on a unix socket; ``client_cert_subject`` is the verified TLS client certificate's subject."""
+    on a unix socket; ``client_cert`` is the common name (CN) of the verified TLS client
+    certificate (mTLS), for the audit line: a name, never the certificate."""
 
     unix: bool = False
     local_host: str | None = None
     local_port: int | None = None
     remote: str | None = None
     tls: bool = False
-    client_cert_subject: str | None = None
+    client_cert: str | None = None
     pid: int | None = None
     uid: int | None = None
     gid: int | None = None
@@ -49,11 +50,20 @@ def peer_credentials(sock: Any) -> tuple[int, int, int] | None:
     return pid, uid, gid
 
 
-def _subject(cert: dict[str, Any] | None) -> str | None:
+CN_MAX_CHARS = 64  # X.509's upper bound for a common name (ub-common-name)
+
+
+def common_name(cert: dict[str, Any] | None) -> str | None:
+    """The subject CN of a peer certificate as ``SSLObject.getpeercert()`` gives it, made safe
+    for a log line: at most :data:`CN_MAX_CHARS`, characters that do not print replaced."""
     if not cert:
         return None
-    parts = [f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn]
-    return ",".join(parts) or None
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName" and isinstance(value, str):
+                cn = value[:CN_MAX_CHARS]
+                return "".join(c if c.isprintable() else "?" for c in cn)
+    return None
 
 
 def peer_from_transport(transport: Any) -> Peer:
@@ -63,12 +73,12 @@ def peer_from_transport(transport: Any) -> Peer:
     sock = transport.get_extra_info("socket")
     ssl_object = transport.get_extra_info("ssl_object")
     tls = ssl_object is not None
-    subject = _subject(ssl_object.getpeercert()) if tls else None
+    cn = common_name(ssl_object.getpeercert()) if tls else None
     family = getattr(sock, "family", None)
     if family == getattr(socket, "AF_UNIX", None):
         creds = peer_credentials(sock) if sock is not None else None
         pid, uid, gid = creds if creds is not None else (None, None, None)
-        return Peer(unix=True, tls=tls, client_cert_subject=subject, pid=pid, uid=uid, gid=gid)
+        return Peer(unix=True, tls=tls, client_cert=cn, pid=pid, uid=uid, gid=gid)
     local = transport.get_extra_info("sockname")
     remote = transport.get_extra_info("peername")
     local_host, local_port = (local[0], local[1]) if isinstance(local, tuple) else (None, None)
@@ -78,5 +88,5 @@ def peer_from_transport(transport: Any) -> Peer:
         local_port=local_port,
         remote=f"{remote[0]}:{remote[1]}" if isinstance(remote, tuple) else None,
         tls=tls,
-        client_cert_subject=subject,
+        client_cert=cn,
     )

@@ -165,16 +165,20 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     return BotResponse(upstream.status, relay_headers(upstream.headers), upstream.body)
 
 
-def new_record(key: KeyRuntime, method: str, target: str) -> RequestRecord:
+def new_record(
+    key: KeyRuntime, method: str, target: str, peer: Peer = UNKNOWN_PEER
+) -> RequestRecord:
     raw_path, _, raw_query = target.partition("?")
-    return RequestRecord(key.name, method, raw_path, len(raw_query))
+    record = RequestRecord(key.name, method, raw_path, len(raw_query))
+    record.client_cert = peer.client_cert
+    return record
 
 
 async def respond(key: KeyRuntime, request: BotRequest) -> tuple[BotResponse, RequestRecord]:
     """The whole request, forwarded or refused with a SIDECAR_* answer, and its still open
     record: the caller sends the response, then hands the record to :func:`finish`. A listener
     that writes first keeps the observers' time (the audit line) out of the bot's latency."""
-    record = new_record(key, request.method, request.target)
+    record = new_record(key, request.method, request.target, request.peer)
     try:
         response = await forward(key, request, record)
     except SidecarError as exc:

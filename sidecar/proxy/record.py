@@ -33,6 +33,7 @@ class RequestRecord:
     version: str | None = None
     guard: str | None = None  # the trading guard that refused the request (sidecar.policy.guards)
     rate_group: str | None = None  # the rate budget group the request counted against
+    client_cert: str | None = None  # the bot's TLS client certificate CN (mTLS listeners)
 
     def finish(self, status: int) -> None:
         self.status = status

@@ -12,9 +12,19 @@ aiohttp gives knobs for some limits (``keepalive_timeout``, ``max_line_size``,
 
 The connection cap and accept() errors are :mod:`sidecar.runtime.sites`.
 
-Where no public hook exists this reads two attributes of aiohttp's ``RequestHandler``:
-``_request_count`` (requests parsed on the connection) and ``_waiter`` (set while the handler
-waits for the next request): they tell a request head apart from a request body.
+A request head pipelined behind a request still being handled gets the same deadline and cap
+from its first byte; its refusal is written only once the answers to the requests before it have
+been (HTTP/1.1 answers go in order), then the connection closes. One case is not covered: the
+first bytes of a next head that arrive in the same read as the end of the previous request (the
+parser keeps them inside llhttp, out of reach); the head timer starts with its next bytes, and a
+head that never sends any is closed by ``idle_timeout_s`` instead.
+
+Where no public hook exists this reads attributes of aiohttp's ``RequestHandler`` (all present
+from 3.14, the floor): ``_request_count`` and ``_messages`` (requests parsed on the connection,
+and those queued behind the one being handled), ``_request_in_progress``, ``_waiter`` (set while
+the handler waits for the next request), ``_upgraded`` and ``_payload_parser`` (the connection
+was upgraded, e.g. a WebSocket): with the body stream of the last parsed request they tell a
+request head apart from a request body.
 """
 
 from __future__ import annotations
@@ -106,14 +116,28 @@ class GuardedHandler(web.RequestHandler):
         self._on_lost = on_lost
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._last_payload: Any = None  # the body stream of the last request parsed
+        self._deferred: SidecarError | None = None  # a refusal waiting for earlier answers
 
     # -- the head deadline and size cap -------------------------------------------------------
     def _between_requests(self) -> bool:
         waiter = self._waiter
         return (waiter is not None and not waiter.done()) or self._request_count == 0
 
+    def _awaiting_head(self) -> bool:
+        """The next bytes start a request head: the connection is idle, or the last request's
+        body is complete (a pipelined head while that request is still handled)."""
+        if self._upgraded or self._payload_parser is not None:
+            return False  # a WebSocket (or another upgrade): its bytes are not HTTP heads
+        if self._between_requests():
+            return True
+        last = self._last_payload
+        return last is not None and last.is_eof()
+
     def data_received(self, data: bytes) -> None:
-        in_head = self._head_timer is not None or self._between_requests()
+        if self._deferred is not None:
+            return  # refused already: the answer goes out after the earlier ones, then close
+        in_head = self._head_timer is not None or self._awaiting_head()
         before = self._request_count
         if in_head and self._head_timer is None:
             self._head_bytes = 0
@@ -121,6 +145,8 @@ class GuardedHandler(web.RequestHandler):
                 self._limits.header_timeout_s, self._head_timed_out
             )
         super().data_received(data)
+        if self._request_count != before and self._messages:
+            self._last_payload = self._messages[-1][1]
         if not in_head:
             return
         if self._request_count != before:  # the head is complete (and possibly more)
@@ -146,13 +172,32 @@ class GuardedHandler(web.RequestHandler):
         )
 
     def _refuse_raw(self, exc: SidecarError) -> None:
-        """Answer outside any request (the head never completed) and close."""
+        """Refuse a head that never completed: now if the connection is idle, else once the
+        requests before it have been answered (:meth:`finish_response`)."""
         self._stop_head_timer()
+        if self._request_in_progress or self._messages:
+            self._deferred = exc
+        else:
+            self._answer_and_close(exc)
+
+    def _answer_and_close(self, exc: SidecarError) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(raw_response(exc))
         report(self._refuse, exc)
         self.force_close()
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        resp, reset = await super().finish_response(request, resp, start_time)
+        exc = self._deferred
+        if exc is not None and not self._messages:  # the last answer before the refused head
+            self._deferred = None
+            if not reset and resp.keep_alive:
+                self._answer_and_close(exc)
+            # else the connection closes anyway, and the unfinished head with it
+        return resp, reset
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()

@@ -2,8 +2,8 @@
 mid-answer, answers late or answers 5xx; a bot that goes away mid-request; a secret file replaced
 atomically and non-atomically while requests flow.
 
-Vault killed during a refresh is covered by tests/test_vault_outage.py (a stopped, then sealed
-Vault: the held pair keeps serving, the key refills when Vault is back).
+Vault killed (SIGKILL) with a refresh in flight, bots sending all along, is
+tests/reliability/test_vault_kill.py; a stopped, then sealed Vault is tests/test_vault_outage.py.
 """
 
 from __future__ import annotations

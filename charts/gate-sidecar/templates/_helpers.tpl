@@ -44,7 +44,9 @@ depending on this chart and passing the subchart's own context, `(index .Subchar
       {{- include "gate-sidecar.volumes" (index .Subcharts "gate-sidecar") | nindent 8 }}
 
 The container runs as UID/GID 10001 and reads its token and key files through the group: keep the
-pod's securityContext.fsGroup at 10001 (as this chart's podSecurityContext does).
+pod's securityContext.fsGroup at 10001 (as this chart's podSecurityContext does). A key with
+socket: true listens in the volume gate-sidecar-sockets: mount it into your bot too, read-only, at
+/var/run/gate-sidecar/sockets.
 Everything else below is private to this chart and may change.
 */}}
 
@@ -119,13 +121,20 @@ app.kubernetes.io/component: bot
 {{- define "gate-sidecar.vaultTokenDir" -}}/var/run/secrets/gate-sidecar/vault{{- end }}
 {{- define "gate-sidecar.vaultCADir" -}}/var/run/secrets/gate-sidecar/vault-ca{{- end }}
 {{- define "gate-sidecar.keysDir" -}}/var/run/secrets/gate-sidecar/keys{{- end }}
+{{- define "gate-sidecar.clientAuthDir" -}}/var/run/secrets/gate-sidecar/client-auth{{- end }}
+{{- define "gate-sidecar.metricsTokenDir" -}}/var/run/secrets/gate-sidecar/metrics{{- end }}
+{{- define "gate-sidecar.socketsDir" -}}/var/run/gate-sidecar/sockets{{- end }}
 
 {{/* ---------------------------------------------------------------- admin listener */}}
 
+{{/* "true" when an address (a string) is loopback, as the sidecar decides it. */}}
+{{- define "gate-sidecar.isLoopback" -}}
+{{- if or (hasPrefix "127." .) (eq . "::1") (eq . "localhost") }}true{{ end }}
+{{- end }}
+
 {{/* "true" when the admin listener stays on loopback (then the probes are exec probes). */}}
 {{- define "gate-sidecar.adminIsLoopback" -}}
-{{- $a := .Values.sidecar.admin.address }}
-{{- if or (hasPrefix "127." $a) (eq $a "::1") (eq $a "localhost") }}true{{ end }}
+{{- include "gate-sidecar.isLoopback" .Values.sidecar.admin.address }}
 {{- end }}
 
 {{/* host:port, with [brackets] around an IPv6 host. */}}
@@ -155,6 +164,118 @@ httpGet:
 {{- end }}
 {{- end }}
 
+{{/* ---------------------------------------------------------------- key listeners */}}
+
+{{/* A key's TCP address: its address value, or 127.0.0.1. */}}
+{{- define "gate-sidecar.keyAddress" -}}
+{{- default "127.0.0.1" .address }}
+{{- end }}
+
+{{/* A key's listen value: unix:<socketsDir>/<name>.sock, or host:port ([v6]:port). */}}
+{{- define "gate-sidecar.keyListen" -}}
+{{- if .key.socket }}
+{{- printf "unix:%s/%s.sock" (include "gate-sidecar.socketsDir" .ctx) .key.name }}
+{{- else }}
+{{- $a := include "gate-sidecar.keyAddress" .key }}
+{{- if contains ":" $a }}[{{ $a }}]{{ else }}{{ $a }}{{ end }}:{{ int .key.port }}
+{{- end }}
+{{- end }}
+
+{{/* Where the bot reaches a TCP key: the loopback form of a wildcard address, else the address. */}}
+{{- define "gate-sidecar.keyURL" -}}
+{{- $a := include "gate-sidecar.keyAddress" . }}
+{{- $host := $a }}
+{{- if eq $a "0.0.0.0" }}{{ $host = "127.0.0.1" }}{{ else if eq $a "::" }}{{ $host = "::1" }}{{ end }}
+{{- $scheme := ternary "https" "http" (and (hasKey . "client_auth") (hasKey (default dict .client_auth) "tls")) }}
+{{- if contains ":" $host }}{{ $host = printf "[%s]" $host }}{{ end }}
+{{- printf "%s://%s:%d" $scheme $host (int .port) }}
+{{- end }}
+
+{{/* The environment variable suffix of a key: upper case, - as _. */}}
+{{- define "gate-sidecar.keyEnv" -}}
+{{- .name | upper | replace "-" "_" }}
+{{- end }}
+
+{{/* "true" when a key's client_auth holds a token or a client CA (safe beyond loopback). */}}
+{{- define "gate-sidecar.keyAuthenticates" -}}
+{{- $auth := default dict .client_auth }}
+{{- $ca := dict }}
+{{- with $auth.tls }}{{ $ca = default dict .clientCA }}{{ end }}
+{{- if or $auth.tokenSecret $ca.configMapName $ca.secretName }}true{{ end }}
+{{- end }}
+
+{{/* The config file's client_auth for a key, file paths where the chart mounts its Secrets. */}}
+{{- define "gate-sidecar.clientAuthConfig" -}}
+{{- $auth := default dict .key.client_auth }}
+{{- $dir := printf "%s/%s" (include "gate-sidecar.clientAuthDir" .ctx) .key.name }}
+{{- $out := pick $auth "peer_uids" "peer_gids" }}
+{{- if $auth.tokenSecret }}
+{{- $_ := set $out "token_file" (printf "%s/token" $dir) }}
+{{- end }}
+{{- with $auth.tls }}
+{{- $tls := dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) }}
+{{- $ca := default dict .clientCA }}
+{{- if or $ca.configMapName $ca.secretName }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/client-ca.crt" $dir) }}
+{{- end }}
+{{- $_ := set $out "tls" $tls }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+Headers the sidecar never forwards, so never accepts in forward_headers (sidecar/gate/headers.py:
+NEVER_FORWARDED and HOP_BY_HOP, plus every x-forwarded-*); tests/test_helm.py holds the two lists
+equal.
+*/}}
+{{- define "gate-sidecar.unforwardable" -}}
+key sign timestamp authorization cookie x-sidecar-token forwarded x-real-ip x-forwarded-for x-forwarded-host x-forwarded-proto connection keep-alive proxy-authenticate proxy-authorization proxy-connection te trailer transfer-encoding upgrade host content-length expect
+{{- end }}
+
+{{/* Problems in one key's listener and client_auth: (dict "ctx" . "key" $key "where" "keys[0]"). */}}
+{{- define "gate-sidecar.validateKey" -}}
+{{- $key := .key }}
+{{- $where := .where }}
+{{- $auth := default dict $key.client_auth }}
+{{- if $key.socket }}
+{{- if hasKey $key "port" }}
+{{- fail (printf "%s: set port (a TCP listener) or socket: true (a unix socket), not both" $where) }}
+{{- end }}
+{{- if $key.address }}
+{{- fail (printf "%s.address: only for a TCP listener, and this key has socket: true" $where) }}
+{{- end }}
+{{- else }}
+{{- if not (hasKey $key "port") }}
+{{- fail (printf "%s.port: required (or socket: true for a unix socket)" $where) }}
+{{- end }}
+{{- $address := include "gate-sidecar.keyAddress" $key }}
+{{- if and (not (include "gate-sidecar.isLoopback" $address)) (not (include "gate-sidecar.keyAuthenticates" $key)) }}
+{{- fail (printf "%s.client_auth: address %s lets other pods reach the key; set client_auth.tokenSecret, or client_auth.tls with a clientCA (mTLS): the sidecar refuses to start otherwise" $where $address) }}
+{{- end }}
+{{- range $name := list "peer_uids" "peer_gids" }}
+{{- if hasKey $auth $name }}
+{{- fail (printf "%s.client_auth.%s: only applies to a unix socket (set socket: true instead of port)" $where $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $auth.tls }}
+{{- $ca := default dict .clientCA }}
+{{- if and $ca.configMapName $ca.secretName }}
+{{- fail (printf "%s.client_auth.tls.clientCA: set configMapName or secretName, not both" $where) }}
+{{- end }}
+{{- if and (hasKey . "clientCA") (not (or $ca.configMapName $ca.secretName)) }}
+{{- fail (printf "%s.client_auth.tls.clientCA: set configMapName or secretName" $where) }}
+{{- end }}
+{{- end }}
+{{- $never := splitList " " (include "gate-sidecar.unforwardable" .ctx) }}
+{{- range $j, $header := default list $key.forward_headers }}
+{{- $lower := lower $header }}
+{{- if or (has $lower $never) (hasPrefix "x-forwarded-" $lower) }}
+{{- fail (printf "%s.forward_headers[%d]: %q is a credential, forwarding or hop-by-hop header: the sidecar never forwards it" $where $j $header) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* ---------------------------------------------------------------- checks */}}
 
 {{/* Problems the schema cannot express; fails the render with a message naming the value. */}}
@@ -180,11 +301,14 @@ httpGet:
 {{- fail (printf "%s.name: duplicate key name %q (also %s)" $where $key.name (get $names $key.name)) }}
 {{- end }}
 {{- $_ := set $names $key.name $where }}
+{{- include "gate-sidecar.validateKey" (dict "ctx" $ "key" $key "where" $where) }}
+{{- if hasKey $key "port" }}
 {{- $port := toString (int $key.port) }}
 {{- if hasKey $ports $port }}
 {{- fail (printf "%s.port: %s is already used by %s" $where $port (get $ports $port)) }}
 {{- end }}
 {{- $_ := set $ports $port (printf "%s.port" $where) }}
+{{- end }}
 {{- if and (or (hasKey $key.source "vault") (hasKey $key.source "vault_transit")) (not $v.vault.enabled) }}
 {{- fail (printf "%s.source: a Vault source needs vault.enabled=true" $where) }}
 {{- end }}
@@ -205,7 +329,11 @@ listeners are always 127.0.0.1:<port>: only containers of this pod can reach the
 {{- $_ := set $cfg $section (deepCopy .) }}
 {{- end }}
 {{- end }}
-{{- $_ := set $cfg "admin" (dict "listen" (include "gate-sidecar.adminListen" .) "allow_remote" (not (include "gate-sidecar.adminIsLoopback" .))) }}
+{{- $admin := dict "listen" (include "gate-sidecar.adminListen" .) "allow_remote" (not (include "gate-sidecar.adminIsLoopback" .)) }}
+{{- if $v.sidecar.admin.metricsToken.secretName }}
+{{- $_ := set $admin "metrics_token_file" (printf "%s/token" (include "gate-sidecar.metricsTokenDir" .)) }}
+{{- end }}
+{{- $_ := set $cfg "admin" $admin }}
 {{- if $v.vault.enabled }}
 {{- $auth := dict "method" "kubernetes" "role" $v.vault.role "mount" $v.vault.authMount "jwt_file" (printf "%s/token" (include "gate-sidecar.vaultTokenDir" .)) }}
 {{- $vault := dict "address" $v.vault.address "refresh_interval_s" $v.vault.refreshIntervalSeconds "timeout_s" $v.vault.timeoutSeconds "auth" $auth }}
@@ -219,8 +347,15 @@ listeners are always 127.0.0.1:<port>: only containers of this pod can reach the
 {{- end }}
 {{- $keys := list }}
 {{- range $key := $v.keys }}
-{{- $out := omit $key "port" "source" }}
-{{- $_ := set $out "listen" (printf "127.0.0.1:%d" (int $key.port)) }}
+{{- $out := omit $key "port" "address" "socket" "source" "client_auth" }}
+{{- $_ := set $out "listen" (include "gate-sidecar.keyListen" (dict "ctx" $ "key" $key)) }}
+{{- if not (or $key.socket (include "gate-sidecar.isLoopback" (include "gate-sidecar.keyAddress" $key))) }}
+{{- $_ := set $out "allow_remote" true }}
+{{- end }}
+{{- $auth := include "gate-sidecar.clientAuthConfig" (dict "ctx" $ "key" $key) | fromJson }}
+{{- if $auth }}
+{{- $_ := set $out "client_auth" $auth }}
+{{- end }}
 {{- with $key.source.kubernetesSecret }}
 {{- $file := dict "path" (printf "%s/%s/credentials" (include "gate-sidecar.keysDir" $) $key.name) }}
 {{- with .poll_interval_s }}
@@ -309,6 +444,20 @@ data:
       mountPath: {{ include "gate-sidecar.keysDir" $ }}/{{ $key.name }}
       readOnly: true
     {{- end }}
+    {{- if include "gate-sidecar.keyHasAuthFiles" $key }}
+    - name: gate-sidecar-auth-{{ $i }}
+      mountPath: {{ include "gate-sidecar.clientAuthDir" $ }}/{{ $key.name }}
+      readOnly: true
+    {{- end }}
+    {{- end }}
+    {{- if .Values.sidecar.admin.metricsToken.secretName }}
+    - name: gate-sidecar-metrics-token
+      mountPath: {{ include "gate-sidecar.metricsTokenDir" . }}
+      readOnly: true
+    {{- end }}
+    {{- if include "gate-sidecar.hasSockets" . }}
+    - name: gate-sidecar-sockets
+      mountPath: {{ include "gate-sidecar.socketsDir" . }}
     {{- end }}
     {{- with $s.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
@@ -365,7 +514,67 @@ data:
       - key: {{ default "credentials" .key }}
         path: credentials
 {{- end }}
+{{- if include "gate-sidecar.keyHasAuthFiles" $key }}
+{{- $auth := $key.client_auth }}
+# The key's client token, TLS certificate and key, client CA: read-only, this container only.
+- name: gate-sidecar-auth-{{ $i }}
+  projected:
+    defaultMode: 0440
+    sources:
+      {{- with $auth.tokenSecret }}
+      - secret:
+          name: {{ .name }}
+          items:
+            - key: {{ default "token" .key }}
+              path: token
+      {{- end }}
+      {{- with $auth.tls }}
+      - secret:
+          name: {{ .secretName }}
+          items:
+            - key: {{ default "tls.crt" .certKey }}
+              path: tls.crt
+            - key: {{ default "tls.key" .keyKey }}
+              path: tls.key
+      {{- with .clientCA }}
+      - {{ if .configMapName }}configMap{{ else }}secret{{ end }}:
+          name: {{ default .secretName .configMapName }}
+          items:
+            - key: {{ default "ca.crt" .key }}
+              path: client-ca.crt
+      {{- end }}
+      {{- end }}
 {{- end }}
+{{- end }}
+{{- with .Values.sidecar.admin.metricsToken }}
+{{- if .secretName }}
+- name: gate-sidecar-metrics-token
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ default "token" .key }}
+        path: token
+{{- end }}
+{{- end }}
+{{- if include "gate-sidecar.hasSockets" . }}
+# The keys' unix sockets: written by the sidecar, connected to by the bot.
+- name: gate-sidecar-sockets
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end }}
+{{- end }}
+
+{{/* "true" when a key's client_auth has files to mount (a token, a TLS certificate). */}}
+{{- define "gate-sidecar.keyHasAuthFiles" -}}
+{{- $auth := default dict .client_auth }}
+{{- if or $auth.tokenSecret $auth.tls }}true{{ end }}
+{{- end }}
+
+{{/* "true" when a key listens on a unix socket. */}}
+{{- define "gate-sidecar.hasSockets" -}}
+{{- range .Values.keys }}{{ if .socket }}true{{ end }}{{ end }}
 {{- end }}
 
 {{/* ---------------------------------------------------------------- the bot pod */}}
@@ -386,11 +595,17 @@ data:
   {{- if or $b.injectSidecarEnv $b.env }}
   env:
     {{- if $b.injectSidecarEnv }}
-    - name: GATE_SIDECAR_URL
-      value: {{ printf "http://127.0.0.1:%d" (int (first .Values.keys).port) | quote }}
-    {{- range .Values.keys }}
-    - name: {{ printf "GATE_SIDECAR_URL_%s" (.name | upper | replace "-" "_") }}
-      value: {{ printf "http://127.0.0.1:%d" (int .port) | quote }}
+    {{- range $i, $key := .Values.keys }}
+    {{- $suffixes := ternary (list "" (printf "_%s" (include "gate-sidecar.keyEnv" $key))) (list (printf "_%s" (include "gate-sidecar.keyEnv" $key))) (eq $i 0) }}
+    {{- range $suffix := $suffixes }}
+    {{- if $key.socket }}
+    - name: GATE_SIDECAR_SOCKET{{ $suffix }}
+      value: {{ printf "%s/%s.sock" (include "gate-sidecar.socketsDir" $) $key.name | quote }}
+    {{- else }}
+    - name: GATE_SIDECAR_URL{{ $suffix }}
+      value: {{ include "gate-sidecar.keyURL" $key | quote }}
+    {{- end }}
+    {{- end }}
     {{- end }}
     {{- end }}
     {{- with $b.env }}
@@ -424,6 +639,12 @@ data:
   volumeMounts:
     - name: bot-tmp
       mountPath: /tmp
+    {{- if include "gate-sidecar.hasSockets" . }}
+    # Connecting to a unix socket needs no write access to its directory.
+    - name: gate-sidecar-sockets
+      mountPath: {{ include "gate-sidecar.socketsDir" . }}
+      readOnly: true
+    {{- end }}
     {{- with $b.volumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

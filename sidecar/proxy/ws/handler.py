@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sidecar.errors import BadRequest, NotFound, TooManyConnections
 from sidecar.gate.ws_paths import ws_endpoint
+from sidecar.proxy.peer import peer_from_transport
 from sidecar.proxy.ws.frames import WsKey
 from sidecar.proxy.ws.runtime import WsRuntime
 from sidecar.proxy.ws.session import Session
@@ -49,7 +50,8 @@ async def serve_ws(request: web.Request, key: WsKey, ws: WsRuntime) -> web.Strea
             await upstream.close()
             raise
         ws.stats.accepted += 1
-        session = Session(key, ws, endpoint, bot, upstream, headers)
+        cert = peer_from_transport(request.transport).client_cert
+        session = Session(key, ws, endpoint, bot, upstream, headers, cert)
         ws.sessions.add(session)
         try:
             await session.run()

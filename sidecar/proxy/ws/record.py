@@ -28,6 +28,7 @@ class FrameRecord:
     guard: str | None = None  # the trading guard that refused the frame
     version: str | None = None  # the secret version a signed frame was signed with
     session: int = 0  # the bot connection's number, to follow one session in the log
+    client_cert: str | None = None  # the bot's TLS client certificate CN (mTLS listeners)
 
 
 FrameObserver = Callable[[FrameRecord], None]

@@ -57,8 +57,10 @@ class Session:
         bot: web.WebSocketResponse,
         first: aiohttp.ClientWebSocketResponse,
         headers: dict[str, str],
+        client_cert: str | None = None,
     ) -> None:
         self.key, self.ws, self.endpoint, self.bot = key, ws, endpoint, bot
+        self.client_cert = client_cert  # the bot's certificate CN (mTLS), for the audit line
         self.headers = headers  # for the upstream connections of a resume
         self.number = ws.next_number()
         self.live = Leg(first, Mode.LIVE)
@@ -192,6 +194,7 @@ class Session:
     def observe(self, record: FrameRecord | None) -> None:
         if record is None:
             return
+        record.client_cert = self.client_cert
         for observer in self.ws.observers:
             try:
                 observer(record)
