@@ -130,7 +130,8 @@ class Guards:
         if shape is None:
             return None
         try:
-            return read_call(shape, channel, path_params={}, doc=req_param, settle=settle)
+            # A spot connection has no settle ("" in its endpoint): no settle guard applies.
+            return read_call(shape, channel, path_params={}, doc=req_param, settle=settle or None)
         except Unreadable as exc:
             return Refusal("order_shape", f"{channel}: {exc}")
 

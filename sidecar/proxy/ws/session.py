@@ -23,7 +23,7 @@ from sidecar.credentials.watch import SWAPPED
 from sidecar.errors import BadRequest
 from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import encode_json
-from sidecar.policy.ws_channels import Kind
+from sidecar.policy.ws_channels import LOGIN_CHANNELS, Kind
 from sidecar.proxy.ws.frames import Outcome, WsKey, error_frame, process
 from sidecar.proxy.ws.leg import Leg, Mode, parse_object
 from sidecar.proxy.ws.record import FrameRecord
@@ -36,7 +36,6 @@ CLOSE_ROTATED = 4001  # on_rotation: close
 CLOSE_REVOKED = 4003  # the key's secret was revoked (or a reload left it without one)
 ROTATED_REASON = "key rotated, reconnect"
 REVOKED_REASON = "key revoked"
-LOGIN_CHANNELS = frozenset({"spot.login", "futures.login"})
 # Codes an endpoint may put in a close frame (RFC 6455 7.4); others (1005, 1006, 1015: "no code",
 # "abnormal") describe a connection that ended without one and become 1011 towards the bot.
 _SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
