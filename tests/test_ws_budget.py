@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 
+from sidecar.gate.ratelimits import ws_rate_headers
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import scrape
 from tests.fixtures_sidecar import env_key, make_config, running_sidecar
@@ -33,9 +35,10 @@ def answers(req_id: str) -> Any:
 
 @contextlib.asynccontextmanager
 async def budgeted(
-    exchange: RunningExchange, policy: str, overrides: list[dict[str, Any]], **extra: Any
+    exchange: RunningExchange, policy: str, overrides: list[dict[str, Any]] | None, **extra: Any
 ) -> AsyncIterator[WsBench]:
-    rate_limit = {"gate_defaults": False, "overrides": overrides}
+    """A key whose budget is ``overrides`` alone (None: Gate's defaults)."""
+    rate_limit = {} if overrides is None else {"gate_defaults": False, "overrides": overrides}
     entry, environ, api_key, secret = env_key("bot", policy, rate_limit=rate_limit, **extra)
     exchange.state.add_key(api_key, secret)
     config = make_config(exchange.url, [entry], upstream={"ws": ws_upstream(exchange)})
@@ -135,3 +138,44 @@ async def test_a_spot_websocket_order_passes_a_settle_guard(exchange: RunningExc
         await ws.send_str(api("spot.order_place", order, "s-1"))
         placed = await recv_json(ws, answers("s-1"))
     assert placed["header"]["status"] == "200", placed  # a spot connection has no settle
+
+
+WS_ANSWERS = [
+    ({"header": {"x_gate_ratelimit_requests_remain": 9, "x_gate_ratelimit_limit": 10,
+                 "x_gat_ratelimit_reset_timestamp": 1736408263764}},
+     [("X-Gate-RateLimit-Requests-Remain", "9"),
+      ("X-Gate-RateLimit-Reset-Timestamp", "1736408263764")]),
+    ({"header": {"x_gate_ratelimit_limit": 10, "x_gate_ratelimit_reset_timestamp": 5}},
+     [("X-Gate-RateLimit-Requests-Remain", "0"), ("X-Gate-RateLimit-Reset-Timestamp", "5")]),
+    ({"header": {"status": "200", "channel": "spot.login"}}, None),
+    ({"header": "nonsense"}, None),
+    ("not an object", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "headers"), WS_ANSWERS)
+def test_gates_count_in_a_websocket_answer_reads_as_its_rest_headers(
+    answer: object, headers: list[tuple[str, str]] | None
+) -> None:
+    # Gate hides a count of 0: a cap without a count means none remain.
+    assert ws_rate_headers(answer) == headers
+
+
+async def test_gates_count_in_websocket_answers_tightens_the_budget(
+    exchange: RunningExchange,
+) -> None:
+    exchange.state.rates.limit = 2  # the exchange reports 2 per 10 s for each channel
+    async with budgeted(exchange, "futures-only", None) as wb:
+        mark = wb.mark()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(wb.ws_url("bot", "/v4/ws/usdt")) as ws,
+        ):
+            statuses = []
+            for n in range(4):
+                await ws.send_str(api("futures.order_place", ORDER, f"t-{n}"))
+                statuses.append((await recv_json(ws, answers(f"t-{n}")))["header"]["status"])
+    # Gate's defaults allow 100 a second; after Gate said none remain, the sidecar holds the
+    # bucket until Gate's reset instead of sending what Gate would refuse.
+    assert statuses == ["200", "200", "429", "429"]
+    assert [json.loads(f.text)["payload"]["req_id"] for f in wb.frames(mark)] == ["t-0", "t-1"]
