@@ -119,6 +119,7 @@ app.kubernetes.io/component: bot
 {{- define "gate-sidecar.vaultTokenDir" -}}/var/run/secrets/gate-sidecar/vault{{- end }}
 {{- define "gate-sidecar.vaultCADir" -}}/var/run/secrets/gate-sidecar/vault-ca{{- end }}
 {{- define "gate-sidecar.keysDir" -}}/var/run/secrets/gate-sidecar/keys{{- end }}
+{{- define "gate-sidecar.redisAuthDir" -}}/var/run/secrets/gate-sidecar/redis{{- end }}
 
 {{/* ---------------------------------------------------------------- admin listener */}}
 
@@ -230,6 +231,17 @@ listeners are always 127.0.0.1:<port>: only containers of this pod can reach the
 {{- else }}
 {{- $_ := set $out "source" (deepCopy $key.source) }}
 {{- end }}
+{{- /* A shared budget's Redis credentials: the files of redis.auth's Secret, unless set. */}}
+{{- if and $key.rate_limit $v.redis.auth.secretName }}
+{{- $rl := deepCopy $key.rate_limit }}
+{{- if and $rl.shared (not $rl.shared_password_file) }}
+{{- $_ := set $rl "shared_password_file" (printf "%s/password" (include "gate-sidecar.redisAuthDir" $)) }}
+{{- if $v.redis.auth.usernameKey }}
+{{- $_ := set $rl "shared_username_file" (printf "%s/username" (include "gate-sidecar.redisAuthDir" $)) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $out "rate_limit" $rl }}
+{{- end }}
 {{- $keys = append $keys $out }}
 {{- end }}
 {{- $_ := set $cfg "keys" $keys }}
@@ -310,6 +322,11 @@ data:
       readOnly: true
     {{- end }}
     {{- end }}
+    {{- if .Values.redis.auth.secretName }}
+    - name: gate-sidecar-redis-auth
+      mountPath: {{ include "gate-sidecar.redisAuthDir" . }}
+      readOnly: true
+    {{- end }}
     {{- with $s.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -364,6 +381,21 @@ data:
     items:
       - key: {{ default "credentials" .key }}
         path: credentials
+{{- end }}
+{{- end }}
+{{- with .Values.redis.auth }}
+{{- if .secretName }}
+- name: gate-sidecar-redis-auth
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .passwordKey }}
+        path: password
+      {{- if .usernameKey }}
+      - key: {{ .usernameKey }}
+        path: username
+      {{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
