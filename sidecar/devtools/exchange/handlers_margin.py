@@ -20,20 +20,19 @@ def _leverage(value: object, maximum: int) -> str:
     return str(value)
 
 
-def set_margin_market_leverage(call: Call) -> Result:
+def _set_leverage(call: Call, field: str, scope: str, maximum: int) -> Result:
     spec = obj_body(call)
-    required(spec, "currency_pair", "leverage")
-    leverage = _leverage(spec["leverage"], MAX_MARGIN_LEVERAGE)
-    call.acct.leverage[f"margin/{spec['currency_pair']}"] = leverage
+    required(spec, field, "leverage")
+    call.acct.leverage[f"{scope}/{spec[field]}"] = _leverage(spec["leverage"], maximum)
     return 204, None
+
+
+def set_margin_market_leverage(call: Call) -> Result:
+    return _set_leverage(call, "currency_pair", "margin", MAX_MARGIN_LEVERAGE)
 
 
 def set_unified_currency_leverage(call: Call) -> Result:
-    spec = obj_body(call)
-    required(spec, "currency", "leverage")
-    leverage = _leverage(spec["leverage"], MAX_UNIFIED_LEVERAGE)
-    call.acct.leverage[f"unified/{spec['currency']}"] = leverage
-    return 204, None
+    return _set_leverage(call, "currency", "unified", MAX_UNIFIED_LEVERAGE)
 
 
 def unified_currency_leverage(call: Call) -> Result:
