@@ -18,6 +18,7 @@ def test_the_demo_walks_through_and_exits_cleanly() -> None:
     assert "GET /api/v4/futures/usdt/accounts via futures-bot -> HTTP 200 (as expected)" in out
     assert "POST /api/v4/spot/orders via futures-bot -> HTTP 403 (as expected)" in out
     assert "futures-bot may not POST /api/v4/spot/orders" in out
+    assert "max_order_size 10 < size 50" in out  # a trading guard refused the large order
     assert "POST /api/v4/withdrawals via futures-bot -> HTTP 403 (as expected)" in out
     assert "the refused ones never reached it: yes" in out
     assert "curl -s http://127.0.0.1:" in out

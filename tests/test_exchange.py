@@ -423,6 +423,44 @@ async def test_orders_belong_to_the_key_that_placed_them(exchange: RunningExchan
     assert (status, doc["label"]) == (401, "INVALID_KEY")
 
 
+async def test_open_orders_are_amended_and_cancelled_by_ids_over_rest(
+    exchange: RunningExchange,
+) -> None:
+    key = exchange.new_key()
+    body = b'{"currency_pair":"BTC_USDT","side":"buy","amount":"1","price":"100"}'
+    _, spot = await _signed(exchange, key, "POST", "/api/v4/spot/orders", body=body)
+    path = f"/api/v4/spot/orders/{spot['id']}"
+    status, amended = await _signed(
+        exchange, key, "PATCH", path, "currency_pair=BTC_USDT", b'{"price":"90","amount":"2"}'
+    )
+    assert (status, amended["price"], amended["amount"], amended["left"]) == (200, "90", "2", "2")
+    ids = json.dumps([{"currency_pair": "BTC_USDT", "id": spot["id"]}]).encode()
+    status, results = await _signed(
+        exchange, key, "POST", "/api/v4/spot/cancel_batch_orders", body=ids
+    )
+    assert (status, results[0]["succeeded"]) == (200, True)
+    status, doc = await _signed(
+        exchange, key, "PATCH", path, "currency_pair=BTC_USDT", b'{"price":"1"}'
+    )
+    assert (status, doc["label"]) == (400, "ORDER_CLOSED")
+
+    body = b'{"contract":"BTC_USDT","size":-3,"price":"50000"}'
+    _, fut = await _signed(exchange, key, "POST", "/api/v4/futures/usdt/orders", body=body)
+    path = f"/api/v4/futures/usdt/orders/{fut['id']}"
+    status, doc = await _signed(exchange, key, "PUT", path, body=b'{"size":4}')
+    assert (status, doc["label"]) == (400, "INVALID_PARAM_VALUE")  # a sell stays a sell
+    status, amended = await _signed(exchange, key, "PUT", path, body=b'{"size":-5,"price":"51000"}')
+    assert (status, amended["size"], amended["left"], amended["price"]) == (200, -5, -5, "51000")
+    ids = json.dumps([str(fut["id"]), "42"]).encode()
+    status, results = await _signed(
+        exchange, key, "POST", "/api/v4/futures/usdt/batch_cancel_orders", body=ids
+    )
+    assert [(r["succeeded"], r["message"]) for r in results] == [
+        (True, ""),
+        (False, "ORDER_NOT_FOUND"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "query", "body", "status", "label"),
     [

@@ -16,6 +16,7 @@ from sidecar.runtime.reload import Reloader, ReloadRefused, apply_config, plan_r
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import OpsSetup, call, exchange_keys, ops_setup, scrape
 from tests.fixtures_sidecar import make_config
+from tests.fixtures_ws import recv_json, ws_bench
 
 
 def _config(keys: list[dict[str, Any]], **sections: Any) -> Config:
@@ -81,6 +82,10 @@ BASE = [_key("a"), _key("bb")]
         (
             [_key("a", allowed_hosts=["bots.internal"], forward_headers=["X-Trace"]), _key("bb")],
             {"added": [], "removed": [], "changed": {"a": ["admission"]}, "unchanged": ["bb"]},
+        ),
+        (
+            [_key("a", ws={"max_connections": 2, "on_rotation": "close"}), _key("bb")],
+            {"added": [], "removed": [], "changed": {"a": ["ws"]}, "unchanged": ["bb"]},
         ),
         (
             [_key("a", client_auth={"token_file": "/run/t"}), _key("bb")],
@@ -268,3 +273,42 @@ async def test_turning_the_audit_log_off_applies_at_once(
         samples = await scrape(s.sidecar.admin_url)  # metrics still observe every request
     spot = (("group", "spot"), ("key", "a"), ("method", "GET"), ("status", "200"))
     assert samples[("gate_sidecar_requests_total", spot)] == 2
+
+
+async def test_a_reload_of_keys_ws_alone_keeps_the_keys_parts_and_limits_new_connections(
+    exchange: RunningExchange, tmp_path: Path
+) -> None:
+    async with ws_bench(exchange, {"a": "full-trading"}, ws={"max_connections": 1}) as bench:
+        sidecar = bench.sidecar.sidecar
+        handle = sidecar.keys["a"]
+        parts = (handle.runtime, handle.runtime.slot, handle.source, handle.task, handle.listener)
+        policy, ws = handle.runtime.policy, handle.runtime.ws
+        assert ws is not None
+        async with aiohttp.ClientSession() as http, http.ws_connect(bench.ws_url("a")) as first:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await http.ws_connect(bench.ws_url("a"))
+            assert info.value.status == 429
+            # What SIGHUP runs: the file is read again and applied.
+            data = sidecar.config.model_dump(mode="json")
+            data["keys"][0]["ws"]["max_connections"] = 2
+            path = tmp_path / "sidecar.yaml"
+            path.write_text(yaml.safe_dump(data))
+            assert await Reloader(sidecar, str(path)).reload() is True
+            handle = sidecar.keys["a"]
+            assert (
+                handle.runtime,
+                handle.runtime.slot,
+                handle.source,
+                handle.task,
+                handle.listener,
+            ) == parts
+            assert handle.runtime.policy is policy and handle.runtime.ws is ws
+            assert ws.settings.max_connections == 2
+            async with http.ws_connect(bench.ws_url("a")) as second:  # the new limit applies
+                await second.send_str('{"time": 1, "channel": "spot.ping"}')
+                assert (await recv_json(second))["channel"] == "spot.pong"
+                with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                    await http.ws_connect(bench.ws_url("a"))
+                assert info.value.status == 429
+            await first.send_str('{"time": 1, "channel": "spot.ping"}')
+            assert (await recv_json(first))["channel"] == "spot.pong"  # never dropped

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,8 @@ def api(channel: str, req_param: Any, req_id: str, **extra: Any) -> str:
 
 
 ORDER = {"currency_pair": "BTC_USDT", "side": "buy", "amount": "0.001", "price": "60000"}
+AMEND = {"order_id": "1", "currency_pair": "BTC_USDT"}
+MARGIN_ID = {"currency_pair": "BTC_USDT", "id": "1", "account": "margin"}
 
 
 def answers(req_id: str) -> Any:
@@ -133,6 +136,9 @@ async def _refused(wb: WsBench, key: str, frame: str, path: str = "/ws/v4/") -> 
         ("spot", api("spot.order_place", {**ORDER, "account": "margin"}, "r-5", id=45), "/ws/v4/"),
         ("spot", sub("futures.positions", ["1", "!all"], id=46), "/v4/ws/usdt"),
         ("full", api("spot.unknown_call", {}, "r-7", id=47), "/ws/v4/"),
+        ("reader", api("spot.order_amend", {**AMEND, "price": "1"}, "r-8", id=48), "/ws/v4/"),
+        ("reader", api("futures.order_cancel_ids", ["1"], "r-9", id=49), "/v4/ws/usdt"),
+        ("spot", api("spot.order_cancel_ids", [MARGIN_ID], "r-10", id=50), "/ws/v4/"),
     ],
     ids=[
         "read-only may not place",
@@ -142,6 +148,9 @@ async def _refused(wb: WsBench, key: str, frame: str, path: str = "/ws/v4/") -> 
         "spot-only may not place a margin order",
         "spot-only may not watch futures positions",
         "an unknown trading-API channel is never signed",
+        "read-only may not amend",
+        "read-only may not cancel by ids",
+        "spot-only may not cancel margin orders by ids",
     ],
 )
 async def test_a_denied_frame_answers_an_error_with_every_id_and_the_socket_stays_open(
@@ -207,15 +216,23 @@ async def test_a_bad_path_is_refused_before_any_upstream_connection(
 
 
 async def test_an_upstream_that_cannot_be_reached_is_a_502_before_upgrading(
-    wb: WsBench,
+    exchange: RunningExchange,
 ) -> None:
-    # The test exchange serves no delivery WebSocket: Gate "unreachable" for that endpoint.
-    async with aiohttp.ClientSession() as http:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await http.ws_connect(wb.ws_url("full", "/v4/ws/delivery/usdt"))
-    assert err.value.status == 502
-    ws = wb.sidecar.sidecar.keys["full"].runtime.ws
-    assert ws is not None and ws.stats.open == 0
+    with socket.socket() as closed:  # a port nothing listens on: Gate "unreachable"
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    entry, environ, api_key, secret = env_key("full", "full-trading")
+    exchange.state.add_key(api_key, secret)
+    upstream = {**ws_upstream(exchange), "delivery": f"ws://127.0.0.1:{port}/{{settle}}"}
+    config = make_config(exchange.url, [entry], upstream={"ws": upstream})
+    async with running_sidecar(config, environ) as sidecar:
+        wb = WsBench(exchange, sidecar, {"full": (api_key, secret)})
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+                await http.ws_connect(wb.ws_url("full", "/v4/ws/delivery/usdt"))
+        assert err.value.status == 502
+        ws = sidecar.sidecar.keys["full"].runtime.ws
+        assert ws is not None and ws.stats.open == 0
 
 
 async def test_more_than_max_connections_get_429_before_upgrading(wb: WsBench) -> None:

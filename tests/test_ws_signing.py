@@ -107,8 +107,17 @@ def test_the_bot_side_paths(path: str, expected: WsEndpoint | str) -> None:
         assert got == expected
 
 
-# Every private channel and trading-API channel the reference notes list.
+# Every private channel and trading-API channel the reference notes list (options: gateio-api's
+# private-topic list; delivery: the futures private channels, and no trading API, which Gate
+# serves on spot and perpetual futures only).
+DELIVERY = (
+    "futures.orders futures.usertrades futures.balances futures.positions futures.autoorders "
+    "futures.liquidates futures.auto_deleverages futures.position_closes futures.reduce_risk_limits"
+)
 REFERENCE = {
+    "delivery": DELIVERY,
+    "options": "options.orders options.usertrades options.liquidates options.user_settlements "
+    "options.position_closes options.balances options.positions",
     "spot": "spot.orders spot.usertrades spot.balances spot.margin_balances "
     "spot.funding_balances spot.cross_balances spot.priceorders spot.cross_loan spot.login "
     "spot.order_place spot.order_cancel spot.order_cancel_ids spot.order_cancel_cp "
@@ -121,10 +130,9 @@ REFERENCE = {
 }
 
 
-@pytest.mark.parametrize("product", ["spot", "futures", "delivery"])
+@pytest.mark.parametrize("product", ["spot", "futures", "delivery", "options"])
 def test_every_channel_of_the_reference_is_mapped(product: str) -> None:
-    names = REFERENCE["spot" if product == "spot" else "futures"].split()
-    assert sorted(TABLE[product][1]) == sorted(names)
+    assert sorted(TABLE[product][1]) == sorted(REFERENCE[product].split())
 
 
 def _policy(*presets: str) -> Any:
@@ -154,7 +162,7 @@ def test_read_only_may_not_place_amend_or_cancel(product: str, channel: str) -> 
     assert _decide(["full-trading"], product, channel)
 
 
-@pytest.mark.parametrize("product", ["spot", "futures", "delivery"])
+@pytest.mark.parametrize("product", ["spot", "futures", "delivery", "options"])
 def test_read_only_may_subscribe_to_every_private_channel_and_log_in(product: str) -> None:
     for channel, rule in TABLE[product][1].items():
         if rule.kind is Kind.PRIVATE or channel.endswith((".login", "_status", "_list")):
@@ -167,8 +175,103 @@ def test_futures_only_reaches_no_spot_channel_and_every_futures_one() -> None:
     for channel in TABLE["futures"][1]:
         assert _decide(["futures-only"], "futures", channel), channel
     # Delivery connections use the futures.* names; their twins are /delivery/... endpoints.
-    assert not _decide(["futures-only"], "delivery", "futures.order_place")
-    assert _decide(["delivery-only"], "delivery", "futures.order_place")
+    assert not _decide(["futures-only"], "delivery", "futures.orders")
+    assert _decide(["delivery-only"], "delivery", "futures.orders")
+
+
+@pytest.mark.parametrize(
+    ("presets", "product", "allowed"),
+    [
+        (["delivery-only"], "delivery", True),
+        (["delivery-only"], "futures", False),
+        (["delivery-only"], "options", False),
+        (["options-only"], "options", True),
+        (["options-only"], "delivery", False),
+        (["futures-only"], "options", False),
+        (["spot-only"], "delivery", False),
+        (["spot-only"], "options", False),
+    ],
+)
+def test_a_product_preset_reaches_the_private_channels_of_its_own_connections_only(
+    presets: list[str], product: str, allowed: bool
+) -> None:
+    for channel in TABLE[product][1]:
+        assert _decide(presets, product, channel) is allowed, channel
+
+
+@pytest.mark.parametrize(
+    ("product", "channel"),
+    [
+        ("delivery", "futures.login"),
+        ("delivery", "futures.order_place"),
+        ("delivery", "futures.order_cancel"),
+        ("options", "options.login"),
+        ("options", "options.order_place"),
+    ],
+)
+def test_a_trading_api_frame_on_delivery_or_options_is_refused_whatever_the_policy(
+    product: str, channel: str
+) -> None:
+    for presets in (["full-trading"], [f"{product}-only"]):
+        decision = decide_frame(_policy(*presets), product, "usdt", channel, Kind.API, b"{}")
+        assert not decision.allowed
+        assert decision.reason == f"Gate has no trading API on {product} connections"
+
+
+# The REST twins of the amend and cancel-by-ids calls are what a key's rules judge.
+AMEND_AND_CANCEL_IDS = [
+    ("spot", "spot.order_amend", "PATCH", "/api/v4/spot/orders/*"),
+    ("spot", "spot.order_cancel_ids", "POST", "/api/v4/spot/cancel_batch_orders"),
+    ("futures", "futures.order_amend", "PUT", "/api/v4/futures/*/orders/*"),
+    ("futures", "futures.order_cancel_ids", "POST", "/api/v4/futures/*/batch_cancel_orders"),
+]
+
+
+@pytest.mark.parametrize(("product", "channel", "method", "path"), AMEND_AND_CANCEL_IDS)
+def test_a_deny_rule_on_the_rest_twin_refuses_the_amend_or_cancel_ids_call_and_nothing_else(
+    product: str, channel: str, method: str, path: str
+) -> None:
+    spec = PolicyConfig.model_validate(
+        {"presets": ["full-trading"], "deny": [{"methods": [method], "path": path}]}
+    )
+    policy = compile_policy("k", spec)
+    for name, rule in TABLE[product][1].items():
+        decision = decide_frame(policy, product, "usdt", name, rule.kind, b"[]")
+        assert decision.allowed is (name != channel), name
+        if name == channel:
+            assert decision.rule.startswith("deny[0]")
+
+
+@pytest.mark.parametrize(
+    ("channel", "req_param", "allowed"),
+    [
+        ("spot.order_amend", {"order_id": "1", "currency_pair": "BTC_USDT", "price": "1"}, True),
+        (
+            "spot.order_amend",
+            {"order_id": "1", "currency_pair": "BTC_USDT", "account": "spot"},
+            True,
+        ),
+        (
+            "spot.order_amend",
+            {"order_id": "1", "currency_pair": "BTC_USDT", "account": "margin"},
+            False,
+        ),
+        ("spot.order_cancel_ids", [{"currency_pair": "BTC_USDT", "id": "1"}], True),
+        (
+            "spot.order_cancel_ids",
+            [
+                {"currency_pair": "BTC_USDT", "id": "1"},
+                {"currency_pair": "BTC_USDT", "id": "2", "account": "cross_margin"},
+            ],
+            False,
+        ),
+    ],
+)
+def test_spot_only_reads_the_account_of_amend_and_cancel_ids(
+    channel: str, req_param: Any, allowed: bool
+) -> None:
+    body = json.dumps(req_param).encode()
+    assert _decide(["spot-only"], "spot", channel, body) is allowed
 
 
 @pytest.mark.parametrize(

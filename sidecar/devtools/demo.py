@@ -53,6 +53,14 @@ STEPS = [
         201,
     ),
     Step(
+        "The futures bot sends an order 50 times larger than its guard allows: refused",
+        "futures-bot",
+        "POST",
+        "/api/v4/futures/usdt/orders",
+        {"contract": "BTC_USDT", "size": 50, "price": "60000", "tif": "gtc"},
+        403,
+    ),
+    Step(
         "The futures bot tries a spot order: refused by its futures-only policy",
         "futures-bot",
         "POST",
@@ -145,7 +153,11 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
             "logging": {"audit": False},
             **sections,
             "keys": [
-                _key_entry("futures-bot", "futures-only", futures_source),
+                {
+                    **_key_entry("futures-bot", "futures-only", futures_source),
+                    # Trading guards: what its orders may look like, not only where they go.
+                    "guards": {"instruments": ["BTC_USDT"], "max_order_size": 10},
+                },
                 _key_entry("spot-reader", "read-only", reader_source),
             ],
         },
@@ -188,6 +200,9 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
             print(f"   {_short(body)}")
     reached = {(r.method, r.raw_path) for r in state.requests}
     leaked = [p for p in ("/api/v4/withdrawals", "/api/v4/spot/orders") if ("POST", p) in reached]
+    placed = [r for r in state.requests if r.raw_path == "/api/v4/futures/usdt/orders"]
+    if len(placed) != 1:  # the small order reached it; the one over the guard must not have
+        leaked.append(f"{len(placed)} futures orders")
     print(
         f"\nThe exchange received {len(state.requests)} request(s); the refused ones "
         f"never reached it: {'yes' if not leaked else 'NO: ' + ', '.join(leaked)}"
@@ -199,7 +214,10 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     fut = urls["futures-bot"]
     print("\nTry it yourself (no key, no secret on this side):")
     print(f"  curl -s {fut}/api/v4/futures/usdt/accounts")
-    print(f'  curl -s -X POST {fut}/api/v4/spot/orders -d \'{{"currency_pair":"BTC_USDT"}}\'')
+    print(
+        f"  curl -s -X POST {fut}/api/v4/spot/orders -H 'Content-Type: application/json' "
+        f"""-d '{{"currency_pair":"BTC_USDT"}}'"""
+    )
     print(f"  curl -s {urls['spot-reader']}/api/v4/spot/accounts")
     print(f"  curl -s http://127.0.0.1:{admin_port}/readyz")
 

@@ -9,7 +9,11 @@ reaches a ``spot.*`` channel; ``spot-only``'s account condition reads ``spot.ord
 
 Channel names: Gate's WebSocket v4 docs (spot, futures, delivery, options) and the SDKs'
 private-topic lists (gateio-api ``websocket-util``, gate-ws ``spot.py``/``futures.py``). Delivery
-connections use the ``futures.*`` names; their REST twins live under ``/delivery/{settle}``.
+connections use the ``futures.*`` names for their private channels; their REST twins live under
+``/delivery/{settle}``. Gate's trading API exists on spot and perpetual futures only: its
+delivery and options docs have none, and the live delivery endpoint answers ``futures.order_place``
+as a channel that does not exist (thrasher-corp/gocryptotrader#2174). So a trading-API frame on a
+delivery or options connection finds no rule here and is refused, never signed.
 """
 
 from __future__ import annotations
@@ -97,7 +101,10 @@ _OPTIONS_RULES = (
 TABLE: dict[str, tuple[str, dict[str, ChannelRule]]] = {
     "spot": (_SPOT, {r.channel: r for r in _SPOT_RULES}),
     "futures": ("/api/v4/futures/{settle}", {r.channel: r for r in _FUTURES_RULES}),
-    "delivery": ("/api/v4/delivery/{settle}", {r.channel: r for r in _FUTURES_RULES}),
+    "delivery": (
+        "/api/v4/delivery/{settle}",
+        {r.channel: r for r in _FUTURES_RULES if r.kind is Kind.PRIVATE},
+    ),
     "options": ("/api/v4/options", {r.channel: r for r in _OPTIONS_RULES}),
 }
 
@@ -137,21 +144,25 @@ def decide_frame(
     if rule is None or rule.kind is not kind:
         # Only a trading-API call can reach here unmapped: a channel nobody can judge is refused
         # rather than signed.
-        return Decision(False, UNKNOWN_API, f"{channel[:64]!r} is {UNKNOWN_API}", NO_RULE)
+        if not any(r.kind is Kind.API for r in TABLE[product][1].values()):
+            why = f"Gate has no trading API on {product} connections"
+        else:
+            why = f"{channel[:64]!r} is {UNKNOWN_API}"
+        return Decision(False, UNKNOWN_API, why, NO_RULE)
     return policy.decide(rule.method, rest_path(product, settle, rule), "", body)
 
 
 def channel_table() -> list[tuple[str, str, str, str]]:
-    """(products, channel, kind, REST twin) rows, for the docs."""
+    """(connections, channel, kind, REST twin) rows, for the docs: a channel of both futures
+    and delivery connections is one row, its twin written for futures."""
     rows = []
-    for products, (base, rules) in (
-        ("spot", TABLE["spot"]),
-        ("futures, delivery", TABLE["futures"]),
-        ("options", TABLE["options"]),
-    ):
+    for product in ("spot", "futures", "options"):
+        base, rules = TABLE[product]
         for rule in rules.values():
+            shared = product == "futures" and rule.channel in TABLE["delivery"][1]
             twin = rule.path.replace("{base}", base).replace("{id}", "{order_id}")
-            rows.append((products, rule.channel, rule.kind.value, f"{rule.method} {twin}"))
+            where = "futures, delivery" if shared else product
+            rows.append((where, rule.channel, rule.kind.value, f"{rule.method} {twin}"))
     return rows
 
 

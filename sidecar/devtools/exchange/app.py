@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
-from sidecar.devtools.exchange import routes, ws_app, ws_push
+from sidecar.devtools.exchange import routes, ws_app, ws_channels, ws_push
 from sidecar.devtools.exchange.auth import AuthError, verify
 from sidecar.devtools.exchange.calls import ApiError, Call
 from sidecar.devtools.exchange.responses import encode_body, gate_headers
@@ -124,7 +124,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     product = ws_push.ORDER_WRITES.get(route.handler)
     if product is not None and account is not None and api_key is not None:
         # WebSocket subscribers of this account see REST's order changes too, as on Gate.
-        await ws_push.order_change(state, api_key, account, product, params.get("settle", ""), doc)
+        amended = route.handler in ws_push.AMENDS
+        settle = params.get("settle", "")
+        await ws_push.order_change(state, api_key, account, product, settle, doc, amended)
     return answer(status, doc)
 
 
@@ -134,9 +136,8 @@ async def _every_request(request: web.Request, handler: Handler) -> web.StreamRe
     # every request on the raw path instead (sidecar.devtools.exchange.routes), so all of them
     # are recorded. The app has no routes: aiohttp's not-found handler passes through here too.
     raw_path = request.raw_path.partition("?")[0]
-    if ws_app.ws_target(raw_path) is not None and request.headers.get("Upgrade", "").lower() == (
-        "websocket"
-    ):
+    upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+    if upgrade and ws_channels.ws_target(raw_path) is not None:
         return await ws_app.serve(request, request.app[STATE])
     return await handle(request)
 

@@ -180,13 +180,19 @@ def list_orders(call: Call) -> Result:
     return 200, found[: limit(call)]
 
 
-def _order(call: Call) -> dict[str, Any]:
+def _find(call: Call, ident: str) -> dict[str, Any] | None:
     """By id or by custom text (``t-...``)."""
-    ident = call.params["id"]
     for order in _orders(call):
         if ident in (str(order["id"]), order["text"]):
             return order
-    raise ApiError(404, "ORDER_NOT_FOUND", "Order not found")
+    return None
+
+
+def _order(call: Call) -> dict[str, Any]:
+    order = _find(call, call.params["id"])
+    if order is None:
+        raise ApiError(404, "ORDER_NOT_FOUND", "Order not found")
+    return order
 
 
 def _cancel(call: Call, order: dict[str, Any]) -> None:
@@ -215,6 +221,49 @@ def cancel_orders(call: Call) -> Result:
             _cancel(call, o)
             cancelled.append(_render(call, o))
     return 200, cancelled
+
+
+def amend_order(call: Call) -> Result:
+    """PUT /futures/{settle}/orders/{id}: a new size (the whole size, same direction) and/or
+    price for an open order (Gate's FuturesOrderAmendment; nothing fills here, so all of it is
+    left)."""
+    spec = obj_body(call)
+    order = _order(call)
+    if order["status"] != "open":
+        raise ApiError(400, "ORDER_FINISHED", "Order has been finished")
+    if spec.get("size") in (None, "") and spec.get("price") in (None, ""):
+        raise ApiError(400, "MISSING_REQUIRED_PARAM", "size or price is required")
+    if spec.get("size") not in (None, ""):
+        size = decimal(spec["size"], "size")
+        if size == 0 or (size > 0) != (Decimal(order["size"]) > 0):
+            raise invalid("size must keep the order's direction")
+        order.update(size=str(size), left=str(size))
+    if spec.get("price") not in (None, ""):
+        if decimal(spec["price"], "price") <= 0:
+            raise invalid("price must be positive")
+        order["price"] = str(spec["price"])
+    order.update(
+        amend_text=str(spec.get("amend_text") or "-"), update_time=round(call.state.now(), 3)
+    )
+    return 200, _render(call, order)
+
+
+def cancel_batch_orders(call: Call) -> Result:
+    """POST /futures/{settle}/batch_cancel_orders: a list of order ids, answered per order
+    (Gate's FutureCancelOrderResult)."""
+    if not isinstance(call.body, list) or not all(isinstance(x, str | int) for x in call.body):
+        raise invalid("a JSON list of order ids is required")
+    results: list[dict[str, Any]] = []
+    for ident in call.body:
+        order = _find(call, str(ident))
+        result = {"id": str(ident), "user_id": call.acct.uid}
+        if order is None or order["status"] != "open":
+            message = "ORDER_NOT_FOUND" if order is None else "ORDER_FINISHED"
+            results.append({**result, "succeeded": False, "message": message})
+        else:
+            _cancel(call, order)
+            results.append({**result, "succeeded": True, "message": ""})
+    return 200, results
 
 
 def positions(call: Call) -> Result:

@@ -144,16 +144,21 @@ def open_orders(call: Call) -> Result:
     return 200, [{"currency_pair": p, "total": len(v), "orders": v} for p, v in by_pair.items()]
 
 
-def _order(call: Call) -> dict[str, Any]:
+def _find(call: Call, ident: str, pair: Any) -> dict[str, Any] | None:
     """By id or by custom text (``t-...``), within the currency pair Gate requires."""
-    pair = call.query.get("currency_pair")
     if not pair:
         raise ApiError(400, "MISSING_REQUIRED_PARAM", "currency_pair is required")
-    ident = call.params["id"]
     for order in call.acct.spot_orders.values():
         if ident in (order["id"], order["text"]) and order["currency_pair"] == pair:
             return order
-    raise ApiError(404, "ORDER_NOT_FOUND", "Order not found")
+    return None
+
+
+def _order(call: Call, pair: Any = None) -> dict[str, Any]:
+    order = _find(call, call.params["id"], pair or call.query.get("currency_pair"))
+    if order is None:
+        raise ApiError(404, "ORDER_NOT_FOUND", "Order not found")
+    return order
 
 
 def _cancel(call: Call, order: dict[str, Any]) -> None:
@@ -192,3 +197,51 @@ def cancel_orders(call: Call) -> Result:
             _cancel(call, o)
             cancelled.append({"succeeded": True, **o})
     return 200, cancelled
+
+
+def amend_order(call: Call) -> Result:
+    """PATCH /spot/orders/{id}: a new amount and/or price for an open order (nothing fills
+    here, so the amount left is the whole new amount). ``currency_pair`` may be in the query or
+    the body, as Gate accepts both."""
+    spec = obj_body(call)
+    order = _order(call, call.query.get("currency_pair") or spec.get("currency_pair"))
+    if order["status"] != "open":
+        raise ApiError(400, "ORDER_CLOSED", "Order has been closed or cancelled")
+    if spec.get("amount") in (None, "") and spec.get("price") in (None, ""):
+        raise ApiError(400, "MISSING_REQUIRED_PARAM", "amount or price is required")
+    changes: dict[str, Any] = {}
+    for name in ("amount", "price"):
+        if spec.get(name) not in (None, ""):
+            if decimal(spec[name], name) <= 0:
+                raise invalid(f"{name} must be positive")
+            changes[name] = str(spec[name])
+    if "amount" in changes:
+        changes["left"] = changes["amount"]
+    now = call.state.now()
+    order.update(
+        changes,
+        amend_text=str(spec.get("amend_text") or "-"),
+        update_time=str(int(now)),
+        update_time_ms=int(now * 1000),
+    )
+    return 200, order
+
+
+def cancel_batch_orders(call: Call) -> Result:
+    """POST /spot/cancel_batch_orders: ``[{currency_pair, id, account?}]``, answered per order
+    (Gate's CancelOrderResult)."""
+    results: list[dict[str, Any]] = []
+    for spec in list_body(call):
+        ident, pair = str(spec.get("id", "")), spec.get("currency_pair")
+        result = {"currency_pair": pair, "id": ident, "account": spec.get("account", "spot")}
+        order = _find(call, ident, pair) if ident and pair else None
+        if order is None:
+            label, message = "ORDER_NOT_FOUND", "Order not found"
+        elif order["status"] != "open":
+            label, message = "ORDER_CLOSED", "Order has been closed or cancelled"
+        else:
+            _cancel(call, order)
+            results.append({**result, "text": order["text"], "succeeded": True})
+            continue
+        results.append({**result, "succeeded": False, "label": label, "message": message})
+    return 200, results

@@ -61,6 +61,8 @@ ROUTES: tuple[Route, ...] = (
     _route("DELETE", "/spot/orders", spot.cancel_orders),
     _route("GET", "/spot/orders/{id}", spot.get_order),
     _route("DELETE", "/spot/orders/{id}", spot.cancel_order),
+    _route("PATCH", "/spot/orders/{id}", spot.amend_order),
+    _route("POST", "/spot/cancel_batch_orders", spot.cancel_batch_orders),
     _route("POST", "/spot/batch_orders", spot.batch_orders),
     _route("GET", "/spot/open_orders", spot.open_orders),
     # margin and unified leverage
@@ -74,6 +76,8 @@ ROUTES: tuple[Route, ...] = (
     _route("DELETE", "/futures/{settle}/orders", fut.cancel_orders),
     _route("GET", "/futures/{settle}/orders/{id}", fut.get_order),
     _route("DELETE", "/futures/{settle}/orders/{id}", fut.cancel_order),
+    _route("PUT", "/futures/{settle}/orders/{id}", fut.amend_order),
+    _route("POST", "/futures/{settle}/batch_cancel_orders", fut.cancel_batch_orders),
     _route("POST", "/futures/{settle}/batch_orders", fut.batch_orders),
     _route("GET", "/futures/{settle}/positions", fut.positions),
     _route("GET", "/futures/{settle}/positions/{contract}", fut.position),

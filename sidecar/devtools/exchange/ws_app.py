@@ -1,11 +1,11 @@
-"""The exchange's WebSocket side: spot ``/ws/v4/`` and futures ``/v4/ws/{settle}`` (also
-``/v4/ws/futures/{settle}``, the testnet form), verifying like Gate and trading on the same
-order book as REST.
+"""The exchange's WebSocket side: spot, perpetual futures, delivery and options
+(:mod:`.ws_channels`), verifying like Gate and trading on the same order book as REST.
 
 Per frame: ``*.ping`` gets ``*.pong``; a (un)subscription to a private channel must carry a valid
 ``auth`` (:mod:`.ws_auth`), a public one needs none; a trading-API call (``event: "api"``) must be
-signed, ``*.login`` marks the connection logged in, and orders are placed, listed and cancelled
-through the REST handlers (:mod:`.ws_trading`). Every frame is recorded in
+signed, ``*.login`` marks the connection logged in, and orders are placed, amended, listed and
+cancelled through the REST handlers (:mod:`.ws_trading`). Delivery and options have no trading
+API: a call there is answered as an unknown channel. Every frame is recorded in
 ``state.ws_frames`` with its verdict, like REST requests in ``state.requests``.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
 import time
 from typing import Any
@@ -24,53 +23,17 @@ from multidict import CIMultiDict
 from sidecar.devtools.exchange.calls import ApiError
 from sidecar.devtools.exchange.state import ExchangeState, RecordedFrame
 from sidecar.devtools.exchange.ws_auth import WsAuthError, verify_api, verify_subscription
+from sidecar.devtools.exchange.ws_channels import PRODUCTS, ws_target
 from sidecar.devtools.exchange.ws_push import Conn, frame, order_change
 from sidecar.devtools.exchange.ws_trading import PLACE_CHANNELS, run_call
-
-_FUTURES_PATH = re.compile(r"/v4/ws/(?:futures/)?(usdt|btc)")
-PRIVATE = {
-    "spot": frozenset(
-        {
-            "spot.orders",
-            "spot.usertrades",
-            "spot.balances",
-            "spot.margin_balances",
-            "spot.funding_balances",
-            "spot.cross_balances",
-            "spot.priceorders",
-            "spot.cross_loan",
-        }
-    ),
-    "futures": frozenset(
-        {
-            "futures.orders",
-            "futures.usertrades",
-            "futures.balances",
-            "futures.positions",
-            "futures.autoorders",
-            "futures.liquidates",
-            "futures.auto_deleverages",
-            "futures.position_closes",
-            "futures.reduce_risk_limits",
-        }
-    ),
-}
-
-
-def ws_target(raw_path: str) -> tuple[str, str] | None:
-    """(product, settle) of a WebSocket path the exchange serves."""
-    if raw_path == "/ws/v4/":
-        return "spot", ""
-    m = _FUTURES_PATH.fullmatch(raw_path)
-    return ("futures", m[1]) if m else None
 
 
 async def serve(request: web.Request, state: ExchangeState) -> web.WebSocketResponse:
     raw_path = request.raw_path.partition("?")[0]
-    product, settle = ws_target(raw_path) or ("spot", "")
+    kind, settle = ws_target(raw_path) or (PRODUCTS["spot"], "")
     ws = web.WebSocketResponse()  # answers protocol pings itself, as Gate's servers do
     await ws.prepare(request)
-    conn = Conn(ws, raw_path, product, settle)
+    conn = Conn(ws, raw_path, kind, settle)
     headers = CIMultiDict(request.headers)
     state.ws_connections.add(conn)
     try:
@@ -100,13 +63,17 @@ async def _frame(state: ExchangeState, conn: Conn, headers: CIMultiDict[str], te
         return
     channel, event = str(doc.get("channel", "")), str(doc.get("event", ""))
     record.channel, record.event = channel, event
-    if channel == f"{conn.product}.ping":
+    if channel == f"{conn.kind.prefix}.ping":
         record.verdict = "public"
-        await conn.ws.send_str(frame(f"{conn.product}.pong", "", error=None, result=None))
+        await conn.ws.send_str(frame(f"{conn.kind.prefix}.pong", "", error=None, result=None))
     elif event in ("subscribe", "unsubscribe"):
         await _subscription(state, conn, doc, record)
-    elif event == "api":
+    elif event == "api" and conn.kind.trading_api:
         await _api(state, conn, headers, text, doc, record)
+    elif event == "api":  # no trading API on this endpoint: Gate knows no such channel here
+        record.verdict = "UNKNOWN_CHANNEL"
+        error = {"code": 2, "message": f"unknown channel {channel[:64]}"}
+        await conn.ws.send_str(frame(channel, event, error=error, result=None))
     else:
         record.verdict = "UNKNOWN_EVENT"
         error = {"code": 2, "message": f"unknown event {event[:32]}"}
@@ -121,7 +88,7 @@ async def _subscription(
     auth = doc.get("auth")
     record.api_key = auth.get("KEY") if isinstance(auth, dict) else None
     api_key = ""
-    if channel in PRIVATE[conn.product]:
+    if channel in conn.kind.private:
         try:
             api_key = verify_subscription(doc, state.secrets(), state.now(), state.window_s)
         except WsAuthError as exc:
@@ -229,4 +196,5 @@ async def _api(
         return
     await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": result}, rate=rate))
     if not channel.endswith(("_status", "_list")):
-        await order_change(state, api_key, account, conn.product, conn.settle, result)
+        amended = channel.endswith("_amend")
+        await order_change(state, api_key, account, conn.product, conn.settle, result, amended)

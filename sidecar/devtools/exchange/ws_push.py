@@ -16,17 +16,23 @@ from sidecar.devtools.exchange import handlers_futures as fut
 from sidecar.devtools.exchange import handlers_spot as spot
 from sidecar.devtools.exchange.calls import Handler
 from sidecar.devtools.exchange.state import Account, ExchangeState
+from sidecar.devtools.exchange.ws_channels import WsProduct
 
 ORDER_WRITES: dict[Handler, str] = {
     spot.create_order: "spot",
     spot.batch_orders: "spot",
+    spot.amend_order: "spot",
     spot.cancel_order: "spot",
     spot.cancel_orders: "spot",
+    spot.cancel_batch_orders: "spot",
     fut.create_order: "futures",
     fut.batch_orders: "futures",
+    fut.amend_order: "futures",
     fut.cancel_order: "futures",
     fut.cancel_orders: "futures",
+    fut.cancel_batch_orders: "futures",
 }
+AMENDS = frozenset({spot.amend_order, fut.amend_order})
 
 
 @dataclass(eq=False)
@@ -35,10 +41,14 @@ class Conn:
 
     ws: web.WebSocketResponse
     raw_path: str
-    product: str  # spot | futures
+    kind: WsProduct
     settle: str  # "" on spot
     login: str | None = None  # the API key a *.login verified
     subs: dict[str, str] = field(default_factory=dict)  # channel -> API key ("" when public)
+
+    @property
+    def product(self) -> str:
+        return self.kind.name  # spot | futures | delivery | options
 
 
 def frame(channel: str, event: str, **fields: Any) -> str:
@@ -62,21 +72,42 @@ async def publish(
             await conn.ws.send_str(text)
 
 
-def _orders(doc: Any) -> list[dict[str, Any]]:
-    items = doc if isinstance(doc, list) else [doc]
-    return [o for o in items if isinstance(o, dict) and "id" in o]
+def _orders(doc: Any, account: Account, product: str, settle: str) -> list[dict[str, Any]]:
+    """The orders an answer concerns: the orders it holds, or, for a cancel by ids (whose
+    answer is one result per id), the orders it cancelled, from the book."""
+    if product == "spot":
+        book = list(account.spot_orders.values())
+    else:
+        book = [o for k, o in account.futures_orders.items() if k.startswith(f"{settle}/")]
+    found = []
+    for item in doc if isinstance(doc, list) else [doc]:
+        if not isinstance(item, dict) or "id" not in item:
+            continue
+        if "status" in item:
+            found.append(item)
+        elif item.get("succeeded") is True:
+            ident = str(item["id"])
+            found += [o for o in book if ident in (str(o["id"]), o["text"])][:1]
+    return found
 
 
 async def order_change(
-    state: ExchangeState, api_key: str, account: Account, product: str, settle: str, doc: Any
+    state: ExchangeState,
+    api_key: str,
+    account: Account,
+    product: str,
+    settle: str,
+    doc: Any,
+    amended: bool = False,
 ) -> None:
     """Push the changed orders, and the balance and position updates they imply."""
-    orders = _orders(doc)
+    orders = _orders(doc, account, product, settle)
     if not orders:
         return
     now = time.time()
     if product == "spot":
-        result = [{**o, "event": "put" if o["status"] == "open" else "finish"} for o in orders]
+        opened = "update" if amended else "put"
+        result = [{**o, "event": opened if o["status"] == "open" else "finish"} for o in orders]
         await publish(state, api_key, "spot", "", "spot.orders", result)
         balance = {
             "timestamp": str(int(now)),

@@ -2,8 +2,12 @@
 of the same operation, so an order placed over WebSocket is the one REST lists and cancels.
 
 Channels and ``req_param`` fields: Gate API v4 WebSocket docs ("Order Place", "Order Cancel",
-"Cancel all orders with specified currency pair", "Order Status", "Order List") and the futures
-twins. ``*.order_amend`` is not modelled and answers an error.
+"Order Cancel by id list", "Cancel all orders with specified currency pair", "Order Amend",
+"Order Status", "Order List") and the futures twins; gateio-api's request types
+(``WsAPITopicRequestParamMap``) for the shapes: ``spot.order_cancel_ids`` takes a list of
+``{currency_pair, id, account?}``, ``futures.order_cancel_ids`` a list of order ids,
+``*.order_amend`` an object with ``order_id`` and the new price / amount (spot) or size
+(futures).
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ def _id(req: Any) -> dict[str, str]:
 _Spec = tuple[Handler, str, Callable[[Any], dict[str, str]], bool, bool]
 SPOT: dict[str, _Spec] = {
     "spot.order_place": (spot.create_order, "POST", lambda r: {}, False, True),
+    "spot.order_amend": (spot.amend_order, "PATCH", _id, False, True),
     "spot.order_cancel": (spot.cancel_order, "DELETE", _id, True, False),
+    "spot.order_cancel_ids": (spot.cancel_batch_orders, "POST", lambda r: {}, False, True),
     "spot.order_cancel_cp": (spot.cancel_orders, "DELETE", lambda r: {}, True, False),
     "spot.order_status": (spot.get_order, "GET", _id, True, False),
     "spot.order_list": (spot.list_orders, "GET", lambda r: {}, True, False),
@@ -46,7 +52,9 @@ SPOT: dict[str, _Spec] = {
 FUTURES: dict[str, _Spec] = {
     "futures.order_place": (fut.create_order, "POST", lambda r: {}, False, True),
     "futures.order_batch_place": (fut.batch_orders, "POST", lambda r: {}, False, True),
+    "futures.order_amend": (fut.amend_order, "PUT", _id, False, True),
     "futures.order_cancel": (fut.cancel_order, "DELETE", _id, False, False),
+    "futures.order_cancel_ids": (fut.cancel_batch_orders, "POST", lambda r: {}, False, True),
     "futures.order_cancel_cp": (fut.cancel_orders, "DELETE", lambda r: {}, True, False),
     "futures.order_status": (fut.get_order, "GET", _id, False, False),
     "futures.order_list": (fut.list_orders, "GET", lambda r: {}, True, False),
