@@ -109,19 +109,19 @@ queries = st.lists(
     ["x=1;account=margin", "account=spot&account=margin", "account", "&&", "=margin"]
 )
 
-orders = st.fixed_dictionaries(
-    {
-        "currency_pair": st.just("BTC_USDT"),
-        "side": st.sampled_from(["buy", "sell"]),
-        "amount": st.just("1"),
-    },
-    optional={
-        "price": st.just("1"),
-        "auto_borrow": st.sampled_from([True, False, "true", 1]),
-        "contract": st.just("BTC_USDT"),
-        "size": st.integers(-5, 5),
-    },
-)
+# Typed apart: older mypy cannot infer the value type of mixed strategies in place.
+ORDER_FIELDS: dict[str, st.SearchStrategy[object]] = {
+    "currency_pair": st.just("BTC_USDT"),
+    "side": st.sampled_from(["buy", "sell"]),
+    "amount": st.just("1"),
+}
+ORDER_OPTIONAL: dict[str, st.SearchStrategy[object]] = {
+    "price": st.just("1"),
+    "auto_borrow": st.sampled_from([True, False, "true", 1]),
+    "contract": st.just("BTC_USDT"),
+    "size": st.integers(-5, 5),
+}
+orders = st.fixed_dictionaries(ORDER_FIELDS, optional=ORDER_OPTIONAL)
 
 
 @st.composite

@@ -89,7 +89,10 @@ class RedisStore:
         self, url: str, timeout_s: float, credentials: CredentialProvider | None = None
     ) -> None:
         self.url = url
-        self._client: Any = aioredis.from_url(
+        # Older redis-py releases (down to the floor) leave from_url untyped: call it through Any
+        # so every supported release type-checks alike.
+        connect: Any = aioredis.from_url
+        self._client: Any = connect(
             url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
@@ -113,7 +116,7 @@ class RedisStore:
     async def tighten(
         self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None
     ) -> None:
-        reset = "" if reset_in_s is None else reset_in_s
+        reset: str | float = "" if reset_in_s is None else reset_in_s
         args: list[str | int | float] = [capacity, rate, _ttl_ms(capacity, rate), remaining, reset]
         try:
             await self._tighten(keys=[name], args=args)
