@@ -121,7 +121,13 @@ def _size(obj: Mapping[str, object], where: str, f: OrderFields) -> Number | Non
         for name in (f.size, *f.size_aliases)
         if name and (value := lookup(obj, name, where)) is not None
     ]
-    return max(sizes, key=lambda n: abs(n.value), default=None)
+    if not sizes:
+        return None
+    return max(sizes, key=_magnitude)
+
+
+def _magnitude(n: Number) -> Decimal:
+    return abs(n.value)
 
 
 def _read_order(obj: Mapping[str, object], where: str, shape: Shape) -> Order:
