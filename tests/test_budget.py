@@ -213,7 +213,12 @@ BAD_CONFIGS = [
     ({"rate_limit": {"overrides": [{"group": "spot-orders", "limit": 1, "per_s": 1}]}},
      "keys[0].rate_limit.overrides[0].group: unknown group 'spot-orders'"),
     ({"rate_limit": {"shared": "redis://:hunter2@redis:6379/0"}},
-     "keys[0].rate_limit.shared: must not hold credentials"),
+     "keys[0].rate_limit.shared: must not hold credentials (user:password@): the file is no "
+     "place for a secret; give them in shared_password_file (and shared_username_file)"),
+    ({"rate_limit": {"shared_password_file": "/run/secrets/redis"}},
+     "keys[0].rate_limit: shared_password_file needs shared (a Redis URL)"),
+    ({"rate_limit": {"shared": "redis://redis:6379/0", "shared_username_file": "/run/u"}},
+     "keys[0].rate_limit: shared_username_file needs shared_password_file"),
     ({"rate_limit": {"shared": "http://redis:6379"}},
      "keys[0].rate_limit.shared: must be a redis://, rediss:// or unix:// URL"),
     ({"rate_limit": {"replicas": 0}}, "keys[0].rate_limit.replicas:"),

@@ -106,3 +106,43 @@ async def test_ccxt_raises_exchange_error_carrying_the_sidecar_labels(
     assert "instrument ETH_USDT (body.contract) is not in instruments [BTC_USDT]" in text
     name, retriable, text = seen["rate"]
     assert (name, retriable) == ("ExchangeError", False) and "SIDECAR_RATE_LIMITED" in text
+
+
+def sdk_leverage_settings(base_url: str) -> dict[str, Any]:
+    client = gate_api.ApiClient(gate_api.Configuration(host=base_url + "/api/v4"))
+    margin, unified = gate_api.MarginApi(client), gate_api.UnifiedApi(client)
+
+    def set_margin(leverage: str) -> None:
+        order = gate_api.MarginMarketLeverage(currency_pair="BTC_USDT", leverage=leverage)
+        margin.set_user_market_leverage(order)
+
+    def set_unified(leverage: str) -> None:
+        setting = gate_api.UnifiedLeverageSetting(currency="BTC", leverage=leverage)
+        unified.set_user_leverage_currency_setting(setting)
+
+    seen: dict[str, Any] = {}
+    for name, call in (("margin", set_margin), ("unified", set_unified)):
+        try:
+            call("8")
+        except GateApiException as exc:
+            seen[name] = (exc.status, exc.label, exc.message)
+        call("3")  # within max_leverage: Gate's 204
+    seen["read back"] = [s.to_dict() for s in unified.get_user_leverage_currency_setting()]
+    return seen
+
+
+async def test_the_official_sdk_sets_margin_and_unified_leverage_only_within_max_leverage(
+    exchange: RunningExchange,
+) -> None:
+    guards = {"max_leverage": 5}
+    entry, environ, api_key, secret = env_key("bot", "full-trading", guards=guards)
+    exchange.state.add_key(api_key, secret)
+    async with running_sidecar(make_config(exchange.url, [entry]), environ) as sidecar:
+        seen = await asyncio.to_thread(sdk_leverage_settings, sidecar.url("bot"))
+    refused = "bot: max_leverage 5 < leverage 8 in body.leverage"
+    assert seen["margin"] == (403, "SIDECAR_GUARD_DENIED", refused)
+    assert seen["unified"] == (403, "SIDECAR_GUARD_DENIED", refused)
+    assert seen["read back"] == [{"currency": "BTC", "leverage": "3"}]
+    assert exchange.state.accounts[api_key].leverage == {"margin/BTC_USDT": "3", "unified/BTC": "3"}
+    leverage_calls = [r for r in exchange.state.verified(api_key) if "/leverage/" in r.raw_path]
+    assert len(leverage_calls) == 3  # the two refused settings never reached the exchange

@@ -62,6 +62,12 @@ def fut(contract: object = "BTC_USDT", size: object = 1, price: object = "60000"
     return {"contract": contract, "size": size, "price": price, **kw}
 
 
+def pov(pair: str = "BTC_USDT", **kw: Any) -> Any:
+    order = {"currency_pair": pair, "side": "buy", "amount": "0.1", "limit_price": "60000"}
+    order.update(kw)
+    return {k: v for k, v in order.items() if v is not None}
+
+
 def opt(size: object = 1, price: object = "1200", **kw: Any) -> Any:
     return {"contract": "BTC_USDT-20300331-60000-C", "size": size, "price": price, **kw}
 
@@ -130,6 +136,66 @@ CASES: list[tuple[str, str, object, dict[str, Any], str | None, str]] = [
     ("spot open orders of every pair", "GET /api/v4/spot/open_orders", None, {},
      "allow_unscoped", "names no instrument"),
     ("spot balances: no instrument to check", "GET /api/v4/spot/accounts", None, {}, None, ""),
+    ("spot POV order inside every limit", "POST /api/v4/spot/pov_orders", pov(), {}, None, ""),
+    ("spot POV order on another pair", "POST /api/v4/spot/pov_orders", pov("DOGE_USDT"), {},
+     "instruments", "DOGE_USDT (body.currency_pair)"),
+    ("spot POV sell too large", "POST /api/v4/spot/pov_orders",
+     pov(side="sell", amount="250", limit_price="1"), {}, "max_order_size",
+     "max_order_size 100 < size 250 in body.amount"),
+    ("spot POV buy too large when its amount is read as quote", "POST /api/v4/spot/pov_orders",
+     pov(amount="2", limit_price="0.01"), {}, "max_order_size",
+     "size 200 (read as quote: 2 / price 0.01) in body.amount"),
+    ("spot POV market buy priced at the last trade", "POST /api/v4/spot/pov_orders",
+     pov(amount="1", limit_price=None), {}, "max_notional",
+     "max_notional 50000 < notional 60000 (price 60000 x size 1) in body"),
+    ("spot POV market buy within the notional", "POST /api/v4/spot/pov_orders",
+     pov(amount="0.5", limit_price=None), {}, None, ""),
+    ("spot POV market order when only limit", "POST /api/v4/spot/pov_orders",
+     pov(limit_price=None), {"order_types": ["limit"]}, "order_types",
+     "does not include market (body (no limit_price))"),
+    ("spot cross-margin liquidation too large", "POST /api/v4/spot/cross_liquidate_orders",
+     {"currency_pair": "BTC_USDT", "amount": "101", "price": "1"}, {}, "max_order_size",
+     "size 101 in body.amount"),
+    ("spot cross-margin liquidation of another pair", "POST /api/v4/spot/cross_liquidate_orders",
+     {"currency_pair": "DOGE_USDT", "amount": "1", "price": "1"}, {}, "instruments", "DOGE_USDT"),
+    # -- margin, unified and CrossEx leverage -------------------------------------------------
+    ("margin market leverage above the limit", "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "BTC_USDT", "leverage": "20"}, {}, "max_leverage",
+     "max_leverage 10 < leverage 20 in body.leverage"),
+    ("margin market leverage within the limit", "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "BTC_USDT", "leverage": "5"}, {}, None, ""),
+    ("margin market leverage of another pair", "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "DOGE_USDT", "leverage": "2"}, {}, "instruments",
+     "DOGE_USDT (body.currency_pair)"),
+    ("margin market leverage that gives none", "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "BTC_USDT"}, {}, "max_leverage", "gives no body.leverage"),
+    ("margin market leverage of 0", "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "BTC_USDT", "leverage": 0}, {}, "max_leverage",
+     "leverage 0 in body.leverage is no leverage this guard can check"),
+    ("margin market leverage that is not a number",
+     "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "BTC_USDT", "leverage": "ten"}, {}, "order_shape",
+     "body.leverage is not a number"),
+    ("unified currency leverage names no market",
+     "POST /api/v4/unified/leverage/user_currency_setting",
+     {"currency": "BTC", "leverage": "3"}, {}, "allow_unscoped", "names no instrument"),
+    ("unified currency leverage above the limit",
+     "POST /api/v4/unified/leverage/user_currency_setting", {"currency": "BTC", "leverage": "11"},
+     {"allow_unscoped": True}, "max_leverage", "max_leverage 10 < leverage 11 in body.leverage"),
+    ("unified currency leverage within the limit",
+     "POST /api/v4/unified/leverage/user_currency_setting", {"currency": "BTC", "leverage": "3"},
+     {"allow_unscoped": True}, None, ""),
+    ("unified leverage of every currency above the limit",
+     "POST /api/v4/unified/leverage/user_setting",
+     {"leverage": "50"}, {"allow_unscoped": True}, "max_leverage", "leverage 50 in body.leverage"),
+    ("unified leverage given twice in different letter cases",
+     "POST /api/v4/unified/leverage/user_setting", {"leverage": "5", "LEVERAGE": "50"},
+     {"allow_unscoped": True}, "order_shape", "body.leverage is given 2 times"),
+    ("CrossEx position leverage above the limit", "POST /api/v4/crossex/positions/leverage",
+     {"symbol": "BTC_USDT", "leverage": "20"}, {}, "max_leverage", "leverage 20 in body.leverage"),
+    ("CrossEx margin position leverage of another symbol",
+     "POST /api/v4/crossex/margin_positions/leverage",
+     {"symbol": "DOGE_USDT", "leverage": "2"}, {}, "instruments", "DOGE_USDT (body.symbol)"),
     # -- perpetual futures --------------------------------------------------------------------
     ("futures order inside every limit", "POST /api/v4/futures/usdt/orders", fut(), {}, None, ""),
     ("futures order on the btc settle", "POST /api/v4/futures/btc/orders", fut("BTC_USD"), {},
@@ -163,7 +229,48 @@ CASES: list[tuple[str, str, object, dict[str, Any], str | None, str]] = [
     ("futures amend too large", "PUT /api/v4/futures/usdt/orders/5", {"size": 250}, {
         "max_notional": None}, "max_order_size", "size 250 in body.size"),
     ("futures amend under max_notional: no contract to price", "PUT /api/v4/futures/usdt/orders/5",
-     {"size": 2, "price": "60000"}, {}, "max_notional", "names no instrument"),
+     {"size": 2, "price": "60000"}, {}, "max_notional",
+     "PUT /api/v4/futures/usdt/orders/5 names no contract (Gate's futures amend carries none), "
+     "so its notional cannot be checked; instead, cancel the order (DELETE "
+     "/api/v4/futures/usdt/orders/5) and place it again with the new size and price (POST "
+     "/api/v4/futures/usdt/orders)"),
+    ("futures amend batch under max_notional", "POST /api/v4/futures/usdt/batch_amend_orders",
+     [{"order_id": 1, "size": 1, "price": "1"}], {}, "max_notional",
+     "instead, cancel the orders (POST /api/v4/futures/usdt/batch_cancel_orders) and place them "
+     "again (POST /api/v4/futures/usdt/batch_orders)"),
+    ("futures BBO order priced at the last trade", "POST /api/v4/futures/usdt/bbo_orders",
+     {"contract": "BTC_USDT", "size": 100, "direction": "buy", "level": 1}, {"max_notional": 500},
+     "max_notional", "notional 600 (price 60000 x size 100 x multiplier 0.0001)"),
+    ("futures BBO order: a price Gate ignores is not read", "POST /api/v4/futures/usdt/bbo_orders",
+     {"contract": "BTC_USDT", "size": 100, "price": "1", "direction": "buy"},
+     {"max_notional": 500}, "max_notional", "notional 600"),
+    ("futures BBO order when only limit", "POST /api/v4/futures/usdt/bbo_orders",
+     {"contract": "BTC_USDT", "size": 1, "direction": "buy"}, {"order_types": ["limit"]},
+     "order_types", "does not include market (body (no price))"),
+    ("futures price-triggered order too large in its amount",
+     "POST /api/v4/futures/usdt/price_orders",
+     {"initial": fut(size=1, amount="250", price="1"), "trigger": {"price": "1", "rule": 1}}, {},
+     "max_order_size", "size 250 in body.initial.amount"),
+    ("futures price-triggered amend by id too large",
+     "PUT /api/v4/futures/usdt/price_orders/amend/7",
+     {"amount": "300"}, {"max_notional": None}, "max_order_size", "size 300 in body.amount"),
+    ("futures price-triggered amend by id under max_notional",
+     "PUT /api/v4/futures/usdt/price_orders/amend/7", {"size": 1, "price": "1"}, {},
+     "max_notional", "cancel the order (DELETE /api/v4/futures/usdt/price_orders/7)"),
+    ("futures chase order: no field semantics to read",
+     "POST /api/v4/futures/usdt/autoorder/v1/chase/create", {"contract": "BTC_USDT"}, {},
+     "order_shape", "no guard can read this order shape"),
+    ("futures set_leverage above the limit",
+     "POST /api/v4/futures/usdt/positions/BTC_USDT/set_leverage?leverage=20&margin_mode=cross",
+     None, {}, "max_leverage", "max_leverage 10 < leverage 20 in query leverage"),
+    ("futures set_leverage within the limit",
+     "POST /api/v4/futures/usdt/positions/BTC_USDT/set_leverage?leverage=10&margin_mode=isolated",
+     None, {}, None, ""),
+    ("futures set_leverage of 0", "POST /api/v4/futures/usdt/positions/BTC_USDT/set_leverage"
+     "?leverage=0&margin_mode=cross", None, {}, "max_leverage", "is no leverage this guard can"),
+    ("futures set_leverage on another contract",
+     "POST /api/v4/futures/usdt/positions/SOL_USDT/set_leverage?leverage=1&margin_mode=cross",
+     None, {}, "instruments", "SOL_USDT (path {contract})"),
     ("futures amend batch too large", "POST /api/v4/futures/usdt/batch_amend_orders",
      [{"order_id": 1, "size": 1}, {"order_id": 2, "size": 300}], {"max_notional": None},
      "max_order_size", "orders[1].size"),
@@ -230,6 +337,12 @@ CASES: list[tuple[str, str, object, dict[str, Any], str | None, str]] = [
      opt(price="0", tif="ioc"), {"reduce_only": True}, "reduce_only", "body sets none"),
     ("options close order under reduce_only", "POST /api/v4/options/orders",
      opt(close=True, size=0), {"reduce_only": True}, None, ""),
+    ("options amend too large", "PUT /api/v4/options/orders/5", opt(size=101), {},
+     "max_order_size", "size 101 in body.size"),
+    ("options amend of another contract", "PUT /api/v4/options/orders/5",
+     {**opt(), "contract": "BTC_USDT-20300331-90000-P"}, {}, "instruments", "body.contract"),
+    ("options amend over the notional", "PUT /api/v4/options/orders/5", opt(size=100),
+     {"max_notional": 10}, "max_notional", "notional 12 (price 1200 x size 100 x multiplier"),
     ("options cancel-all naming no contract", "DELETE /api/v4/options/orders", None, {},
      "allow_unscoped", "names no instrument"),
     # -- shapes no guard can read are refused, not passed -------------------------------------
@@ -247,8 +360,6 @@ CASES: list[tuple[str, str, object, dict[str, Any], str | None, str]] = [
      "order_shape", "query parameter leverage is given twice"),
     ("a price-triggered order without its order", "POST /api/v4/futures/usdt/price_orders",
      {"trigger": {"price": "1"}}, {}, "order_shape", "body.initial is not a JSON object"),
-    ("a spot POV order (no published fields)", "POST /api/v4/spot/pov_orders",
-     {"currency_pair": "BTC_USDT"}, {}, "order_shape", "no guard can read this order shape"),
     ("a body that is not JSON", "POST /api/v4/spot/orders", "not json", {},
      "order_shape", "not valid UTF-8 JSON"),
 ]  # fmt: skip
@@ -301,7 +412,11 @@ BRAKE_CASES: list[tuple[str, str, object, bool]] = [
     ("a leverage change", "POST /api/v4/futures/usdt/positions/BTC_USDT/leverage?leverage=1",
      None, False),
     ("a transfer", "POST /api/v4/wallet/transfers", {"currency": "USDT"}, False),
-    ("an unreadable order", "POST /api/v4/spot/pov_orders", {}, False),
+    ("a POV order", "POST /api/v4/spot/pov_orders", {"currency_pair": "BTC_USDT"}, False),
+    ("an unreadable order", "POST /api/v4/futures/usdt/autoorder/v1/trail/create", {}, False),
+    ("a margin leverage change", "POST /api/v4/margin/leverage/user_market_setting",
+     {"currency_pair": "BTC_USDT", "leverage": "2"}, False),
+    ("a chase order stop", "POST /api/v4/futures/usdt/autoorder/v1/chase/stop", {"id": 1}, True),
 ]  # fmt: skip
 
 
@@ -345,6 +460,19 @@ def test_websocket_trading_calls_are_judged_like_their_rest_twins() -> None:
     refusal = ws("spot.order_cancel_cp", {"currency_pair": "DOGE_USDT", "side": "buy"})
     assert refusal is not None and refusal.guard == "instruments"
     assert ws("futures.login", {}) is None  # a channel no guard reads
+    # spot.order_place takes one order or a list of them: each element is read.
+    refusal = ws("spot.order_place", [spot(), spot(amount="250", price="1")], settle=None)
+    assert refusal is not None and refusal.message == (
+        "max_order_size 100 < size 250 in orders[1].amount"
+    )
+    refusal = ws("spot.order_place", "BTC_USDT", settle=None)
+    assert refusal is not None and refusal.guard == "order_shape"
+    assert "not a JSON object or a list of objects" in refusal.message
+    refusal = ws("futures.order_amend", {"order_id": "1", "size": 2, "price": "1"})
+    assert refusal is not None and refusal.message.endswith(
+        "instead, cancel the order (futures.order_cancel) and place it again with the new size "
+        "and price (futures.order_place)"
+    )
     guards = Guards(GuardsConfig(**LIMITS))
     brake = guards.check_brake(
         guards.ws_call("futures.order_place", "usdt", fut(size=0, close=True)),

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sidecar.config import parse_config
 from sidecar.policy.presets import PRESET_NAMES
 from tests.fixtures_helm import (
     CHART,
@@ -293,6 +294,67 @@ def test_the_network_policy_allows_egress_only_to_dns_vault_and_gateio(helm: Hel
     assert admin["ports"] == [{"port": 9901, "protocol": "TCP"}]
     monitoring = {"kubernetes.io/metadata.name": "monitoring"}
     assert {"namespaceSelector": {"matchLabels": monitoring}} in admin["from"]
+
+
+REDIS_KEYS = [
+    {"name": "mm", "port": 8081, "policy": "futures-only", "source": {"env": {}},
+     "rate_limit": {"shared": "redis://redis.trading.svc:6379/0", "replicas": 2}},
+    {"name": "own", "port": 8082, "policy": "spot-only", "source": {"env": {}},
+     "rate_limit": {"shared": "redis://other:6379/0", "shared_password_file": "/etc/own/pw"}},
+    {"name": "local", "port": 8083, "policy": "read-only", "source": {"env": {}},
+     "rate_limit": {"overrides": [{"group": "spot-other", "limit": 5, "per_s": 1}]}},
+]  # fmt: skip
+
+
+def test_the_redis_password_comes_from_a_secret_mounted_into_the_sidecar_only(helm: Helm) -> None:
+    auth = {"secretName": "redis-auth", "passwordKey": "redis-password", "usernameKey": "user"}
+    values = {"keys": REDIS_KEYS, "redis": {"auth": auth}, "vault": {"enabled": False}}
+    docs = helm.template(values=values)
+    parse_config(sidecar_config(docs), environ={})  # the sidecar's own loader takes it
+    mm, own, local = sidecar_config(docs)["keys"]
+    assert mm["rate_limit"] == {
+        "shared": "redis://redis.trading.svc:6379/0",
+        "replicas": 2,
+        "shared_password_file": "/var/run/secrets/gate-sidecar/redis/password",
+        "shared_username_file": "/var/run/secrets/gate-sidecar/redis/username",
+    }
+    assert own["rate_limit"]["shared_password_file"] == "/etc/own/pw"  # its own setting wins
+    assert "shared_username_file" not in own["rate_limit"]
+    assert "shared_password_file" not in local["rate_limit"]  # no shared budget, no AUTH
+    spec = pod_spec(docs)
+    [volume] = [v for v in spec["volumes"] if v["name"] == "gate-sidecar-redis-auth"]
+    assert volume["secret"] == {
+        "secretName": "redis-auth",
+        "defaultMode": 0o440,
+        "items": [
+            {"key": "redis-password", "path": "password"},
+            {"key": "user", "path": "username"},
+        ],
+    }
+    mounts = {m["name"]: m for m in sidecar_container(spec)["volumeMounts"]}
+    assert mounts["gate-sidecar-redis-auth"] == {
+        "name": "gate-sidecar-redis-auth",
+        "mountPath": "/var/run/secrets/gate-sidecar/redis",
+        "readOnly": True,
+    }
+    bot = next(c for c in spec["containers"] if c["name"] != "gate-sidecar")
+    assert all(m["name"] != "gate-sidecar-redis-auth" for m in bot["volumeMounts"])
+    plain = helm.template(values={"keys": REDIS_KEYS, "vault": {"enabled": False}})
+    assert "shared_password_file" not in sidecar_config(plain)["keys"][0]["rate_limit"]
+    assert all(v["name"] != "gate-sidecar-redis-auth" for v in pod_spec(plain)["volumes"])
+
+
+def test_the_network_policy_lets_the_pod_reach_redis_only_when_told_where(helm: Helm) -> None:
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "trading"}},
+              "podSelector": {"matchLabels": {"app": "redis"}}}]  # fmt: skip
+    values = {"networkPolicy": {"enabled": True, "redis": {"to": peers}}}
+    egress = one(helm.template(values=values), "NetworkPolicy")["spec"]["egress"]
+    assert egress[-1] == {"to": peers, "ports": [{"port": 6379, "protocol": "TCP"}]}
+    values = {"networkPolicy": {"enabled": True, "redis": {"to": peers, "port": 6380}}}
+    egress = one(helm.template(values=values), "NetworkPolicy")["spec"]["egress"]
+    assert egress[-1]["ports"] == [{"port": 6380, "protocol": "TCP"}]
+    default = one(helm.template(values={"networkPolicy": {"enabled": True}}), "NetworkPolicy")
+    assert len(default["spec"]["egress"]) == 3  # DNS, Vault, Gate.io: no Redis rule
 
 
 @pytest.mark.parametrize(

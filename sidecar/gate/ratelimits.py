@@ -169,6 +169,30 @@ def tighten(
     return Bucket(min(tokens, target), now)
 
 
+# Gate's WebSocket trading API puts its count in each answer's ``header`` (docs, "Order Place"
+# result format; the reset field is spelled ``x_gat_`` there, ``x_gate_`` in some examples).
+# The count and the cap are "hidden if 0": a cap without a count means none remain.
+_WS_REMAIN = "x_gate_ratelimit_requests_remain"
+_WS_LIMIT = "x_gate_ratelimit_limit"
+_WS_RESET = ("x_gat_ratelimit_reset_timestamp", "x_gate_ratelimit_reset_timestamp")
+
+
+def ws_rate_headers(answer: object) -> list[tuple[str, str]] | None:
+    """A WebSocket trading-API answer's rate-limit fields as the REST headers that carry the
+    same facts (``X-Gate-RateLimit-Requests-Remain``, ``-Reset-Timestamp``); None without any."""
+    header = answer.get("header") if isinstance(answer, dict) else None
+    if not isinstance(header, dict):
+        return None
+    remain, cap = header.get(_WS_REMAIN), header.get(_WS_LIMIT)
+    if remain is None and cap is None:
+        return None
+    out = [("X-Gate-RateLimit-Requests-Remain", str(0 if remain is None else remain))]
+    reset = next((header[name] for name in _WS_RESET if name in header), None)
+    if reset is not None:
+        out.append(("X-Gate-RateLimit-Reset-Timestamp", str(reset)))
+    return out
+
+
 def retry_after_header(seconds: float) -> str:
     """``Retry-After`` in whole seconds (RFC 9110 delta-seconds), never early."""
     return str(max(1, math.ceil(seconds - 1e-9)))

@@ -1,8 +1,9 @@
 """Metrics of the trading guards and rate budgets, on the app's own registry.
 
-Counters fed by the request observer (guard refusals by guard name, 429s by budget group) and
-gauges read from the running sidecar at scrape time (each key's cancel-only brake, whether its
-shared rate budget is serving from the local share because Redis does not answer).
+Counters fed by the request and frame observers (guard refusals by guard name, rate-limited
+requests and WebSocket frames by budget group) and gauges read from the running sidecar at
+scrape time (each key's cancel-only brake, whether its shared rate budget is serving from the
+local share because Redis does not answer).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sidecar.errors import RateLimited
 from sidecar.ops.metrics import PREFIX
 from sidecar.ops.status import SidecarView
 from sidecar.proxy.record import RequestRecord
+from sidecar.proxy.ws.record import FrameRecord
 
 
 class GuardMetrics:
@@ -24,20 +26,23 @@ class GuardMetrics:
         self.registry = registry
         self.guard_denials = Counter(
             f"{PREFIX}_guard_denials",
-            "Requests a trading guard refused, by key and guard (max_order_size, cancel_only...).",
+            "Requests and WebSocket frames a trading guard refused, by key and guard "
+            "(max_order_size, cancel_only...).",
             ["key", "guard"],
             registry=registry,
         )
         self.rate_limited = Counter(
             f"{PREFIX}_rate_limited",
-            "Requests refused with 429 because the key's rate budget was spent, by group.",
+            "Requests (429) and WebSocket frames refused because the key's rate budget was "
+            "spent, by group.",
             ["key", "group"],
             registry=registry,
         )
         self._state: _State | None = _State(view)
         registry.register(self._state)
 
-    def observe(self, record: RequestRecord) -> None:
+    def observe(self, record: RequestRecord | FrameRecord) -> None:
+        """A REST request or a WebSocket frame: both count by guard and by budget group."""
         if record.guard is not None:
             self.guard_denials.labels(record.key, record.guard).inc()
         if record.label == RateLimited.label and record.rate_group is not None:

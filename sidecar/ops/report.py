@@ -55,6 +55,9 @@ def _budget_lines(key: KeyConfig) -> list[str]:
     if cfg is None:
         return ["    off (no rate_limit section)"]
     where = f"shared in {cfg.shared}, {cfg.replicas} replica(s)" if cfg.shared else "local"
+    if cfg.shared_password_file is not None:  # the file's path, never its content
+        user = f", user from {cfg.shared_username_file}" if cfg.shared_username_file else ""
+        where += f" (AUTH from {cfg.shared_password_file}{user})"
     by_name = budgets(cfg)
     rows = [
         [g.name, f"{b.limit} per {b.per_s:g}s", "per endpoint" if g.per_endpoint else "", g.text]

@@ -27,6 +27,7 @@ def frame_audit_fields(record: FrameRecord) -> dict[str, Any]:
         "rule": record.rule,
         "label": record.label,
         "guard": record.guard,
+        "rate_group": record.rate_group,
         "version": record.version,
         "client_cert": record.client_cert,
     }

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from sidecar.errors import RateLimited
 from sidecar.ops.metrics import DENIAL_REASONS, PREFIX
 from sidecar.ops.ws_audit import frame_audit_line
 from sidecar.proxy.ws.record import FrameObserver, FrameRecord, WsStats
@@ -49,8 +50,13 @@ class WsMetrics:
 
 
 def frame_denial_reason(record: FrameRecord) -> str:
-    """The REST reasons for a policy denial; ``bad_frame`` for a frame that cannot be checked,
-    ``unavailable`` when the key could not sign."""
+    """The REST reasons: ``guard`` for a trading guard's refusal, ``rate_limited`` for a spent
+    rate budget, the policy's reasons for a policy denial; ``bad_frame`` for a frame that cannot
+    be checked, ``unavailable`` when the key could not sign."""
+    if record.guard is not None:
+        return "guard"
+    if record.label == RateLimited.label:
+        return "rate_limited"
     if record.decision == "deny" and record.origin is not None:
         return DENIAL_REASONS[record.origin.kind]
     return "bad_frame" if record.decision == "refuse" else "unavailable"

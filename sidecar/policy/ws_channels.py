@@ -119,6 +119,19 @@ def rest_path(product: str, settle: str, rule: ChannelRule) -> str:
     return rule.path.replace("{base}", base).replace("{id}", ORDER_ID_SEGMENT)
 
 
+LOGIN_CHANNELS = frozenset({"spot.login", "futures.login"})
+
+
+def budget_twin(product: str, settle: str, channel: str) -> tuple[str, str] | None:
+    """The REST request whose rate budget a trading-API call spends: its REST twin's method and
+    path. None for a login (a session's handshake, no API call) and for a channel that is not a
+    trading-API call of this connection (the policy refuses those first)."""
+    rule = channel_rule(product, channel)
+    if rule is None or rule.kind is not Kind.API or channel in LOGIN_CHANNELS:
+        return None
+    return rule.method, rest_path(product, settle, rule)
+
+
 UNKNOWN_API = "not a trading-API channel of this connection"
 
 

@@ -100,7 +100,10 @@ class Sidecar:
         if self.clock_keeper.observer is not None:
             observers.append(self.clock_keeper.observer)
         self.observers[:] = observers
-        self.ws.observers[:] = self.ws_metrics.observers(audit=self.config.logging.audit)
+        self.ws.observers[:] = [
+            *self.ws_metrics.observers(audit=self.config.logging.audit),
+            self.guard_metrics.observe,
+        ]
 
     async def commit(
         self,

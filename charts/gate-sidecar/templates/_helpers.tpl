@@ -124,6 +124,7 @@ app.kubernetes.io/component: bot
 {{- define "gate-sidecar.clientAuthDir" -}}/var/run/secrets/gate-sidecar/client-auth{{- end }}
 {{- define "gate-sidecar.metricsTokenDir" -}}/var/run/secrets/gate-sidecar/metrics{{- end }}
 {{- define "gate-sidecar.socketsDir" -}}/var/run/gate-sidecar/sockets{{- end }}
+{{- define "gate-sidecar.redisAuthDir" -}}/var/run/secrets/gate-sidecar/redis{{- end }}
 
 {{/* ---------------------------------------------------------------- admin listener */}}
 
@@ -365,6 +366,17 @@ listeners are always 127.0.0.1:<port>: only containers of this pod can reach the
 {{- else }}
 {{- $_ := set $out "source" (deepCopy $key.source) }}
 {{- end }}
+{{- /* A shared budget's Redis credentials: the files of redis.auth's Secret, unless set. */}}
+{{- if and $key.rate_limit $v.redis.auth.secretName }}
+{{- $rl := deepCopy $key.rate_limit }}
+{{- if and $rl.shared (not $rl.shared_password_file) }}
+{{- $_ := set $rl "shared_password_file" (printf "%s/password" (include "gate-sidecar.redisAuthDir" $)) }}
+{{- if $v.redis.auth.usernameKey }}
+{{- $_ := set $rl "shared_username_file" (printf "%s/username" (include "gate-sidecar.redisAuthDir" $)) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $out "rate_limit" $rl }}
+{{- end }}
 {{- $keys = append $keys $out }}
 {{- end }}
 {{- $_ := set $cfg "keys" $keys }}
@@ -459,6 +471,11 @@ data:
     - name: gate-sidecar-sockets
       mountPath: {{ include "gate-sidecar.socketsDir" . }}
     {{- end }}
+    {{- if .Values.redis.auth.secretName }}
+    - name: gate-sidecar-redis-auth
+      mountPath: {{ include "gate-sidecar.redisAuthDir" . }}
+      readOnly: true
+    {{- end }}
     {{- with $s.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -544,6 +561,21 @@ data:
               path: client-ca.crt
       {{- end }}
       {{- end }}
+{{- end }}
+{{- with .Values.redis.auth }}
+{{- if .secretName }}
+- name: gate-sidecar-redis-auth
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .passwordKey }}
+        path: password
+      {{- if .usernameKey }}
+      - key: {{ .usernameKey }}
+        path: username
+      {{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- with .Values.sidecar.admin.metricsToken }}

@@ -52,7 +52,8 @@ class _Answer:
         )
         headers.update(extra or {})
         accept = self.request.headers.get("Accept-Encoding", "")
-        return web.Response(status=status, body=encode_body(doc, accept, headers), headers=headers)
+        body = b"" if status == 204 else encode_body(doc, accept, headers)  # No Content: none
+        return web.Response(status=status, body=body, headers=headers)
 
     def error(self, status: int, label: str, message: str) -> web.Response:
         return self(status, {"label": label, "message": message})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from sidecar.devtools.exchange import handlers_futures as fut
+from sidecar.devtools.exchange import handlers_margin as mar
 from sidecar.devtools.exchange import handlers_public as pub
 from sidecar.devtools.exchange import handlers_spot as spot
 from sidecar.devtools.exchange import handlers_wallet as wal
@@ -64,6 +65,10 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/spot/cancel_batch_orders", spot.cancel_batch_orders),
     _route("POST", "/spot/batch_orders", spot.batch_orders),
     _route("GET", "/spot/open_orders", spot.open_orders),
+    # margin and unified leverage
+    _route("POST", "/margin/leverage/user_market_setting", mar.set_margin_market_leverage),
+    _route("POST", "/unified/leverage/user_currency_setting", mar.set_unified_currency_leverage),
+    _route("GET", "/unified/leverage/user_currency_setting", mar.unified_currency_leverage),
     # perpetual futures
     _route("GET", "/futures/{settle}/accounts", fut.futures_accounts),
     _route("POST", "/futures/{settle}/orders", fut.create_order),

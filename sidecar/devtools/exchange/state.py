@@ -45,6 +45,7 @@ class Account:
     spot_orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     futures_orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # "settle/id" keys
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)  # "settle/contract" keys
+    leverage: dict[str, str] = field(default_factory=dict)  # "margin/BTC_USDT", "unified/BTC"
     # What GET /account/main_keys answers for this key (None: every permission, no whitelist).
     key_info: dict[str, Any] | None = None
 

@@ -112,7 +112,13 @@ async def _subscription(
 
 
 def _api_answer(
-    conn: Conn, channel: str, req_id: Any, status: int, data: dict[str, Any], ack: bool = False
+    conn: Conn,
+    channel: str,
+    req_id: Any,
+    status: int,
+    data: dict[str, Any],
+    ack: bool = False,
+    rate: dict[str, int] | None = None,
 ) -> str:
     header = {
         "response_time": str(int(time.time() * 1000)),
@@ -122,8 +128,22 @@ def _api_answer(
         "client_id": "127.0.0.1-exchange",
         "conn_id": secrets.token_hex(8),
         "trace_id": secrets.token_hex(16),
+        **(rate or {}),
     }
     return json.dumps({"request_id": req_id, "ack": ack, "header": header, "data": data})
+
+
+def _rate_fields(state: ExchangeState, api_key: str, channel: str) -> dict[str, int]:
+    """Gate's count in an order call's answer header (docs: "Order Place" result format):
+    the count and the cap are hidden when 0; the reset is the next window once the count is
+    spent, else the server's time. Counted per key and channel, like REST's per path."""
+    now = state.now()
+    remaining, reset_at = state.rates.hit(api_key, f"ws:{channel}", now)
+    fields = {"x_gate_ratelimit_limit": state.rates.limit}
+    if remaining > 0:
+        fields["x_gate_ratelimit_requests_remain"] = remaining
+    fields["x_gat_ratelimit_reset_timestamp"] = int((reset_at if remaining <= 0 else now) * 1000)
+    return fields
 
 
 async def _api(
@@ -162,16 +182,19 @@ async def _api(
     delay = state.delays.get(f"ws:{channel}")
     if delay:  # tests: an answer still on its way while something else happens
         await asyncio.sleep(delay)
+    rate = _rate_fields(state, api_key, channel)
     if channel in PLACE_CHANNELS:
         echo = {**payload, "api_key": "", "signature": "", "timestamp": ""}
-        await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": echo}, True))
+        ack = _api_answer(conn, channel, req_id, 200, {"result": echo}, True, rate)
+        await conn.ws.send_str(ack)
     try:
         result = run_call(state, account, conn.product, conn.settle, channel, req_param, headers)
     except ApiError as exc:
         errs = {"label": exc.label, "message": exc.message}
-        await conn.ws.send_str(_api_answer(conn, channel, req_id, exc.status, {"errs": errs}))
+        answer = _api_answer(conn, channel, req_id, exc.status, {"errs": errs}, rate=rate)
+        await conn.ws.send_str(answer)
         return
-    await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": result}))
+    await conn.ws.send_str(_api_answer(conn, channel, req_id, 200, {"result": result}, rate=rate))
     if not channel.endswith(("_status", "_list")):
         amended = channel.endswith("_amend")
         await order_change(state, api_key, account, conn.product, conn.settle, result, amended)

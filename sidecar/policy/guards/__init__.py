@@ -1,7 +1,8 @@
 """Trading guards: what an order may look like, beyond which endpoint it may call. Pure.
 
 - :mod:`~sidecar.policy.guards.shapes`: the one field table (endpoint or WebSocket channel ->
-  order shape -> the fields each guard reads);
+  order shape -> the fields each guard reads), in the terms of
+  :mod:`~sidecar.policy.guards.kinds`;
 - :mod:`~sidecar.policy.guards.reading`: reading a call's orders as the table says;
 - :mod:`~sidecar.policy.guards.values`: a key's limits, market quotes, a refusal;
 - :mod:`~sidecar.policy.guards.checks`: the guards and their refusal messages;
@@ -110,16 +111,13 @@ class Guards:
                 return None
             shape = Shape(Product(match.group(1)), Op.OTHER)
             params = {"settle": match.group("settle")}
-        needs_body = shape.fields is not None or any(
-            s.startswith(("body:", "order:")) for s in shape.instrument
-        )
         try:
             return read_call(
                 shape,
                 label,
                 path_params=params,
                 raw_query=raw_query,
-                doc=body.doc if needs_body else NO_BODY,
+                doc=body.doc if shape.needs_body else NO_BODY,
             )
         except Unreadable as exc:
             return Refusal("order_shape", f"{label}: {exc}")
@@ -132,7 +130,8 @@ class Guards:
         if shape is None:
             return None
         try:
-            return read_call(shape, channel, path_params={}, doc=req_param, settle=settle)
+            # A spot connection has no settle ("" in its endpoint): no settle guard applies.
+            return read_call(shape, channel, path_params={}, doc=req_param, settle=settle or None)
         except Unreadable as exc:
             return Refusal("order_shape", f"{channel}: {exc}")
 

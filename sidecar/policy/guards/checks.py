@@ -10,22 +10,15 @@ come in as :class:`Quote` values the proxy fetched from Gate's public market dat
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from decimal import Decimal
 
-from sidecar.policy.guards.reading import Call, Number, Order
-from sidecar.policy.guards.shapes import Op, Product
+from sidecar.policy.guards.amounts import notional_refusal, size_refusal
+from sidecar.policy.guards.kinds import Amount, Op, Product
+from sidecar.policy.guards.reading import Call, Order, where_of
 from sidecar.policy.guards.values import Limits, Need, Quote, QuoteKey, Refusal, fmt
 
 
 def _names(values: Collection[str]) -> str:
     return "[" + ", ".join(sorted(values)) + "]"
-
-
-def _instrument(call: Call, order: Order) -> str | None:
-    if order.instrument is not None:
-        return order.instrument.value
-    names = {n.value for n in call.instruments}
-    return next(iter(names)) if len(names) == 1 else None
 
 
 def quote_needs(call: Call, limits: Limits) -> dict[QuoteKey, Need]:
@@ -36,18 +29,12 @@ def quote_needs(call: Call, limits: Limits) -> dict[QuoteKey, Need]:
     if _scope(call, limits) is not None:
         return needs  # refused before any price matters: fetch nothing
     for order in call.orders:
-        name = _instrument(call, order)
+        name = call.instrument_for(order)
         if name is None:
             continue
         key = QuoteKey(call.product, call.settle.value if call.settle else None, name)
         if call.product is Product.SPOT:
-            # A spot market buy gives its amount in quote currency, a market sell in base.
-            buy = order.side != "sell"
-            last = order.market and (
-                (buy and limits.max_order_size is not None)
-                or (not buy and limits.max_notional is not None)
-            )
-            need = Need(last, False)
+            need = Need(order.market and _spot_needs_last(order, limits), False)
         else:
             contract = limits.max_notional is not None
             need = Need(contract and order.market and call.shape.op is not Op.AMEND, contract)
@@ -55,6 +42,16 @@ def quote_needs(call: Call, limits: Limits) -> dict[QuoteKey, Need]:
             old = needs.get(key, Need(False, False))
             needs[key] = Need(old.last or need.last, old.contract or need.contract)
     return needs
+
+
+def _spot_needs_last(order: Order, limits: Limits) -> bool:
+    """Whether a spot market order needs the last price: a buy given in quote currency to know
+    its size in base, one given in base to know its notional, one in either for both."""
+    if order.amount_in is Amount.QUOTE_IF_MARKET:
+        return limits.max_order_size is not None
+    if order.amount_in is Amount.EITHER:
+        return limits.max_order_size is not None or limits.max_notional is not None
+    return limits.max_notional is not None
 
 
 # -- the guards ----------------------------------------------------------------------------
@@ -95,7 +92,7 @@ def _scope(call: Call, limits: Limits) -> Refusal | None:
             )
     if call.shape.op in (Op.PLACE, Op.TRIGGER):
         for order in call.orders:
-            if _instrument(call, order) is None:
+            if call.instrument_for(order) is None:
                 return Refusal("instruments", f"{order.where} names no instrument")
     if not named and call.shape.unscoped_if_no_instrument and not limits.allow_unscoped:
         return Refusal(
@@ -133,101 +130,28 @@ def _shape_of_order(call: Call, order: Order, limits: Limits) -> Refusal | None:
     return None
 
 
-def _missing_quote(guard: str, what: str, name: str, quote: Quote | None) -> Refusal:
-    why = quote.problem if quote is not None and quote.problem else "not fetched"
-    return Refusal(guard, f"{guard}: no {what} for {name} ({why}), so the order cannot be checked")
-
-
-def _size(
-    call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
-) -> Refusal | None:
-    limit, size = limits.max_order_size, order.size
-    if limit is None or size is None:
-        return None
-    amount, detail = abs(size.value), ""
-    if call.product is Product.SPOT and order.market and order.side != "sell":
-        name = _instrument(call, order) or "?"
-        quote = quotes.get(QuoteKey(call.product, None, name))
-        if quote is None or quote.last is None or quote.last <= 0:
-            return _missing_quote("max_order_size", "last price", name, quote)
-        # A spot market buy's amount is in quote currency: its size in base is amount / last.
-        amount = size.value / quote.last
-        detail = f" (market buy: {fmt(size.value)} quote / last price {fmt(quote.last)})"
-    if amount > limit:
-        return Refusal(
-            "max_order_size", f"max_order_size {fmt(limit)} < size {fmt(amount)}{detail} "
-            f"in {size.where}",
-        )  # fmt: skip
-    return None
-
-
-def _notional(
-    call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
-) -> Refusal | None:
-    limit = limits.max_notional
-    if limit is None:
-        return None
-    size, price = order.size, order.price
-    if size is None or (price is None and not order.market):
-        if call.shape.op is Op.AMEND:
-            return Refusal(
-                "max_notional",
-                f"max_notional: {order.where} must give both size and price to be checked",
-            )
-        return Refusal("max_notional", f"max_notional: {order.where} gives no size or price")
-    name = _instrument(call, order)
-    if name is None:
-        return Refusal(
-            "max_notional",
-            f"max_notional: {call.label} names no instrument, so its price and multiplier are "
-            "unknown (cancel and place a new order instead)",
-        )
-    quote = quotes.get(QuoteKey(call.product, call.settle.value if call.settle else None, name))
-    used: Number | None = price if price is not None and not order.market else None
-    price_value = used.value if used is not None else None
-    if price_value is None:
-        if call.product is Product.SPOT and order.side != "sell":
-            price_value = Decimal(1)  # a spot market buy: the amount is the notional
-        elif quote is None or quote.last is None:
-            return _missing_quote("max_notional", "last price", name, quote)
-        else:
-            price_value = quote.last
-    notional = abs(size.value) * price_value
-    detail = f"price {fmt(price_value)} x size {fmt(abs(size.value))}"
-    if call.product is Product.SPOT and order.market and order.side != "sell":
-        detail = f"market buy of {fmt(size.value)} quote"
-    elif call.product is not Product.SPOT:
-        if quote is None or (quote.multiplier is None and not quote.inverse):
-            return _missing_quote("max_notional", "contract multiplier", name, quote)
-        if quote.inverse:
-            notional, detail = abs(size.value), f"inverse: size {fmt(abs(size.value))}"
-        else:
-            assert quote.multiplier is not None
-            notional *= quote.multiplier
-            detail += f" x multiplier {fmt(quote.multiplier)}"
-    if notional > limit:
-        return Refusal(
-            "max_notional",
-            f"max_notional {fmt(limit)} < notional {fmt(notional)} ({detail}) in {order.where}",
-        )
-    return None
-
-
 def _leverage(call: Call, limits: Limits) -> Refusal | None:
-    limit = limits.max_leverage
-    if limit is None or call.shape.op is not Op.LEVERAGE:
+    limit, spec = limits.max_leverage, call.shape.leverage
+    if limit is None or spec is None:
         return None
-    values = {n.where.split()[-1]: n for n in call.leverage}
-    leverage = values.get("leverage")
+    leverage = call.leverage
     if leverage is None:
-        return Refusal("max_leverage", f"max_leverage: {call.label} gives no query leverage")
-    if leverage.value == 0:  # 0 = cross margin, whose leverage is cross_leverage_limit
-        cross = values.get("cross_leverage_limit")
+        return Refusal(
+            "max_leverage", f"max_leverage: {call.label} gives no {where_of(spec.value)}"
+        )
+    if leverage.value <= 0:
+        if spec.cross_limit is None:
+            return Refusal(
+                "max_leverage",
+                f"max_leverage {fmt(limit)}: leverage {fmt(leverage.value)} in {leverage.where} "
+                "is no leverage this guard can check",
+            )
+        cross = call.cross_limit  # 0 = cross margin, whose leverage is cross_leverage_limit
         if cross is None:
             return Refusal(
                 "max_leverage",
                 f"max_leverage {fmt(limit)}: leverage 0 (cross margin) without "
-                "cross_leverage_limit leaves the leverage to Gate's default",
+                f"{spec.cross_limit.partition(':')[2]} leaves the leverage to Gate's default",
             )
         leverage = cross
     if leverage.value > limit:
@@ -235,12 +159,11 @@ def _leverage(call: Call, limits: Limits) -> Refusal | None:
             "max_leverage", f"max_leverage {fmt(limit)} < leverage {fmt(leverage.value)} "
             f"in {leverage.where}",
         )  # fmt: skip
-    for other in call.leverage:
-        if other.value > limit:
-            return Refusal(
-                "max_leverage",
-                f"max_leverage {fmt(limit)} < {fmt(other.value)} in {other.where}",
-            )
+    cross = call.cross_limit  # given beside a leverage: it may not exceed the limit either
+    if cross is not None and cross.value > limit:
+        return Refusal(
+            "max_leverage", f"max_leverage {fmt(limit)} < {fmt(cross.value)} in {cross.where}"
+        )
     return None
 
 
@@ -255,8 +178,8 @@ def check_call(
     for order in call.orders if call.shape.fields is not None else ():
         refusal = (
             _shape_of_order(call, order, limits)
-            or _size(call, order, limits, quotes)
-            or _notional(call, order, limits, quotes)
+            or size_refusal(call, order, limits, quotes)
+            or notional_refusal(call, order, limits, quotes)
         )
         if refusal is not None:
             return refusal

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sidecar.policy.guards.shapes import ENDPOINTS, WS_CHANNELS, Op, Orders, Shape
+from sidecar.policy.guards.kinds import Amount, Op, Orders, Pricing, Shape
+from sidecar.policy.guards.shapes import ENDPOINTS, WS_CHANNELS
 
 
 def _shape_fields(shape: Shape) -> dict[str, str]:
@@ -24,22 +25,28 @@ def _shape_fields(shape: Shape) -> dict[str, str]:
         out["instruments"] = sources(shape.instrument)
     f = shape.fields
     if f is not None:
-        if f.size:
-            out["max_order_size"] = sources([f"order:{f.size}"])
-        if f.price:
-            out["max_notional"] = sources([f"order:{f.size}", f"order:{f.price}"])
+        sizes = [f"order:{n}" for n in (f.size, *f.size_aliases) if n]
+        either = f.buy_amount is Amount.EITHER
+        either_text = " (a buy's in base or quote: the stricter)" if either else ""
+        out["max_order_size"] = sources(sizes) + either_text
+        priced = sizes + ([f"order:{f.price}"] if f.price else [])
+        out["max_notional"] = sources(priced) + ("" if f.price else " x last price")
         if shape.op in (Op.PLACE, Op.TRIGGER):
-            out["order_types"] = (
-                sources([f"order:{f.type}"]) if f.type else sources([f"order:{f.price}"]) + " = 0"
-            )
+            if f.pricing is Pricing.TYPE:
+                out["order_types"] = sources([f"order:{f.type}"])
+            elif f.pricing is Pricing.PRICE:
+                out["order_types"] = sources([f"order:{f.price}"]) + " absent or 0"
+            else:
+                out["order_types"] = "no price: market"
             if f.tif:
                 out["time_in_force"] = sources([f"order:{f.tif}"])
             if f.closing:
                 out["reduce_only"] = sources([f"order:{c}" for c in f.closing])
-    if shape.leverage:
-        out["max_leverage"] = sources(shape.leverage)
+    if shape.leverage is not None:
+        lev = shape.leverage
+        out["max_leverage"] = sources([lev.value, *([lev.cross_limit] if lev.cross_limit else [])])
     if shape.orders is Orders.UNKNOWN:
-        out["(all)"] = "no published field list: refused when a guard applies"
+        out["(all)"] = "no published field semantics: refused when a guard applies"
     return out
 
 
@@ -53,7 +60,7 @@ def field_table_rows() -> list[tuple[str, str, str, str]]:
         if "{settle}" in name:
             reads = {"settle": "`path:settle`", **reads}
         text = "; ".join(f"{guard}: {what}" for guard, what in reads.items()) or "-"
-        batch = "yes" if shape.orders is Orders.LIST else ""
+        batch = {Orders.LIST: "yes", Orders.OBJECT_OR_LIST: "either"}.get(shape.orders, "")
         rows.append((f"`{name}`", f"{shape.product.value} {shape.op.value}", batch, text))
     return rows
 

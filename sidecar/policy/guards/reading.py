@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
 from sidecar.policy.conditions import NO_BODY, InvalidBody
-from sidecar.policy.guards.shapes import OrderFields, Orders, Product, Shape
+from sidecar.policy.guards.kinds import Amount, OrderFields, Orders, Pricing, Product, Shape
 
 
 class Unreadable(Exception):
@@ -45,6 +45,7 @@ class Order:
     tif: Named | None = None  # given, or Gate's default (where then says so)
     side: str | None = None  # buy | sell (spot); None where the size's sign says it
     closing: Named | None = None  # the field that makes it reduce or close a position
+    amount_in: Amount = Amount.BASE  # BASE, QUOTE_IF_MARKET (a spot market buy) or EITHER
 
 
 @dataclass(slots=True)
@@ -56,11 +57,20 @@ class Call:
     settle: Named | None = None
     instruments: list[Named] = field(default_factory=list)  # call-level (path, query, body)
     orders: list[Order] = field(default_factory=list)
-    leverage: list[Number] = field(default_factory=list)
+    path_params: dict[str, str] = field(default_factory=dict)  # settle, contract, id...
+    leverage: Number | None = None  # the leverage a leverage setting asks for
+    cross_limit: Number | None = None  # futures: the cross-margin leverage, given beside it
 
     @property
     def product(self) -> Product:
         return self.shape.product
+
+    def instrument_for(self, order: Order) -> str | None:
+        """The market an order trades: its own field, or the one market the call names."""
+        if order.instrument is not None:
+            return order.instrument.value
+        names = {n.value for n in self.instruments}
+        return next(iter(names)) if len(names) == 1 else None
 
     def all_instruments(self) -> list[Named]:
         return self.instruments + [o.instrument for o in self.orders if o.instrument is not None]
@@ -103,6 +113,23 @@ def _query(raw_query: str) -> dict[str, str]:
     return values
 
 
+def _size(obj: Mapping[str, object], where: str, f: OrderFields) -> Number | None:
+    """The order's size: of the size field and its aliases (Gate takes an order's size from
+    either), every one given is read and the largest counts."""
+    sizes = [
+        number(value, f"{where}.{name}")
+        for name in (f.size, *f.size_aliases)
+        if name and (value := lookup(obj, name, where)) is not None
+    ]
+    if not sizes:
+        return None
+    return max(sizes, key=_magnitude)
+
+
+def _magnitude(n: Number) -> Decimal:
+    return abs(n.value)
+
+
 def _read_order(obj: Mapping[str, object], where: str, shape: Shape) -> Order:
     order = Order(where)
     for source in shape.instrument:
@@ -112,19 +139,21 @@ def _read_order(obj: Mapping[str, object], where: str, shape: Shape) -> Order:
     f: OrderFields | None = shape.fields
     if f is None:
         return order
-    if f.size and (value := lookup(obj, f.size, where)) is not None:
-        order.size = number(value, f"{where}.{f.size}")
+    order.size = _size(obj, where, f)
     if f.price and (value := lookup(obj, f.price, where)) is not None:
         order.price = number(value, f"{where}.{f.price}")
-    if f.type:
+    if f.pricing is Pricing.TYPE and f.type:
         given = lookup(obj, f.type, where)
         kind = "limit" if given is None else _text(given, f"{where}.{f.type}").casefold()
         order.market = kind == "market"
         order.type_where = f"{where}.{f.type}" if given is not None else f"{where} (no type)"
-    elif f.price:
+    elif f.pricing is Pricing.PRICE:
         # Futures, delivery and options orders have no type: price 0 means a market order.
         order.market = order.price is None or order.price.value == 0
-        order.type_where = order.price.where if order.price else f"{where} (no price)"
+        order.type_where = order.price.where if order.price else f"{where} (no {f.price})"
+    else:  # a BBO order names no price: it trades where the book is, read as a market order
+        order.market = True
+        order.type_where = f"{where} (no price)"
     if f.tif:
         given = lookup(obj, f.tif, where)
         if given is None:  # Gate's default: gtc, and ioc where a market order needs it
@@ -133,6 +162,11 @@ def _read_order(obj: Mapping[str, object], where: str, shape: Shape) -> Order:
             order.tif = Named(_text(given, f"{where}.{f.tif}").casefold(), f"{where}.{f.tif}")
     if f.side and (value := lookup(obj, f.side, where)) is not None:
         order.side = _text(value, f"{where}.{f.side}").casefold()
+    if order.side != "sell":  # a buy (or no side: read as the stricter buy)
+        if f.buy_amount is Amount.EITHER:
+            order.amount_in = Amount.EITHER
+        elif f.buy_amount is Amount.QUOTE_IF_MARKET and order.market:
+            order.amount_in = Amount.QUOTE_IF_MARKET
     for name in f.closing:
         value = lookup(obj, name, where)
         # reduce_only/close must be JSON true; auto_size (close_long/close_short) closes a
@@ -149,12 +183,14 @@ def _orders(shape: Shape, doc: object) -> list[Order]:
         raise Unreadable("no guard can read this order shape")
     if isinstance(doc, InvalidBody):
         raise Unreadable(str(doc))
-    if shape.orders is Orders.LIST:
+    batch = shape.orders is Orders.OBJECT_OR_LIST and isinstance(doc, list)
+    if shape.orders is Orders.LIST or batch:
         if not isinstance(doc, list) or not all(isinstance(item, dict) for item in doc):
             raise Unreadable("the body is not a JSON list of objects")
         return [_read_order(item, f"orders[{i}]", shape) for i, item in enumerate(doc)]
     if not isinstance(doc, dict):
-        raise Unreadable("the body is not a JSON object")
+        either = " or a list of objects" if shape.orders is Orders.OBJECT_OR_LIST else ""
+        raise Unreadable(f"the body is not a JSON object{either}")
     if shape.nested is None:
         return [_read_order(doc, "body", shape)]
     nested = lookup(doc, shape.nested, "body")
@@ -173,7 +209,7 @@ def read_call(
     settle: str | None = None,
 ) -> Call:
     """The call's settle, instruments, orders and leverage values; raises :class:`Unreadable`."""
-    call = Call(shape, label)
+    call = Call(shape, label, path_params=dict(path_params))
     settle = path_params.get("settle", settle)
     if settle is not None:
         call.settle = Named(settle, "path {settle}")
@@ -189,12 +225,29 @@ def read_call(
                 call.instruments.append(Named(_text(value, f"body.{name}"), f"body.{name}"))
         elif kind == "body" and isinstance(doc, InvalidBody):
             raise Unreadable(str(doc))
-    for source in shape.leverage:
-        kind, _, name = source.partition(":")
-        if kind == "query" and name in query:
-            call.leverage.append(number(query[name], f"query {name}"))
+    if shape.leverage is not None:
+        call.leverage = _value(shape.leverage.value, query, doc)
+        if shape.leverage.cross_limit is not None:
+            call.cross_limit = _value(shape.leverage.cross_limit, query, doc)
     call.orders = _orders(shape, doc)
     return call
+
+
+def where_of(source: str) -> str:
+    """A source as messages name it: ``query leverage``, ``body.leverage``."""
+    kind, _, name = source.partition(":")
+    return f"{kind} {name}" if kind in ("query", "path") else f"{kind}.{name}"
+
+
+def _value(source: str, query: Mapping[str, str], doc: object) -> Number | None:
+    kind, _, name = source.partition(":")
+    if kind == "query":
+        return number(query[name], where_of(source)) if name in query else None
+    if isinstance(doc, InvalidBody):
+        raise Unreadable(str(doc))
+    if isinstance(doc, dict) and (value := lookup(doc, name, "body")) is not None:
+        return number(value, where_of(source))
+    return None
 
 
 def instrument_names(values: Sequence[Named]) -> list[str]:

@@ -2,86 +2,67 @@
 carries, and which JSON fields, query parameters and path segments each guard reads. Pure.
 
 Endpoint facts from Gate's API v4 documentation (v4.105) and the official Python SDK (gate-api
-7.2.161: ``Order``, ``BatchAmendItem``, ``SpotPriceTriggeredOrder``, ``FuturesOrder``,
-``FuturesPriceTriggeredOrder``, ``FuturesOrderAmendment``, ``OptionsOrder``); WebSocket channel
-names from the reference's "Order channels". ``docs/guards.md`` shows this table
-(:mod:`sidecar.policy.guards.describe`), so the documentation cannot drift from what is
-enforced.
+7.2.161: ``Order``, ``BatchAmendItem``, ``SpotPriceTriggeredOrder``, ``SpotPovOrderCreator``,
+``LiquidateOrder``, ``FuturesOrder``, ``FuturesBBOOrder``, ``FuturesInitialOrder``,
+``FuturesPriceTriggeredOrder``, ``FuturesUpdatePriceTriggeredOrder``, ``FuturesOrderAmendment``,
+``OptionsOrder``, ``AmendOptionsOrderRequest``, ``MarginMarketLeverage``,
+``UnifiedLeverageSetting``, ``UserLeverageSetting``, ``CrossexLeverageRequest``); WebSocket
+channel names from the reference's "Order channels". ``docs/guards.md`` shows this table
+(:mod:`sidecar.policy.guards.describe`), so the documentation cannot drift from what is enforced.
+The vocabulary (products, operations, sources) is :mod:`sidecar.policy.guards.kinds`.
 
-A source is written ``where:name``: ``path:contract`` (a ``{contract}`` path segment),
-``query:currency_pair``, ``body:market`` (a field of the top-level JSON object) or
-``order:contract`` (a field of each order object: the body, each element of a batch, or the
-``put`` / ``initial`` object of a price-triggered order).
+Longer than the usual module on purpose: it is one table, and splitting it would put the rows of
+one product in two places.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
 
-
-class Product(Enum):
-    SPOT = "spot"
-    FUTURES = "futures"
-    DELIVERY = "delivery"
-    OPTIONS = "options"
-
-
-class Op(Enum):
-    PLACE = "place"  # new order(s)
-    TRIGGER = "price-triggered"  # a new order placed when a price is reached
-    AMEND = "amend"
-    CANCEL = "cancel"  # by id (or ids): names its orders, not a market
-    CANCEL_ALL = "cancel all"  # every order of a market (or of every market)
-    LEVERAGE = "leverage"
-    POSITION = "position setting"  # margin, risk limit of one contract's position
-    LIST = "list"  # reads that name a market, or every market when they name none
-    GET_ONE = "read one"  # a read by id
-    OTHER = "other"  # any other private call under a {settle} segment: only settle applies
-
-
-class Orders(Enum):
-    NONE = "none"  # no order objects
-    OBJECT = "object"  # the body (or its nested object) is one order
-    LIST = "list"  # the body is a list of orders: one bad element refuses the whole request
-    UNKNOWN = "unknown"  # an order shape no guard can read: refused when a guard applies
-
-
-@dataclass(frozen=True)
-class OrderFields:
-    """The order object's field names, per product."""
-
-    size: str | None
-    price: str | None
-    type: str | None  # None: the type follows from the price (0 = market), as in futures
-    tif: str | None
-    side: str | None  # None: the sign of the size says it (futures, options)
-    closing: tuple[str, ...] = ()  # fields that make an order reduce or close a position
-
-
-SPOT_FIELDS = OrderFields("amount", "price", "type", "time_in_force", "side")
-SPOT_AMEND_FIELDS = OrderFields("amount", "price", None, None, None)
-CONTRACT_FIELDS = OrderFields(
-    "size", "price", None, "tif", None, ("reduce_only", "close", "auto_size")
+from sidecar.policy.guards.kinds import (
+    Amount,
+    LeverageFields,
+    Op,
+    OrderFields,
+    Orders,
+    Pricing,
+    Product,
+    Shape,
 )
+
+__all__ = [
+    "ENDPOINTS",
+    "WS_CHANNELS",
+    "Amount",
+    "Endpoint",
+    "LeverageFields",
+    "Op",
+    "OrderFields",
+    "Orders",
+    "Pricing",
+    "Product",
+    "Shape",
+    "find_endpoint",
+]
+
+SPOT_FIELDS = OrderFields(
+    "amount", "price", "type", "time_in_force", "side",
+    pricing=Pricing.TYPE, buy_amount=Amount.QUOTE_IF_MARKET,
+)  # fmt: skip
+SPOT_AMEND_FIELDS = OrderFields("amount", "price", None, None, None)
+# POV orders: no type (a missing limit_price trades at the market), no time in force (ttl is a
+# lifetime, not one), and Gate does not say which currency a buy's amount is in.
+POV_FIELDS = OrderFields("amount", "limit_price", None, None, "side", buy_amount=Amount.EITHER)
+# Closes a cross-margin position at a price: no type, side or time in force of its own.
+LIQUIDATE_FIELDS = OrderFields("amount", "price", None, None, None)
+CLOSING = ("reduce_only", "close", "auto_size")
+CONTRACT_FIELDS = OrderFields("size", "price", None, "tif", None, CLOSING)
+# A price-triggered order's `initial` also takes `amount` (a decimal size that wins over `size`).
+TRIGGER_FIELDS = OrderFields("size", "price", None, "tif", None, CLOSING, size_aliases=("amount",))
+BBO_FIELDS = OrderFields("size", None, None, "tif", None, CLOSING, pricing=Pricing.NONE)
 CONTRACT_AMEND_FIELDS = OrderFields("size", "price", None, None, None)
-
-
-@dataclass(frozen=True)
-class Shape:
-    product: Product
-    op: Op
-    orders: Orders = Orders.NONE
-    nested: str | None = None  # the order object is this field of the body (put, initial)
-    fields: OrderFields | None = None
-    instrument: tuple[str, ...] = ()  # sources, all checked when present
-    leverage: tuple[str, ...] = ()  # sources of leverage values
-
-    @property
-    def unscoped_if_no_instrument(self) -> bool:
-        """A call that then concerns every market (allow_unscoped decides)."""
-        return self.op in (Op.CANCEL_ALL, Op.LIST)
+TRIGGER_AMEND_FIELDS = OrderFields("size", "price", None, None, None, size_aliases=("amount",))
 
 
 def _spot(op: Op, orders: Orders = Orders.NONE, *instrument: str, **kw: object) -> Shape:
@@ -94,14 +75,24 @@ def _contract(
     return Shape(product, op, orders, instrument=instrument, **kw)  # type: ignore[arg-type]
 
 
+def _leverage(product: Product, value: str, *instrument: str, cross: str | None = None) -> Shape:
+    return Shape(product, Op.LEVERAGE, instrument=instrument, leverage=LeverageFields(value, cross))
+
+
 # -- spot (also margin, cross-margin and unified orders: same paths, `account` differs) --------
 SPOT_PLACE = _spot(Op.PLACE, Orders.OBJECT, "order:currency_pair", fields=SPOT_FIELDS)
 SPOT_BATCH = _spot(Op.PLACE, Orders.LIST, "order:currency_pair", fields=SPOT_FIELDS)
 SPOT_AMEND = _spot(
-    Op.AMEND, Orders.OBJECT, "query:currency_pair", "order:currency_pair", fields=SPOT_AMEND_FIELDS
-)
-SPOT_AMEND_BATCH = _spot(Op.AMEND, Orders.LIST, "order:currency_pair", fields=SPOT_AMEND_FIELDS)
+    Op.AMEND, Orders.OBJECT, "query:currency_pair", "order:currency_pair",
+    fields=SPOT_AMEND_FIELDS, instead="give currency_pair (Gate requires it)",
+)  # fmt: skip
+SPOT_AMEND_BATCH = _spot(
+    Op.AMEND, Orders.LIST, "order:currency_pair",
+    fields=SPOT_AMEND_FIELDS, instead="give currency_pair (Gate requires it)",
+)  # fmt: skip
 SPOT_TRIGGER = _spot(Op.TRIGGER, Orders.OBJECT, "body:market", nested="put", fields=SPOT_FIELDS)
+SPOT_POV = _spot(Op.PLACE, Orders.OBJECT, "order:currency_pair", fields=POV_FIELDS)
+SPOT_LIQUIDATE = _spot(Op.PLACE, Orders.OBJECT, "order:currency_pair", fields=LIQUIDATE_FIELDS)
 SPOT_CANCEL = _spot(Op.CANCEL, Orders.NONE, "query:currency_pair")
 SPOT_CANCEL_BATCH = _spot(Op.CANCEL, Orders.LIST, "order:currency_pair")
 SPOT_CANCEL_ALL = _spot(Op.CANCEL_ALL, Orders.NONE, "query:currency_pair")
@@ -112,36 +103,55 @@ SPOT_TRIGGER_LIST = _spot(Op.LIST, Orders.NONE, "query:market")
 SPOT_GET_ONE = _spot(Op.GET_ONE, Orders.NONE, "query:currency_pair")
 
 
-def _contract_shapes(p: Product) -> dict[str, Shape]:
+def _contract_shapes(p: Product, base: str) -> dict[str, Shape]:
+    """``base``: the REST prefix (``/api/v4/futures/{settle}``) the refusal hints name."""
+    again = "place it again with the new size and price"
+    amend = f"cancel the order (DELETE {base}/orders/{{id}}) and {again} (POST {base}/orders)"
     return {
         "place": _contract(p, Op.PLACE, Orders.OBJECT, "order:contract", fields=CONTRACT_FIELDS),
         "batch": _contract(p, Op.PLACE, Orders.LIST, "order:contract", fields=CONTRACT_FIELDS),
-        "amend": _contract(p, Op.AMEND, Orders.OBJECT, fields=CONTRACT_AMEND_FIELDS),
-        "amend_batch": _contract(p, Op.AMEND, Orders.LIST, fields=CONTRACT_AMEND_FIELDS),
+        "bbo": _contract(p, Op.PLACE, Orders.OBJECT, "order:contract", fields=BBO_FIELDS),
+        "amend": _contract(p, Op.AMEND, Orders.OBJECT, fields=CONTRACT_AMEND_FIELDS, instead=amend),
+        "amend_batch": _contract(
+            p, Op.AMEND, Orders.LIST, fields=CONTRACT_AMEND_FIELDS,
+            instead=f"cancel the orders (POST {base}/batch_cancel_orders) and place them again "
+            f"(POST {base}/batch_orders)",
+        ),
         "trigger": _contract(
             p, Op.TRIGGER, Orders.OBJECT, "order:contract", nested="initial",
-            fields=CONTRACT_FIELDS,
+            fields=TRIGGER_FIELDS,
         ),
         "trigger_amend": _contract(
             p, Op.AMEND, Orders.OBJECT, "order:contract", fields=CONTRACT_AMEND_FIELDS
         ),
+        "trigger_amend_by_id": _contract(
+            p, Op.AMEND, Orders.OBJECT, fields=TRIGGER_AMEND_FIELDS,
+            instead=f"cancel the order (DELETE {base}/price_orders/{{id}}) and {again} "
+            f"(POST {base}/price_orders)",
+        ),
         "cancel": _contract(p, Op.CANCEL),
         "cancel_all": _contract(p, Op.CANCEL_ALL, Orders.NONE, "query:contract"),
+        "stop_all": _contract(p, Op.CANCEL_ALL),
         "countdown": _contract(p, Op.CANCEL_ALL, Orders.NONE, "body:contract"),
-        "leverage": _contract(
-            p, Op.LEVERAGE, Orders.NONE, "path:contract",
-            leverage=("query:leverage", "query:cross_leverage_limit"),
+        "leverage": _leverage(
+            p, "query:leverage", "path:contract", cross="query:cross_leverage_limit"
         ),
+        "set_leverage": _leverage(p, "query:leverage", "path:contract"),
         "position": _contract(p, Op.POSITION, Orders.NONE, "path:contract"),
         "list": _contract(p, Op.LIST, Orders.NONE, "query:contract"),
         "list_path": _contract(p, Op.LIST, Orders.NONE, "path:contract"),
         "get_one": _contract(p, Op.GET_ONE),
+        # Chase and trailing orders: Gate publishes no field semantics the guards could trust.
+        "unknown": _contract(p, Op.PLACE, Orders.UNKNOWN),
     }  # fmt: skip
 
 
-FUT = _contract_shapes(Product.FUTURES)
-DLV = _contract_shapes(Product.DELIVERY)
-OPT = _contract_shapes(Product.OPTIONS)
+FUT = _contract_shapes(Product.FUTURES, "/api/v4/futures/{settle}")
+DLV = _contract_shapes(Product.DELIVERY, "/api/v4/delivery/{settle}")
+OPT = _contract_shapes(Product.OPTIONS, "/api/v4/options")
+OPT_AMEND = _contract(
+    Product.OPTIONS, Op.AMEND, Orders.OBJECT, "order:contract", fields=CONTRACT_AMEND_FIELDS
+)
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,7 @@ def _endpoint(method: str, template: str, shape: Shape) -> Endpoint:
     return Endpoint(method, template, shape, re.compile(regex))
 
 
-def _contract_endpoints(prefix: str, s: dict[str, Shape], *, batch: bool) -> list[Endpoint]:
+def _contract_endpoints(prefix: str, s: dict[str, Shape], *, futures: bool) -> list[Endpoint]:
     rows = [
         ("POST", "/orders", s["place"]),
         ("PUT", "/orders/{id}", s["amend"]),
@@ -181,15 +191,25 @@ def _contract_endpoints(prefix: str, s: dict[str, Shape], *, batch: bool) -> lis
         ("GET", "/position_close", s["list"]),
         ("GET", "/liquidates", s["list"]),
     ]
-    if batch:
+    if futures:
         rows += [
             ("POST", "/batch_orders", s["batch"]),
+            ("POST", "/bbo_orders", s["bbo"]),
             ("POST", "/batch_amend_orders", s["amend_batch"]),
             ("POST", "/batch_cancel_orders", s["cancel"]),
+            ("PUT", "/price_orders/amend/{id}", s["trigger_amend_by_id"]),
+            ("POST", "/positions/{contract}/set_leverage", s["set_leverage"]),
             ("POST", "/dual_comp/positions/{contract}/leverage", s["leverage"]),
             ("POST", "/dual_comp/positions/{contract}/margin", s["position"]),
             ("POST", "/dual_comp/positions/{contract}/risk_limit", s["position"]),
             ("GET", "/dual_comp/positions/{contract}", s["list_path"]),
+            ("POST", "/autoorder/v1/chase/create", s["unknown"]),
+            ("POST", "/autoorder/v1/chase/stop", s["cancel"]),
+            ("POST", "/autoorder/v1/chase/stop_all", s["stop_all"]),
+            ("POST", "/autoorder/v1/trail/create", s["unknown"]),
+            ("POST", "/autoorder/v1/trail/update", s["unknown"]),
+            ("POST", "/autoorder/v1/trail/stop", s["cancel"]),
+            ("POST", "/autoorder/v1/trail/stop_all", s["stop_all"]),
         ]
     return [_endpoint(m, prefix + path, shape) for m, path, shape in rows]
 
@@ -200,8 +220,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _endpoint("PATCH", "/api/v4/spot/orders/{id}", SPOT_AMEND),
     _endpoint("POST", "/api/v4/spot/amend_batch_orders", SPOT_AMEND_BATCH),
     _endpoint("POST", "/api/v4/spot/price_orders", SPOT_TRIGGER),
-    # Gate's POV (percentage of volume) orders: no published field list to read.
-    _endpoint("POST", "/api/v4/spot/pov_orders", _spot(Op.PLACE, Orders.UNKNOWN)),
+    _endpoint("POST", "/api/v4/spot/pov_orders", SPOT_POV),
+    _endpoint("POST", "/api/v4/spot/cross_liquidate_orders", SPOT_LIQUIDATE),
     _endpoint("DELETE", "/api/v4/spot/orders", SPOT_CANCEL_ALL),
     _endpoint("DELETE", "/api/v4/spot/orders/{id}", SPOT_CANCEL),
     _endpoint("POST", "/api/v4/spot/cancel_batch_orders", SPOT_CANCEL_BATCH),
@@ -216,9 +236,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _endpoint("GET", "/api/v4/spot/my_trades", SPOT_LIST),
     _endpoint("GET", "/api/v4/spot/price_orders", SPOT_TRIGGER_LIST),
     _endpoint("GET", "/api/v4/spot/price_orders/{id}", _spot(Op.GET_ONE)),
-    *_contract_endpoints("/api/v4/futures/{settle}", FUT, batch=True),
-    *_contract_endpoints("/api/v4/delivery/{settle}", DLV, batch=False),
+    # Leverage of spot margin markets, of a unified account's borrowed currencies (one, or all
+    # of them), of CrossEx positions: the leverage is a field of the JSON body.
+    _endpoint(
+        "POST", "/api/v4/margin/leverage/user_market_setting",
+        _leverage(Product.MARGIN, "body:leverage", "body:currency_pair"),
+    ),
+    _endpoint(
+        "POST", "/api/v4/unified/leverage/user_currency_setting",
+        _leverage(Product.UNIFIED, "body:leverage"),
+    ),
+    _endpoint(
+        "POST", "/api/v4/unified/leverage/user_setting",
+        _leverage(Product.UNIFIED, "body:leverage"),
+    ),
+    _endpoint(
+        "POST", "/api/v4/crossex/positions/leverage",
+        _leverage(Product.CROSSEX, "body:leverage", "body:symbol"),
+    ),
+    _endpoint(
+        "POST", "/api/v4/crossex/margin_positions/leverage",
+        _leverage(Product.CROSSEX, "body:leverage", "body:symbol"),
+    ),
+    *_contract_endpoints("/api/v4/futures/{settle}", FUT, futures=True),
+    *_contract_endpoints("/api/v4/delivery/{settle}", DLV, futures=False),
     _endpoint("POST", "/api/v4/options/orders", OPT["place"]),
+    _endpoint("PUT", "/api/v4/options/orders/{id}", OPT_AMEND),
     _endpoint("DELETE", "/api/v4/options/orders", OPT["cancel_all"]),
     _endpoint("DELETE", "/api/v4/options/orders/{id}", OPT["cancel"]),
     _endpoint("POST", "/api/v4/options/countdown_cancel_all", OPT["countdown"]),
@@ -228,15 +271,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _endpoint("GET", "/api/v4/options/positions", OPT["list"]),
     _endpoint("GET", "/api/v4/options/positions/{contract}", OPT["list_path"]),
     _endpoint("GET", "/api/v4/options/position_close", OPT["list"]),
+)  # fmt: skip
+
+_WS_AMEND = (
+    "cancel the order (futures.order_cancel) and place it again with the new size and price "
+    "(futures.order_place)"
 )
 
 #: The WebSocket trading API (``event: "api"``): channel -> the shape its ``req_param`` has.
 #: A channel's ``req_param`` is read like a REST body (``body:`` and ``order:`` sources); the
 #: futures settle currency comes from the connection's URL (``/v4/ws/usdt``).
 WS_CHANNELS: dict[str, Shape] = {
-    "spot.order_place": SPOT_PLACE,
+    # One order or a list of them (Gate: "could be an array with api order model").
+    "spot.order_place": _spot(
+        Op.PLACE, Orders.OBJECT_OR_LIST, "order:currency_pair", fields=SPOT_FIELDS
+    ),
     "spot.order_amend": _spot(
-        Op.AMEND, Orders.OBJECT, "order:currency_pair", fields=SPOT_AMEND_FIELDS
+        Op.AMEND, Orders.OBJECT, "order:currency_pair",
+        fields=SPOT_AMEND_FIELDS, instead="give currency_pair (Gate requires it)",
     ),
     "spot.order_cancel": _spot(Op.CANCEL, Orders.NONE, "body:currency_pair"),
     "spot.order_cancel_ids": SPOT_CANCEL_BATCH,
@@ -245,13 +297,15 @@ WS_CHANNELS: dict[str, Shape] = {
     "spot.order_list": _spot(Op.LIST, Orders.NONE, "body:currency_pair"),
     "futures.order_place": FUT["place"],
     "futures.order_batch_place": FUT["batch"],
-    "futures.order_amend": FUT["amend"],
+    "futures.order_amend": _contract(
+        Product.FUTURES, Op.AMEND, Orders.OBJECT, fields=CONTRACT_AMEND_FIELDS, instead=_WS_AMEND
+    ),
     "futures.order_cancel": FUT["cancel"],
     "futures.order_cancel_ids": FUT["cancel"],
     "futures.order_cancel_cp": FUT["countdown"],  # {contract, side}: every order of a contract
     "futures.order_status": FUT["get_one"],
     "futures.order_list": _contract(Product.FUTURES, Op.LIST, Orders.NONE, "body:contract"),
-}
+}  # fmt: skip
 
 
 def find_endpoint(method: str, path: str) -> tuple[Endpoint | None, dict[str, str]]:

@@ -3,7 +3,8 @@
 Groups and Gate's published limits are :mod:`sidecar.gate.ratelimits`; ``keys[].rate_limit``
 (:mod:`~sidecar.proxy.budget.settings`) keeps or replaces them. Without ``shared`` the buckets
 live in this process (:mod:`~sidecar.proxy.budget.local`); with ``shared: redis://...`` in Redis
-(:mod:`~sidecar.proxy.budget.redis_store`), one budget for every replica of the key. When Redis
+(:mod:`~sidecar.proxy.budget.redis_store`), one budget for every replica of the key, with its
+credentials from files (:mod:`~sidecar.proxy.budget.redis_auth`). When Redis
 does not answer, this replica serves from a local bucket of ``1/replicas`` of the budget, says
 so once in the log and in /metrics, and tries Redis again a second later: trading never waits
 for Redis.
@@ -21,6 +22,7 @@ from sidecar.errors import RateLimited
 from sidecar.gate.ratelimits import GATE_GROUPS, GROUPS_BY_NAME, Group, Take, group_for
 from sidecar.gate.ratelimits import retry_after_header as retry_after_header
 from sidecar.proxy.budget.local import LocalStore
+from sidecar.proxy.budget.redis_auth import FileCredentials
 from sidecar.proxy.budget.redis_store import RedisStore, StoreUnavailable
 from sidecar.proxy.budget.settings import RateLimitConfig
 
@@ -80,8 +82,13 @@ class KeyBudget:
         self.replicas = cfg.replicas
         self._now, self._wall = monotonic, wall
         self._local = LocalStore(monotonic)
+        credentials = (
+            FileCredentials(cfg.shared_password_file, cfg.shared_username_file)
+            if cfg.shared_password_file is not None
+            else None
+        )
         self._shared: Store | None = (
-            RedisStore(cfg.shared, cfg.redis_timeout_s) if cfg.shared else None
+            RedisStore(cfg.shared, cfg.redis_timeout_s, credentials) if cfg.shared else None
         )
         self.shared_url = cfg.shared
         self.fallback = False  # serving from the local share because Redis did not answer

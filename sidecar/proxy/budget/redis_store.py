@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.credentials import CredentialProvider
 from redis.exceptions import RedisError
 
 from sidecar.gate.ratelimits import Bucket, Take
+from sidecar.proxy.budget.redis_auth import CredentialFileUnreadable
 
 _PRELUDE = """
 local cap = tonumber(ARGV[1])
@@ -65,7 +67,16 @@ tokens = math.min(tokens, target)
 
 
 class StoreUnavailable(Exception):
-    """Redis did not answer (down, unreachable, too slow); the message names no credential."""
+    """Redis did not answer (down, unreachable, too slow, refused the credentials); the message
+    names no credential."""
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    # Only our own message is quoted (it names a field and a path); for anything else the type
+    # alone, since a driver's message could echo what it was sent.
+    if isinstance(exc, CredentialFileUnreadable):
+        return StoreUnavailable(f"Redis unavailable: {exc}")
+    return StoreUnavailable(f"Redis unavailable: {type(exc).__name__}")
 
 
 def _ttl_ms(capacity: float, rate: float) -> int:
@@ -74,7 +85,9 @@ def _ttl_ms(capacity: float, rate: float) -> int:
 
 
 class RedisStore:
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(
+        self, url: str, timeout_s: float, credentials: CredentialProvider | None = None
+    ) -> None:
         self.url = url
         # Older redis-py releases (down to the floor) leave from_url untyped: call it through Any
         # so every supported release type-checks alike.
@@ -85,6 +98,7 @@ class RedisStore:
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
             health_check_interval=0,
+            credential_provider=credentials,
         )
         self._take = self._client.register_script(TAKE_LUA)
         self._tighten = self._client.register_script(TIGHTEN_LUA)
@@ -95,7 +109,7 @@ class RedisStore:
                 keys=[name], args=[capacity, rate, _ttl_ms(capacity, rate)]
             )
         except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
         bucket = Bucket(float(tokens), float(now))
         return Take(int(allowed) == 1, bucket, float(retry))
 
@@ -107,7 +121,7 @@ class RedisStore:
         try:
             await self._tighten(keys=[name], args=args)
         except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
 
     async def close(self) -> None:
         close = getattr(self._client, "aclose", None) or self._client.close

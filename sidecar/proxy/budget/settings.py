@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sidecar.gate.ratelimits import GROUPS_BY_NAME
 from sidecar.settings import NOT_SHOWN, PositiveSeconds, Strict
@@ -27,6 +28,8 @@ class RateLimitConfig(Strict):
     gate_defaults: bool = True  # Gate's published per-UID limits, per endpoint group
     overrides: list[GroupOverride] = []
     shared: str | None = None  # redis://host:6379/0: one budget for every replica
+    shared_password_file: Path | None = None  # Redis AUTH password (never in this file)
+    shared_username_file: Path | None = None  # Redis 6+ ACL user; needs the password file
     replicas: Annotated[int, Field(ge=1)] = 1  # each one's share when Redis is unreachable
     redis_timeout_s: PositiveSeconds = 0.25  # per Redis call; past it the local share serves
 
@@ -40,10 +43,18 @@ class RateLimitConfig(Strict):
         # The config file never holds a secret (it is quoted in errors and check-config).
         if "@" in value.split("//", 1)[1].split("/", 1)[0]:
             raise ValueError(
-                "must not hold credentials (user:password@): the file is no place for a secret "
-                + NOT_SHOWN
+                "must not hold credentials (user:password@): the file is no place for a secret; "
+                "give them in shared_password_file (and shared_username_file) " + NOT_SHOWN
             )
         return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.shared is None and self.shared_password_file is not None:
+            raise ValueError("shared_password_file needs shared (a Redis URL)")
+        if self.shared_username_file is not None and self.shared_password_file is None:
+            raise ValueError("shared_username_file needs shared_password_file")
+        return self
 
     @field_validator("overrides")
     @classmethod

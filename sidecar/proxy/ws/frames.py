@@ -4,7 +4,9 @@
   channel's REST twin (:mod:`sidecar.policy.ws_channels`), then given a fresh ``auth``; a ``time``
   more than :data:`TIME_SLACK_S` from the sidecar's (Gate-corrected) clock is replaced;
 - a trading-API frame (``event: "api"``): decided the same way (its ``req_param`` is the body
-  the conditions read), then signed (:func:`sidecar.gate.ws_signing.sign_api_request`);
+  the conditions read), judged by the trading guards, charged to the key's rate budget like its
+  REST twin (Gate counts both against the same per-UID limits), then signed
+  (:func:`sidecar.gate.ws_signing.sign_api_request`);
 - anything else (public channels, pings): forwarded exactly as received.
 
 A refused frame is never forwarded. Its error frame names the same ``channel`` and ``event`` and
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sidecar.credentials.slot import KeySlot, fingerprint
-from sidecar.errors import BadRequest, GuardDenied, PolicyDenied, SidecarError
+from sidecar.errors import BadRequest, GuardDenied, PolicyDenied, RateLimited, SidecarError
 from sidecar.gate.clock import Clock
 from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import (
@@ -34,8 +36,9 @@ from sidecar.gate.ws_signing import (
 from sidecar.policy.conditions import InvalidBody, reject_duplicate_keys
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
-from sidecar.policy.ws_channels import Kind, channel_rule, decide_frame
+from sidecar.policy.ws_channels import Kind, budget_twin, channel_rule, decide_frame
 from sidecar.proxy.brake import Brake
+from sidecar.proxy.budget import KeyBudget
 from sidecar.proxy.guarding import ws_refusal
 from sidecar.proxy.market import Market
 from sidecar.proxy.ws.record import FrameRecord
@@ -96,6 +99,7 @@ class WsKey(Protocol):
     guards: Guards
     brake: Brake | None
     market: Market | None
+    budget: KeyBudget | None
 
 
 @dataclass(slots=True)
@@ -205,6 +209,10 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
             return _refused(key, endpoint, frame, guarded, "deny", session, record)
     try:
         creds = key.slot.current()  # one whole pair for this frame
+        twin = budget_twin(endpoint.product, endpoint.settle, channel)
+        if kind is Kind.API and key.budget is not None and twin is not None:
+            # After the slot, as for REST: a key that cannot sign spends no budget.
+            record.rate_group = await key.budget.take(*twin)  # raises RateLimited
         now = key.clock.now()
         record.version = creds.version
         if kind is Kind.PRIVATE:
@@ -214,6 +222,9 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
             forward = encode_json(signed)
         else:
             forward = await sign_api_request(frame, creds.signer, creds.api_key, now)
+    except RateLimited as exc:  # the key's budget for the twin's group is spent
+        record.rate_group = exc.group
+        return _refused(key, endpoint, frame, exc, "deny", session, record)
     except SidecarError as exc:  # no usable secret, or the transit signer failed
         return _refused(key, endpoint, frame, exc, "error", session, record)
     signed_with = (fingerprint(creds.api_key), creds.version)

@@ -32,8 +32,9 @@ class Leg:
         self.drained = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    def settle(self, text: str) -> str | None:
-        """Note Gate's final answer to a pending trading-API call; the id it answers, if any.
+    def settle(self, text: str) -> dict[str, Any] | None:
+        """Note Gate's answer to a pending trading-API call: the answer (None when the frame is
+        no such answer). An ack is followed by the result, which settles the call.
 
         Only frames that can be such an answer are parsed: market data is relayed untouched.
         """
@@ -41,13 +42,15 @@ class Leg:
             return None
         doc = parse_object(text)
         request_id = None if doc is None else doc.get("request_id")
-        if not isinstance(request_id, str | int) or str(request_id) not in self.pending:
+        if doc is None or not isinstance(request_id, str | int):
             return None
-        if doc is not None and doc.get("ack") is not True:  # an ack is followed by the result
+        if str(request_id) not in self.pending:
+            return None
+        if doc.get("ack") is not True:
             self.pending.discard(str(request_id))
             if not self.pending:
                 self.drained.set()
-        return str(request_id)
+        return doc
 
 
 def parse_object(text: str) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ class FrameRecord:
     origin: Origin | None = None
     label: str | None = None  # the SIDECAR_* label of a refusal
     guard: str | None = None  # the trading guard that refused the frame
+    rate_group: str | None = None  # the rate budget group a trading-API call counted against
     version: str | None = None  # the secret version a signed frame was signed with
     session: int = 0  # the bot connection's number, to follow one session in the log
     client_cert: str | None = None  # the bot's TLS client certificate CN (mTLS listeners)

@@ -3,7 +3,9 @@ and what a rotation or a revocation does to it (the swap itself is in :mod:`.rot
 
 Bot to Gate: each frame goes through :func:`sidecar.proxy.ws.frames.process` (pass, sign or
 refuse), one at a time, under the swap lock, so no frame is signed or sent while the session
-moves to a new upstream connection. Gate to bot: text and binary frames are relayed unchanged.
+moves to a new upstream connection. Gate to bot: text and binary frames are relayed unchanged;
+Gate's count in an answer to a trading-API call tightens the key's rate budget (as
+``X-Gate-RateLimit-*`` headers do for REST).
 Pings and pongs are passed through in both directions; a close from either side closes the other
 with the same code and reason.
 """
@@ -21,9 +23,10 @@ from aiohttp import WSMsgType, web
 from sidecar.aio import cancel_and_wait
 from sidecar.credentials.watch import SWAPPED
 from sidecar.errors import BadRequest
+from sidecar.gate.ratelimits import ws_rate_headers
 from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import encode_json
-from sidecar.policy.ws_channels import Kind
+from sidecar.policy.ws_channels import LOGIN_CHANNELS, Kind, budget_twin
 from sidecar.proxy.ws.frames import Outcome, WsKey, error_frame, process
 from sidecar.proxy.ws.leg import Leg, Mode, parse_object
 from sidecar.proxy.ws.record import FrameRecord
@@ -36,7 +39,6 @@ CLOSE_ROTATED = 4001  # on_rotation: close
 CLOSE_REVOKED = 4003  # the key's secret was revoked (or a reload left it without one)
 ROTATED_REASON = "key rotated, reconnect"
 REVOKED_REASON = "key revoked"
-LOGIN_CHANNELS = frozenset({"spot.login", "futures.login"})
 # Codes an endpoint may put in a close frame (RFC 6455 7.4); others (1005, 1006, 1015: "no code",
 # "abnormal") describe a connection that ended without one and become 1011 towards the bot.
 _SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
@@ -218,9 +220,9 @@ class Session:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if leg.mode is Mode.LIVE:
                     self._touch()
-                    if msg.type is WSMsgType.TEXT:
-                        leg.settle(msg.data)
+                    answer = leg.settle(msg.data) if msg.type is WSMsgType.TEXT else None
                     await self.to_bot(msg.data)
+                    await self._tighten(answer)
                 elif msg.type is WSMsgType.TEXT:
                     await self._not_live(leg, msg.data)
             elif msg.type is WSMsgType.PING:
@@ -239,12 +241,26 @@ class Session:
 
     async def _not_live(self, leg: Leg, text: str) -> None:
         if leg.mode is Mode.DRAINING:
-            if leg.settle(text) is not None:  # an answer the bot is waiting for
+            answer = leg.settle(text)
+            if answer is not None:  # an answer the bot is waiting for
                 await self.to_bot(text)
+                await self._tighten(answer)
             return
         doc = parse_object(text)
         if doc is not None:
             leg.inbox.put_nowait(doc)  # SETUP: the replay reads its answers; the rest is dropped
+
+    async def _tighten(self, answer: dict[str, Any] | None) -> None:
+        """Gate's count in a trading-API answer tightens the budget of the call's REST twin, as
+        the ``X-Gate-RateLimit-*`` headers of a REST answer do."""
+        budget, headers = self.key.budget, ws_rate_headers(answer)
+        header = answer.get("header") if answer is not None else None
+        channel = header.get("channel") if isinstance(header, dict) else None
+        if budget is None or headers is None or not isinstance(channel, str):
+            return
+        twin = budget_twin(self.endpoint.product, self.endpoint.settle, channel)
+        if twin is not None:
+            await budget.observe(*twin, headers)
 
     async def _leg_closed(self, leg: Leg, msg: aiohttp.WSMessage) -> None:
         leg.drained.set()
