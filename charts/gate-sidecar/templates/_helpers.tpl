@@ -562,7 +562,8 @@ data:
       {{- end }}
       {{- end }}
 {{- end }}
-{{- with .Values.redis.auth }}
+{{- end }}
+{{- with $.Values.redis.auth }}
 {{- if .secretName }}
 - name: gate-sidecar-redis-auth
   secret:
@@ -575,7 +576,6 @@ data:
       - key: {{ .usernameKey }}
         path: username
       {{- end }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- with .Values.sidecar.admin.metricsToken }}
