@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
-from sidecar.ops.metrics import Metrics, denial_reason, endpoint_group
+from sidecar.ops.metrics import Metrics, endpoint_group
+from sidecar.ops.reasons import denial_reason
 from sidecar.ops.status import KeyStatus
 from sidecar.policy.origin import NO_RULE, UNKNOWN_METHOD, Origin, OriginKind
 from sidecar.proxy.record import RequestRecord

@@ -17,10 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from sidecar import __version__
-from sidecar.errors import BadRequest, NotFound, RateLimited
+from sidecar.ops.reasons import denial_reason
 from sidecar.ops.status import SidecarView
 from sidecar.policy.globs import METHODS
-from sidecar.policy.origin import OriginKind
 from sidecar.proxy.record import RequestRecord
 
 if TYPE_CHECKING:
@@ -63,52 +62,6 @@ def endpoint_group(path: str) -> str:
         return "invalid"
     group = path[len("/api/v4/") :].split("/", 1)[0]
     return group if group in ENDPOINT_GROUPS else "other"
-
-
-DENIAL_REASONS = {
-    OriginKind.DENY: "deny_rule",  # a deny rule matched
-    OriginKind.LOCKED: "locked",  # a locked endpoint
-    OriginKind.NO_RULE: "no_rule",  # nothing allows it
-    OriginKind.UNKNOWN_METHOD: "unknown_method",
-    # An allow rule matched but its condition refused (e.g. a margin order under spot-only).
-    OriginKind.PRESET: "condition",
-    OriginKind.ALLOW: "condition",
-}
-
-
-# Refusals of who asked or how (admission, wire rules, listener limits), by label.
-REFUSAL_REASONS = {
-    "SIDECAR_FORBIDDEN_ORIGIN": "browser",
-    "SIDECAR_MISDIRECTED": "host",
-    "SIDECAR_UNAUTHENTICATED": "unauthenticated",
-    "SIDECAR_FORBIDDEN_PEER": "peer",
-    "SIDECAR_UNSUPPORTED_MEDIA_TYPE": "media_type",
-    "SIDECAR_OVERLOADED": "overloaded",
-    "SIDECAR_REQUEST_TIMEOUT": "timeout",
-    "SIDECAR_HEADERS_TOO_LARGE": "headers_too_large",
-    "SIDECAR_HTTP_VERSION_NOT_SUPPORTED": "http_version",
-}
-
-
-def denial_reason(record: RequestRecord) -> str | None:
-    """Why the sidecar refused a request for what it asked (None when it did not).
-
-    A policy denial is named by its origin (:data:`DENIAL_REASONS`); ``guard`` is a trading
-    guard's refusal, ``rate_limited`` a spent rate budget; ``bad_path`` is a path that is not
-    canonical (or any other malformed request), ``outside_api`` one outside /api/v4/, and the
-    refusals of :data:`REFUSAL_REASONS` are named by their label.
-    """
-    if record.guard is not None:
-        return "guard"
-    if record.label == RateLimited.label:
-        return "rate_limited"
-    if record.decision == "deny" and record.origin is not None:
-        return DENIAL_REASONS[record.origin.kind]
-    if record.label == BadRequest.label:
-        return "bad_path"
-    if record.label == NotFound.label:
-        return "outside_api"
-    return REFUSAL_REASONS.get(record.label or "")
 
 
 class Metrics:

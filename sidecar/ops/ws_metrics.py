@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from sidecar.errors import RateLimited
-from sidecar.ops.metrics import DENIAL_REASONS, PREFIX
+from sidecar.ops.metrics import PREFIX
+from sidecar.ops.reasons import decided_reason
 from sidecar.ops.ws_audit import frame_audit_line
 from sidecar.proxy.ws.record import FrameObserver, FrameRecord, WsStats
 
@@ -53,12 +53,9 @@ def frame_denial_reason(record: FrameRecord) -> str:
     """The REST reasons: ``guard`` for a trading guard's refusal, ``rate_limited`` for a spent
     rate budget, the policy's reasons for a policy denial; ``bad_frame`` for a frame that cannot
     be checked, ``unavailable`` when the key could not sign."""
-    if record.guard is not None:
-        return "guard"
-    if record.label == RateLimited.label:
-        return "rate_limited"
-    if record.decision == "deny" and record.origin is not None:
-        return DENIAL_REASONS[record.origin.kind]
+    reason = decided_reason(record.guard, record.label, record.decision, record.origin)
+    if reason is not None:
+        return reason
     return "bad_frame" if record.decision == "refuse" else "unavailable"
 
 

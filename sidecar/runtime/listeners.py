@@ -101,13 +101,11 @@ async def open_site(
     return _tcp_url(scheme, addr.host, site.bound_port or addr.port), factory
 
 
-class AiohttpListener:
-    """An aiohttp app served on one address."""
+class _Served:
+    """What every listener knows of itself: its URL and whether it still serves."""
 
-    def __init__(self, runner: web.AppRunner, url: str, factory: GuardedServer) -> None:
-        self._runner = runner
+    def __init__(self, url: str) -> None:
         self._url = url
-        self._factory = factory
         self._open = True
 
     @property
@@ -117,6 +115,15 @@ class AiohttpListener:
     @property
     def is_open(self) -> bool:
         return self._open
+
+
+class AiohttpListener(_Served):
+    """An aiohttp app served on one address."""
+
+    def __init__(self, runner: web.AppRunner, url: str, factory: GuardedServer) -> None:
+        super().__init__(url)
+        self._runner = runner
+        self._factory = factory
 
     @property
     def open_connections(self) -> int:
@@ -166,7 +173,7 @@ async def open_admin_site(runner: web.AppRunner, config: Config) -> str:
     return url
 
 
-class LeanListener:
+class LeanListener(_Served):
     """A key served by :class:`~sidecar.proxy.lean_listener.LeanServer`, with the key's aiohttp
     app behind it for the connections it hands over (WebSocket upgrades)."""
 
@@ -178,20 +185,11 @@ class LeanListener:
         url: str,
         shutdown_grace_s: float,
     ) -> None:
+        super().__init__(url)
         self._server = server
         self._lean = lean
         self._fallback = fallback
-        self._url = url
         self._grace = shutdown_grace_s
-        self._open = True
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
 
     @property
     def open_connections(self) -> int:
