@@ -60,6 +60,8 @@ from sidecar.proxy.pipeline import new_record as _new_record
 
 IDLE, HEAD, BODY, BUSY = range(4)  # a connection's phase
 
+LINGER_S = 1.0  # how long a refused connection is kept half-closed (see BotConnection._linger)
+
 _VERSION = re.compile(rb"HTTP/\d\.\d")
 
 
@@ -400,7 +402,7 @@ class BotConnection(asyncio.Protocol):
             else:  # refused before a request line (a stalled or unparsable head): still audited
                 refuse_outside_request(runtime, error)
             self._write_error(error, keep_alive=False)
-            self.close()
+            self._linger()
 
         if self.worker is None:
             answer()
@@ -447,3 +449,16 @@ class BotConnection(asyncio.Protocol):
         self.deadline = 0.0
         if self.transport is not None:
             self.transport.close()
+
+    def _linger(self) -> None:
+        """Close after a refusal without destroying the answer: a socket closed while the bot's
+        bytes are still arriving makes the kernel reset the connection, and the reset can discard
+        the answer before the bot reads it. So: stop writing (FIN), let what the bot still sends
+        be dropped unread (``refused``), and close a moment later, or when the bot closes."""
+        transport = self.transport
+        if transport is None:
+            return
+        self.deadline = 0.0
+        if transport.can_write_eof():  # not on TLS: there the pause alone must do
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_S, self.close)

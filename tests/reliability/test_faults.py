@@ -154,7 +154,10 @@ async def test_an_order_whose_bot_went_away_after_sending_it_is_still_placed_and
     assert [r.raw_path for r in placed] == ["/api/v4/spot/orders"]
     audits = [r.audit for r in caplog.records if r.name == "sidecar.audit"]  # type: ignore[attr-defined]
     assert [(a["status"], a["upstream_status"]) for a in audits] == [(201, 201)]
-    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    # The sidecar's and aiohttp's own records: asyncio's "Task was destroyed" about a task an
+    # earlier test left behind can be garbage-collected (and logged) during this one.
+    ours = [r for r in caplog.records if r.name.startswith(("sidecar", "aiohttp"))]
+    assert not [r for r in ours if r.exc_info or r.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize(
