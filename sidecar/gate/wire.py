@@ -51,6 +51,7 @@ def query_refusal(raw_query: str) -> str | None:
 def header_value_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
     """Why a header value cannot be forwarded exactly (None when every one can)."""
     for name, value in headers:
-        if not _VISIBLE.fullmatch(value):
+        # isascii() and isprintable(): the common case, without a regex; a tab needs the regex.
+        if not (value.isascii() and value.isprintable()) and not _VISIBLE.fullmatch(value):
             return f"header {name[:40]!r} has a value outside printable ASCII"
     return None

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
+from sidecar.ops.logs import iso_time
 from sidecar.proxy.record import RequestRecord
 
 log = logging.getLogger("sidecar.audit")
-
-
-def iso_time(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 def _seconds(value: float | None) -> float | None:

@@ -20,11 +20,24 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
+_SECOND: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, and its text
+
+
+def iso_time(ts: float) -> str:
+    """``2026-12-01T16:46:05.123Z``; the seconds part is formatted once per second (every log
+    and audit line calls this)."""
+    whole = int(ts)
+    cached_second, text = _SECOND[0]
+    if whole != cached_second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _SECOND[0] = (whole, text)
+    return f"{text}.{int(ts % 1 * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sidecar.ops.audit import iso_time
+from sidecar.ops.logs import iso_time
 from sidecar.proxy.ws.record import FrameRecord
 
 log = logging.getLogger("sidecar.audit")

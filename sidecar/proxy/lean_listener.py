@@ -51,6 +51,7 @@ from sidecar.proxy.peer import UNKNOWN_PEER, peer_from_transport
 from sidecar.proxy.pipeline import (
     BotRequest,
     KeyRuntime,
+    ReadyBody,
     error_response,
     finish,
     refuse_outside_request,
@@ -87,20 +88,6 @@ class _Stop(Exception):
 
 
 HANDOVER = "handover"  # BotConnection.stop: this request goes to the aiohttp application
-
-
-class _ReadyBody:
-    """The pipeline's body reader over a body the listener has already received whole."""
-
-    __slots__ = ("body",)
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    async def __call__(self, limit: int) -> bytes:
-        if len(self.body) > limit:
-            raise BodyTooLarge(f"request body exceeds {limit} bytes")
-        return self.body
 
 
 class LeanServer:
@@ -312,12 +299,12 @@ class BotConnection(asyncio.Protocol):
             parser.get_method().decode("ascii"),
             self.url.decode("latin-1"),
             self.headers,
-            _ReadyBody(body),
+            ReadyBody(body),
             self.peer,
         )
         if self.coding in DECODED_HERE:
             try:
-                request.read_body = _ReadyBody(
+                request.read_body = ReadyBody(
                     decode_body(self.coding, body, self.server.runtime.max_body_bytes)
                 )
             except SidecarError as exc:

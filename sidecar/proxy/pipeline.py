@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sidecar.credentials.slot import KeySlot
 from sidecar.errors import (
     BadRequest,
+    BodyTooLarge,
     PolicyDenied,
     RateLimited,
     RequestTimeout,
@@ -105,8 +106,25 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k.lower() == name), None)
 
 
+class ReadyBody:
+    """A body reader over a body the listener has already received whole."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __call__(self, limit: int) -> bytes:
+        if len(self.body) > limit:
+            raise BodyTooLarge(f"request body exceeds {limit} bytes")
+        return self.body
+
+
 async def read_body(key: KeyRuntime, request: BotRequest) -> bytes:
     """The body, within ``max_body_bytes`` and ``body_timeout_s``."""
+    reader = request.read_body
+    if isinstance(reader, ReadyBody):  # already whole: no deadline to keep
+        return await reader(key.max_body_bytes)
     try:
         async with asyncio.timeout(key.body_timeout_s):
             body = await request.read_body(key.max_body_bytes)
