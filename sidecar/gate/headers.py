@@ -72,6 +72,12 @@ DROP_FROM_GATE = frozenset({"set-cookie", "set-cookie2"})
 DECODED_BY_LISTENER = frozenset({"gzip", "deflate", "br", "zstd"})
 
 
+def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` in any letter case, or None."""
+    lower = name.lower()
+    return next((v for k, v in headers if k.lower() == lower), None)
+
+
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
     listed: set[str] = set()
     for name, value in headers:

@@ -18,6 +18,7 @@ from typing import Annotated, Protocol
 from pydantic import Field, field_validator
 
 from sidecar.errors import StaleConnection
+from sidecar.gate.headers import header_value
 from sidecar.gate.labels import error_label, json_answer
 from sidecar.proxy.ws_settings import UpstreamWsConfig
 from sidecar.settings import PositiveSeconds, Strict
@@ -64,8 +65,7 @@ class UpstreamResponse:
     body: bytes  # exactly as Gate sent it (still compressed if Gate compressed it)
 
     def header(self, name: str) -> str | None:
-        lower = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lower), None)
+        return header_value(self.headers, name)
 
     def gate_label(self) -> str | None:
         """Gate's error ``label`` (for audit and the canary), or None."""

@@ -30,7 +30,7 @@ from sidecar.errors import (
     error_body,
 )
 from sidecar.gate.clock import Clock
-from sidecar.gate.headers import relay_headers, upstream_headers
+from sidecar.gate.headers import header_value, relay_headers, upstream_headers
 from sidecar.gate.paths import check_path, split_target
 from sidecar.gate.ratelimits import retry_after_header
 from sidecar.gate.signing import signed_headers
@@ -102,10 +102,6 @@ def error_response(exc: SidecarError) -> BotResponse:
     return BotResponse(exc.status, headers, error_body(exc), close)
 
 
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
 class ReadyBody:
     """A body reader over a body the listener has already received whole."""
 
@@ -154,7 +150,7 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     await apply_guards(key.guards, key.brake, key.market, method, path, raw_query, body, record)
     record.decision = "allow"
     # After the decision, so a denied request is told why it is denied whatever its body type.
-    why = body_refusal(body.raw, _header(request.headers, "content-type"))
+    why = body_refusal(body.raw, header_value(request.headers, "content-type"))
     if why is not None:
         raise UnsupportedMediaType(why)
     creds = key.slot.current()  # one whole pair for this request, whatever rotates meanwhile

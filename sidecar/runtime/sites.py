@@ -216,16 +216,22 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
-def raise_fd_limit(listeners: int, limits: ListenerLimits, upstream: int) -> tuple[int, int]:
-    """Raise the process's soft open-file limit towards what the caps can use: every listener at
-    ``max_connections``, the upstream pool and some spare; never past the hard limit. Returns
-    (limit now, limit wanted) so the caller can warn when the caps exceed it."""
+def raise_open_files(wanted: int) -> int:
+    """Raise the process's soft open-file limit towards ``wanted``, never past the hard limit
+    and never lower than it is; the soft limit now."""
     import resource  # Unix only, like the rest of serve
 
-    wanted = listeners * limits.max_connections + upstream + 256
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if target > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
-    return soft, wanted
+    return soft
+
+
+def raise_fd_limit(listeners: int, limits: ListenerLimits, upstream: int) -> tuple[int, int]:
+    """Raise the open-file limit towards what the caps can use: every listener at
+    ``max_connections``, the upstream pool and some spare. Returns (limit now, limit wanted) so
+    the caller can warn when the caps exceed it."""
+    wanted = listeners * limits.max_connections + upstream + 256
+    return raise_open_files(wanted), wanted

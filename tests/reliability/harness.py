@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import socket
 import threading
 from collections.abc import Coroutine, Iterator
@@ -43,15 +42,6 @@ def record_figure(name: str, value: Any) -> None:
     figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
     figures[name] = value
     FIGURES.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-
-
-def raise_fd_limit(wanted: int) -> int:
-    """Raise this process's open-file limit towards ``wanted`` (never past the hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(max(soft, wanted), hard) if hard != resource.RLIM_INFINITY else max(soft, wanted)
-    if target != soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return target
 
 
 @dataclass

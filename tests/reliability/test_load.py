@@ -26,9 +26,10 @@ import aiohttp
 import pytest
 import yaml
 
+from sidecar.runtime.sites import raise_open_files
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import exchange_keys
-from tests.reliability.harness import SOAK, raise_fd_limit, record_figure, size
+from tests.reliability.harness import SOAK, record_figure, size
 
 KEYS = {"a": "read-only", "b": "read-only", "c": "read-only"}
 
@@ -115,7 +116,7 @@ async def test_stalled_connections_leave_other_keys_and_admin_answering_and_are_
 ) -> None:
     stalled_n = size(150, 1000)
     deadline = 3.0 if SOAK else 2.0
-    raise_fd_limit(stalled_n * 2 + 512)
+    raise_open_files(stalled_n * 2 + 512)
     limits = {"header_timeout_s": deadline, "idle_timeout_s": deadline, "max_connections": 600}
     async with serve(exchange, tmp_path, limits) as sp, aiohttp.ClientSession() as http:
         quiet = sp.urls["c"] + "/api/v4/spot/accounts"
@@ -165,7 +166,7 @@ async def test_keep_alive_load_answers_every_request_and_memory_stays_flat(
     duration_s = size(3, 30)
     first_mark, last_mark = size(1000, 10_000), size(0, 100_000)
     max_s = 120 if not SOAK else 600
-    raise_fd_limit(connections * 2 + 512)
+    raise_open_files(connections * 2 + 512)
     async with serve(exchange, tmp_path, {"max_connections": 1024}) as sp:
         urls = [sp.urls[k] + "/api/v4/spot/accounts" for k in KEYS]
         done, failed = [0], [0]

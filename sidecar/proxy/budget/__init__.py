@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.errors import RateLimited
+from sidecar.gate.headers import header_value
 from sidecar.gate.ratelimits import GATE_GROUPS, GROUPS_BY_NAME, Group, Take, group_for
 from sidecar.gate.ratelimits import retry_after_header as retry_after_header
 from sidecar.proxy.budget.local import LocalStore
@@ -61,11 +62,6 @@ def budgets(cfg: RateLimitConfig) -> dict[str, GroupBudget]:
     for o in cfg.overrides:
         out[o.group] = GroupBudget(GROUPS_BY_NAME[o.group], o.limit, o.per_s)
     return out
-
-
-def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
-    lower = name.lower()
-    return next((v for k, v in headers if k.lower() == lower), None)
 
 
 class KeyBudget:
@@ -154,13 +150,13 @@ class KeyBudget:
     async def observe(self, method: str, path: str, headers: Iterable[tuple[str, str]]) -> None:
         """Gate's ``X-Gate-RateLimit-*`` answer headers tighten the request's bucket."""
         headers = list(headers)
-        remain = _header(headers, "X-Gate-RateLimit-Requests-Remain")
+        remain = header_value(headers, "X-Gate-RateLimit-Requests-Remain")
         budget = self.budget_for(method, path) if remain is not None else None
         if budget is None or remain is None:
             return
         try:
             remaining = int(remain)
-            reset = _header(headers, "X-Gate-RateLimit-Reset-Timestamp")
+            reset = header_value(headers, "X-Gate-RateLimit-Reset-Timestamp")
             reset_in_s = None if reset is None else int(reset) / 1000.0 - self._wall()
         except ValueError:
             return  # a header we cannot read tightens nothing
