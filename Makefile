@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-lowest lint typecheck bench soak docs clean
+.PHONY: demo demo-serve test test-fast prerequisites test-lowest lint typecheck bench soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,11 +12,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The walk-through, then exit; demo-serve keeps the sidecar and the exchange up until Ctrl-C.
 demo: $(STAMP)
+	$(BIN)/gate-sidecar demo --once
+
+demo-serve: $(STAMP)
 	$(BIN)/gate-sidecar demo
 
-test: $(STAMP) lint typecheck
+# The whole suite needs node+npm, a JDK and curl (real clients) and PyPI/npm over the network:
+# tests/prerequisites.py installs the tools from Debian's packages when it may (root, apt-get),
+# else stops within seconds listing what is missing. SIDECAR_NO_INSTALL=1 never installs.
+prerequisites:
+	@$(PYTHON) tests/prerequisites.py --install
+
+test: prerequisites $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# In-process tests only (no server, tool, other process or network: marker `external`, set by
+# tests/conftest.py), in under a minute; needs nothing beyond Python.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m 'not slow and not external'
 
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests bench

@@ -6,9 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sidecar import __version__
 from sidecar.config import Config, load_config
+from sidecar.config.loading import preflight
 from sidecar.errors import ConfigError
 
 CONFIG_ENV = "GATE_SIDECAR_CONFIG"
@@ -22,7 +24,12 @@ def _config_path(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(_config_path(args))
+    """The config, and nothing a start would only retry forever (an unset variable)."""
+    config = load_config(_config_path(args))
+    problems = preflight(config, os.environ)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -46,22 +53,75 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(once=args.once)
 
 
+SERVE_HELP = """\
+Run the sidecar: one listener per key, the admin listener (healthz, readyz, metrics), the
+secret sources. Stops on SIGTERM or Ctrl-C after draining in-flight requests; SIGHUP reloads
+the config file. A config error (or an env source's unset variable) exits 2 before anything
+starts.
+
+example:
+  GATE_KEY=... GATE_SECRET=... gate-sidecar serve --config sidecar.yaml
+
+docs: docs/configuration.md (the file), docs/operations.md (signals, health, metrics)
+"""
+
+CHECK_HELP = """\
+Validate a config file without starting anything, then print what each key may and may not
+call (presets expanded), its listener, limits and secret source. Exits 2 on a problem, with one
+line per problem naming the field (keys[0].listen: ...).
+
+example:
+  gate-sidecar check-config --config sidecar.yaml
+
+docs: docs/configuration.md, docs/policy.md
+"""
+
+DEMO_HELP = """\
+A walk-through on loopback, no account needed: a local OpenBao dev server (when the bao
+command is installed) holding a bot's key, a local exchange that verifies signatures as Gate
+does, and the sidecar. A bot without a secret reads, trades, is refused, and the key is rotated.
+With --once it exits after the walk-through; without, it keeps serving until Ctrl-C so you can
+try the printed curl commands.
+
+example:
+  gate-sidecar demo --once     # make demo
+  gate-sidecar demo            # make demo-serve; Ctrl-C stops it
+
+docs: docs/index.md
+"""
+
+
+def _sub(sub: Any, name: str, summary: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows ``text`` (a description and an example) as written."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gate-sidecar", description="A signing proxy for the Gate.io API v4."
+        prog="gate-sidecar",
+        description="A signing proxy for the Gate.io API v4. "
+        "Run `gate-sidecar COMMAND --help` for a command's description and an example.",
     )
     parser.add_argument("--version", action="version", version=f"gate-sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the sidecar")
+    serve = _sub(sub, "serve", "run the sidecar", SERVE_HELP)
     serve.add_argument("--config", help=f"config file (default: ${CONFIG_ENV})")
     serve.set_defaults(func=cmd_serve)
 
-    check = sub.add_parser("check-config", help="validate a config and show what each key may call")
+    check = _sub(
+        sub, "check-config", "validate a config and show what each key may call", CHECK_HELP
+    )
     check.add_argument("--config", help=f"config file (default: ${CONFIG_ENV})")
     check.set_defaults(func=cmd_check_config)
 
-    demo = sub.add_parser("demo", help="run a local exchange + sidecar walk-through")
+    demo = _sub(sub, "demo", "run a local exchange + sidecar walk-through", DEMO_HELP)
     demo.add_argument("--once", action="store_true", help="exit after the walk-through")
     demo.set_defaults(func=cmd_demo)
 

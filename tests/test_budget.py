@@ -226,7 +226,7 @@ BAD_CONFIGS = [
     ({"guards": {"settle": ["USDT"]}}, "keys[0].guards.settle: settle currencies are lower case"),
     ({"guards": {"order_types": ["stop"]}}, "keys[0].guards.order_types[0]:"),
     ({"guards": {"instruments": []}}, "keys[0].guards.instruments:"),
-    ({"guards": {"max_size": 1}}, "keys[0].guards.max_size: Extra inputs are not permitted"),
+    ({"guards": {"max_size": 1}}, "keys[0].guards.max_size: unknown field 'max_size'"),
 ]  # fmt: skip
 
 

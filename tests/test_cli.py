@@ -28,6 +28,16 @@ keys:
 """
 
 
+#: The variables the configs below name (check-config refuses an env source whose are unset).
+ENV = {"READER_KEY": "k", "READER_SECRET": "s", "GATE_KEY": "k", "GATE_SECRET": "s"}
+
+
+@pytest.fixture(autouse=True)
+def _env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def _write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "sidecar.yaml"
     path.write_text(textwrap.dedent(text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,8 +69,16 @@ def test_defaults_point_at_real_gate_with_tls_and_a_loopback_admin() -> None:
 
 
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
-    ("an unknown top-level field", {"keys": [GOOD_KEY], "upstrem": {}}, "upstrem: Extra inputs"),
-    ("an unknown key field", {"keys": [_key(polcy="x")]}, "keys[0].polcy: Extra inputs"),
+    (
+        "an unknown top-level field",
+        {"keys": [GOOD_KEY], "upstrem": {}},
+        "upstrem: unknown field 'upstrem' (did you mean 'upstream'?)",
+    ),
+    (
+        "an unknown key field",
+        {"keys": [_key(polcy="x")]},
+        "keys[0].polcy: unknown field 'polcy' (did you mean 'policy'?)",
+    ),
     (
         "a missing policy",
         {"keys": [{k: v for k, v in GOOD_KEY.items() if k != "policy"}]},
@@ -112,7 +121,11 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         {"keys": [_key(source={"env": {}, "file": {"path": "/x"}})]},
         "keys[0].source: set exactly one of",
     ),
-    ("an unknown source kind", {"keys": [_key(source={"ssm": {}})]}, "keys[0].source.ssm: Extra"),
+    (
+        "an unknown source kind",
+        {"keys": [_key(source={"ssm": {}})]},
+        "keys[0].source.ssm: unknown field 'ssm' (known fields: env, file",
+    ),
     (
         "a vault source without a vault section",
         {"keys": [_key(source={"vault": {"path": "g/b"}})]},
@@ -153,7 +166,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "an unknown listener",
         {"keys": [GOOD_KEY], "server": {"listener": "nginx"}},
-        "server.listener: Input should be 'lean' or 'aiohttp'",
+        "server.listener: expected 'lean' or 'aiohttp' (got 'nginx')",
     ),
     (
         "an unknown event loop",
@@ -241,7 +254,7 @@ def test_the_config_path_may_come_from_the_environment(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**__import__("os").environ, "GATE_SIDECAR_CONFIG": str(path)},
+        env={**os.environ, "GATE_SIDECAR_CONFIG": str(path), "GATE_KEY": "k", "GATE_SECRET": "s"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "spot-reader" in proc.stdout

@@ -184,14 +184,15 @@ keys:
 """
     )
     cmd = [a.replace(CONFIG_PATH, str(config)) for a in _only(runtime, "CMD").value]
+    key_env = {**runtime_env, "GATE_KEY": "test-key", "GATE_SECRET": "test-secret"}
     check = subprocess.run(
-        [*entrypoint, "check-config", *cmd[1:]], env=runtime_env, capture_output=True, timeout=30
+        [*entrypoint, "check-config", *cmd[1:]], env=key_env, capture_output=True, timeout=30
     )
     assert check.returncode == 0, check.stderr
 
     process = subprocess.Popen(
         [*entrypoint, *cmd],
-        env={**runtime_env, "GATE_KEY": "test-key", "GATE_SECRET": "test-secret"},
+        env=key_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -15,38 +15,10 @@ import yaml
 from pydantic import ValidationError
 
 from sidecar.config.listen import ListenAddress, parse_listen
+from sidecar.config.messages import format_errors
 from sidecar.config.models import Config, KeyConfig
 from sidecar.errors import ConfigError
 from sidecar.proxy.transports import TRANSPORTS
-from sidecar.settings import NOT_SHOWN
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in part:
-            continue  # pydantic's own wrappers, e.g. `function-after[_check_listen(), str]`
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _format_errors(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
-        shown = ""
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif msg.endswith(NOT_SHOWN):
-            pass  # the value may hold a secret (a password in a URL): never echo it
-        elif isinstance(value, str | int | float | bool) and repr(value) not in msg:
-            shown = f" (got {value!r})"
-        problems.append(f"{_loc(err['loc'])}: {msg}{shown}")
-    return problems
 
 
 def _cross_checks(cfg: Config) -> list[str]:
@@ -128,13 +100,25 @@ def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        raise ConfigError(format_errors(exc, Config)) from None
     problems = _cross_checks(cfg)
     if cfg.vault is not None and not cfg.vault.address:
         problems.append("vault.address: not set and $VAULT_ADDR is empty")
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def preflight(cfg: Config, environ: Mapping[str, str]) -> list[str]:
+    """What stops ``serve`` and ``check-config`` before anything starts, one line per key: a
+    problem a running sidecar could only retry forever (an env source's unset variable)."""
+    problems = []
+    for i, key in enumerate(cfg.keys):
+        check = key.source.source_kind.preflight
+        problem = None if check is None else check(key.source.spec, environ)
+        if problem is not None:
+            problems.append(f"keys[{i}].source.{key.source.kind} (key {key.name!r}): {problem}")
+    return problems
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -95,6 +95,20 @@ STEPS = [
 ]
 
 
+class Narration:
+    """Numbers the walk-through's steps as they are printed: a step added anywhere (a request,
+    a rotation, anything else) gets the next number without renumbering the others."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def step(self, title: str, *, gap: bool = False) -> None:
+        self.count += 1
+        if gap:
+            print()
+        print(f"{self.count}. {title}")
+
+
 def _short(body: bytes, limit: int = 240) -> str:
     text = body.decode(errors="replace")
     return text if len(text) <= limit else text[:limit] + "..."
@@ -179,11 +193,17 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
         policy = config.key(name).policy.presets[0]
         print(f"Sidecar listener for key {name!r}: {url}  (policy: {policy})")
     print(f"Admin (healthz/readyz/metrics): http://127.0.0.1:{admin_port}")
-    print("\nThe bot below sends plain, unsigned HTTP and holds no key or secret.\n")
+    print("\nThe bot below sends plain, unsigned HTTP and holds no key or secret.")
+    print(
+        "This run exits after the walk-through.\n"
+        if once
+        else "After the walk-through this keeps serving until you press Ctrl-C.\n"
+    )
 
     failures = 0
+    narration = Narration()
     async with aiohttp.ClientSession() as bot:
-        for i, step in enumerate(STEPS, 1):
+        for step in STEPS:
             url = urls[step.key] + step.path
             data = json.dumps(step.body).encode() if step.body is not None else None
             async with bot.request(
@@ -192,7 +212,7 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
                 body = await resp.read()
             ok = resp.status == step.expect
             failures += not ok
-            print(f"{i}. {step.title}")
+            narration.step(step.title)
             print(
                 f"   {step.method} {step.path} via {step.key} -> HTTP {resp.status} "
                 f"{'(as expected)' if ok else f'(EXPECTED {step.expect})'}"
@@ -209,7 +229,7 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     )
     failures += bool(leaked)
     if vault is not None:
-        failures += not await _rotate(state, vault, sidecar, urls["futures-bot"])
+        failures += not await _rotate(state, vault, sidecar, urls["futures-bot"], narration)
 
     fut = urls["futures-bot"]
     print("\nTry it yourself (no key, no secret on this side):")
@@ -223,7 +243,12 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
 
     try:
         if not once:
-            print("\nServing until Ctrl-C ...")
+            print(
+                "\nStill serving, so you can try the commands above. "
+                "Press Ctrl-C to stop (or send SIGTERM); `make demo` runs the walk-through alone "
+                "and exits.",
+                flush=True,
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -236,9 +261,11 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     return 0 if not failures else 1
 
 
-async def _rotate(state: ExchangeState, vault: DevVault, sidecar: Sidecar, url: str) -> bool:
+async def _rotate(
+    state: ExchangeState, vault: DevVault, sidecar: Sidecar, url: str, narration: Narration
+) -> bool:
     """Write a new key to Vault and show the sidecar switching to it without a restart."""
-    print("\n7. An operator rotates the futures key in Vault (the bot does nothing)")
+    narration.step("An operator rotates the futures key in Vault (the bot does nothing)", gap=True)
     new_key, new_secret = _new_pair(state, "futures-bot-v2")
     started = time.monotonic()
     version = await asyncio.to_thread(vault.write, "demo/futures-bot", new_key, new_secret)

@@ -30,6 +30,7 @@ from sidecar.proxy.market import Market
 from sidecar.proxy.pipeline import KeyRuntime, refuse_outside_request
 from sidecar.proxy.record import Observer
 from sidecar.proxy.ws.runtime import WsShared
+from sidecar.runtime.bind import ListenerUnavailable
 from sidecar.runtime.listeners import Listener, serve_app, serve_lean
 from sidecar.runtime.secrets import SecretFactory
 from sidecar.tls import server_tls_context
@@ -148,8 +149,10 @@ class KeySet(Mapping[str, KeyHandle]):
             body_timeout_s=self._server.body_timeout_s,
             max_header_bytes=self._server.max_header_bytes,
         )
+        opening = False  # an OSError before this is the token file's, not the listener's
         try:
             runtime.admission = key.admission()
+            opening = True
             listener = await self.open_listener(key, runtime)
         except (OSError, KeyError, ssl.SSLError) as exc:
             log.error(
@@ -159,6 +162,8 @@ class KeySet(Mapping[str, KeyHandle]):
             await source.close()
             if runtime.budget is not None:
                 await runtime.budget.close()
+            if opening and isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
+                raise ListenerUnavailable(key.name, key.listen, exc) from exc
             raise
         task = asyncio.create_task(source.run(), name=f"source:{key.name}")
         handle = KeyHandle(key, runtime, source, task, listener)

@@ -26,6 +26,7 @@ from aiohttp import web
 from sidecar.config.models import Config
 from sidecar.ops.logs import setup_logging
 from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.bind import ListenerUnavailable, start_problem
 from sidecar.runtime.listeners import open_admin_site
 from sidecar.runtime.reload import Reloader
 from sidecar.runtime.sites import raise_fd_limit
@@ -112,9 +113,12 @@ async def _serve(config: Config, config_path: str) -> int:
     )
     try:
         await runner.setup()  # opens every key listener
-        admin_url = await open_admin_site(runner, config)
+        try:
+            admin_url = await open_admin_site(runner, config)
+        except OSError as exc:
+            raise ListenerUnavailable(None, config.admin.listen, exc) from exc
     except OSError as exc:
-        log.error("cannot start", extra={"error": f"{type(exc).__name__}: {exc.strerror or exc}"})
+        log.error("cannot start", extra={"error": start_problem(config, exc)})
         await runner.cleanup()
         return 1
     sidecar = app[SIDECAR]

@@ -115,3 +115,6 @@ class SourceKind(Generic[SpecT]):
     build: Callable[[SpecT, KeySlot, Rotation, SourceContext], Source]
     describe: Callable[[SpecT], str]  # one line for check-config
     needs_vault: bool = False  # the config then requires a vault: section
+    # What stops `serve` and `check-config` at once, before anything starts: a problem no retry
+    # can fix (an environment cannot change under a running process). None: nothing to check.
+    preflight: Callable[[SpecT, Mapping[str, str]], str | None] | None = None

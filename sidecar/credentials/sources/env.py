@@ -28,14 +28,21 @@ class EnvCredentials(Source):
         self.environ = environ
 
     async def poll(self) -> None:
-        key = self.environ.get(self.spec.key_var, "")
-        secret = self.environ.get(self.spec.secret_var, "")
-        missing = [
-            v for v, val in ((self.spec.key_var, key), (self.spec.secret_var, secret)) if not val
-        ]
-        if missing:
-            raise SourceError(f"environment variable {' and '.join(missing)} not set")
+        problem = _missing(self.spec, self.environ)
+        if problem is not None:
+            raise SourceError(problem)
+        key, secret = self.environ[self.spec.key_var], self.environ[self.spec.secret_var]
         await self.rotation.offer(self.slot, Credentials(key, HmacSigner(secret), version="env"))
+
+
+def _missing(spec: EnvSource, environ: Mapping[str, str]) -> str | None:
+    """Which variables are unset or empty (checked before start: see SourceKind.preflight)."""
+    missing = [f"${var}" for var in (spec.key_var, spec.secret_var) if not environ.get(var)]
+    if not missing:
+        return None
+    if len(missing) == 1:
+        return f"environment variable {missing[0]} is not set: export it before starting"
+    return f"environment variables {' and '.join(missing)} are not set: export them before starting"
 
 
 def _build(spec: EnvSource, slot: KeySlot, rotation: Rotation, ctx: SourceContext) -> Source:
@@ -46,4 +53,4 @@ def _describe(spec: EnvSource) -> str:
     return f"env (key ${spec.key_var}, secret ${spec.secret_var}; read once)"
 
 
-KIND = SourceKind("env", EnvSource, _build, _describe)
+KIND = SourceKind("env", EnvSource, _build, _describe, preflight=_missing)

@@ -42,6 +42,12 @@ DESCRIPTION = """\
 Import a Gate API secret into Vault/OpenBao transit as a non-exportable HMAC key, so that the
 sidecar signs with it (source vault_transit) without ever holding the secret. The secret is read
 from a prompt, or from stdin when stdin is not a terminal; the Vault token from $VAULT_TOKEN.
+
+example:
+  export VAULT_ADDR=https://vault.example:8200 VAULT_TOKEN=...
+  gate-sidecar import-key --transit-key futures-bot    # asks for the secret
+
+docs: docs/transit.md
 """
 
 
@@ -51,6 +57,7 @@ def add_import_key_parser(subparsers: Any) -> argparse.ArgumentParser:
         "import-key",
         help="import a Gate secret into Vault transit (vault_transit keys)",
         description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--transit-key", required=True, metavar="NAME", help="transit key name")
     parser.add_argument("--mount", default="transit", help="transit mount (default: transit)")
