@@ -8,18 +8,19 @@ by what it uses, not by remembering to:
 
 - by fixture: the test uses, directly or through another fixture, a fixture defined in one of
   :data:`EXTERNAL_PLUGINS` (``bao_dev``, ``transit``, ``redis_server``, ``helm``, ...);
-- by module: the test's module imports :mod:`subprocess`, or anything from
-  :data:`EXTERNAL_MODULES` (the OpenBao and Redis helpers, the client harness that runs node, java
-  and curl).
+- by code: the test, a fixture its module defines, or a function of its module they call (at any
+  depth) uses :mod:`subprocess` or anything from :data:`EXTERNAL_MODULES` (the OpenBao and Redis
+  helpers, the client harness that runs node, java and curl).
 
 ``make test-fast`` runs ``-m 'not external and not slow'``; tests/test_markers.py checks the rule.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 
 import pytest
 
@@ -48,6 +49,8 @@ EXTERNAL_MODULES = frozenset(
         "sidecar.devtools.bao",
     )
 )
+#: Attribute names that start a process whatever module they are reached through (asyncio's).
+_SPAWNS = frozenset(("create_subprocess_exec", "create_subprocess_shell"))
 _FIXTURE = re.compile(
     r"^@pytest(?:_asyncio)?\.fixture\b[^\n]*\n(?:@[^\n]*\n)*(?:async )?def (\w+)", re.M
 )
@@ -62,21 +65,49 @@ def fixtures_defined_in(module: str) -> set[str]:
 EXTERNAL_FIXTURES = frozenset(name for m in EXTERNAL_PLUGINS for name in fixtures_defined_in(m))
 
 
-def module_is_external(module: ModuleType) -> bool:
-    for value in vars(module).values():
-        name = (
-            value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
-        )
-        if name in EXTERNAL_MODULES:
+def _is_external(value: object) -> bool:
+    name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+    return name in EXTERNAL_MODULES
+
+
+def code_uses_external(code: CodeType, module: ModuleType, seen: set[object]) -> bool:
+    """Whether ``code`` (or a function of ``module`` it calls, at any depth) names something from
+    :data:`EXTERNAL_MODULES`."""
+    names = vars(module)
+    for name in code.co_names:
+        if name in _SPAWNS:
             return True
-    return False
+        if name not in names:
+            continue
+        value = names[name]
+        if _is_external(value):
+            return True
+        func = inspect.unwrap(value) if callable(value) else None
+        if inspect.isfunction(func) and func.__module__ == module.__name__ and func not in seen:
+            seen.add(func)
+            if code_uses_external(func.__code__, module, seen):
+                return True
+    return any(
+        code_uses_external(const, module, seen)
+        for const in code.co_consts
+        if isinstance(const, CodeType)
+    )
 
 
 def is_external(item: pytest.Item) -> bool:
-    if EXTERNAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if EXTERNAL_FIXTURES & fixtures:
         return True
-    module = getattr(item, "module", None)
-    return module is not None and module_is_external(module)
+    module, function = getattr(item, "module", None), getattr(item, "function", None)
+    if module is None or function is None:
+        return False
+    # The test itself and the fixtures its module defines (a module's own `server` fixture).
+    own = [inspect.unwrap(vars(module)[f]) for f in fixtures if f in vars(module)]
+    seen: set[object] = set()
+    return any(
+        inspect.isfunction(f) and code_uses_external(f.__code__, module, seen)
+        for f in [inspect.unwrap(function), *own]
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

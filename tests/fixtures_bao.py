@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,10 @@ from sidecar.vault.settings import VaultConfig
 from tests.certs import self_signed
 from tests.leaks import register_secret
 
+# eventually: tests/sync.py's, still importable from here for older imports.
+from tests.sync import eventually as eventually
+from tests.sync import eventually_blocking
+
 START_TIMEOUT_S = 20.0
 
 
@@ -65,16 +68,17 @@ def unique(prefix: str = "t") -> str:
 
 
 def wait_http(url: str, ok: Callable[[int], bool], timeout: float = START_TIMEOUT_S) -> int:
-    """Poll ``url`` until its status satisfies ``ok``; the last status."""
-    deadline = time.monotonic() + timeout
-    status = 0
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            status = requests.get(url, timeout=2).status_code
-            if ok(status):
-                return status
-        time.sleep(0.05)
-    raise TimeoutError(f"{url}: still {status or 'unreachable'} after {timeout:g}s")
+    """Poll ``url`` until its status satisfies ``ok``; that status."""
+    seen = [0]
+
+    def answered() -> bool:
+        seen[0] = requests.get(url, timeout=2).status_code
+        return ok(seen[0])
+
+    eventually_blocking(
+        answered, timeout, f"{url} answering", ignoring=(requests.RequestException,)
+    )
+    return seen[0]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -276,17 +280,15 @@ class RaftBao(Bao):
         register_secret(self.root_token)
         self.unseal()
         self.admin().sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+
         # A new KV v2 mount refuses requests for a moment ("upgrading"); a single node may also
         # still be settling its raft leadership. Tests write at once: wait until a write works.
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                self.put("fixture-probe", {"ok": "1"})
-                return
-            except (hvac.exceptions.VaultError, requests.RequestException):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        def writes() -> bool:
+            self.put("fixture-probe", {"ok": "1"})
+            return True
+
+        errors = (hvac.exceptions.VaultError, requests.RequestException)
+        eventually_blocking(writes, START_TIMEOUT_S, "a write after the unseal", ignoring=errors)
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
@@ -470,18 +472,6 @@ def leaks(caplog: pytest.LogCaptureFixture) -> Iterator[LeakCheck]:
 
 
 # -- running one Vault KV source against a server -------------------------------------------------
-
-
-async def eventually(
-    predicate: Callable[[], bool], timeout: float, what: str = "condition", step: float = 0.05
-) -> float:
-    """Wait (bounded) until ``predicate()`` holds; the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"{what}: not true after {timeout:g}s")
-        await asyncio.sleep(step)
-    return time.monotonic() - start
 
 
 @dataclass

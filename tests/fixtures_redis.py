@@ -14,13 +14,14 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+
+from tests.sync import eventually_blocking
 
 
 def redis_binary() -> str:
@@ -81,16 +82,13 @@ def running_redis(
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = RedisServer(socket, process, password, acl_user)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if socket.exists() and server.client().ping():
-                    break
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("redis-server did not start within 10 s")
-            time.sleep(0.02)
+
+        def up() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"redis-server exited with {process.returncode}")
+            return socket.exists() and bool(server.client().ping())
+
+        eventually_blocking(up, 10, "redis-server answering", ignoring=(redis.RedisError,))
         yield server
     finally:
         server.stop()

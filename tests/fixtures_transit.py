@@ -142,7 +142,7 @@ class DelayProxy:
         try:
             while data := await reader.read(65536):
                 if delay:
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(delay)  # pace: the proxy's added latency
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

@@ -16,6 +16,7 @@ import aiohttp
 from sidecar.devtools.exchange import RecordedFrame
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
+from tests.sync import eventually
 
 RECV_TIMEOUT_S = 5.0
 
@@ -96,12 +97,13 @@ async def rotate(bench: WsBench, path: Path) -> tuple[str, str]:
     pair = write_key_file(path, bench.exchange)
     handle = bench.sidecar.sidecar.keys["rot"]
     handle.source.refresh_now()
-    for _ in range(200):
+
+    def installed() -> bool:
         creds = handle.runtime.slot.credentials
-        if creds is not None and creds.api_key == pair[0]:
-            return pair
-        await asyncio.sleep(0.02)
-    raise AssertionError("the rotated pair was never installed")
+        return creds is not None and creds.api_key == pair[0]
+
+    await eventually(installed, 4, "the rotated pair installed", step=0.02)
+    return pair
 
 
 async def recv_json(
@@ -124,6 +126,4 @@ async def recv_json(
 
 
 async def wait_for(check: Callable[[], bool], timeout: float = RECV_TIMEOUT_S) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
+    await eventually(check, timeout, "condition", step=0.02)

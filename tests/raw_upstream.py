@@ -132,7 +132,7 @@ class _Conn(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         if isinstance(reply, Reply):
-            await asyncio.sleep(reply.delay_s)
+            await asyncio.sleep(reply.delay_s)  # pace: the scripted upstream's latency
             transport.write(_head(reply) + _body(reply))
             if reply.close:
                 self.close()
@@ -151,7 +151,7 @@ class _Conn(asyncio.Protocol):
             transport.write(head)
         elif reply == Fault.PARTIAL_BODY:
             transport.write(head + b"x" * 50)
-        await asyncio.sleep(0.01)  # let the bytes leave before the close
+        await asyncio.sleep(0.01)  # hold: the bytes leave before the close (a fault's shape)
         self.close()
 
     def close(self) -> None:

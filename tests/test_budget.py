@@ -156,7 +156,7 @@ async def test_retry_after_is_when_the_next_request_passes(exchange: RunningExch
         answers = await burst(sidecar, 4)
         refused = [h for s, h, _ in answers if s == 429]
         assert len(refused) == 2 and {h["Retry-After"] for h in refused} == {"1"}
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # hold: per_s 1 refills the bucket in one second (Retry-After)
         assert [s for s, _, _ in await burst(sidecar, 1)] == [201]
 
 

@@ -5,7 +5,6 @@ Against a real redis-server started with ``requirepass`` and an ACL user."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import scrape
 from tests.fixtures_redis import RedisServer
 from tests.fixtures_sidecar import env_key, make_config, running_sidecar
+from tests.sync import eventually
 
 ORDER = {"currency_pair": "BTC_USDT", "side": "buy", "amount": "0.001", "price": "100"}
 
@@ -87,14 +87,11 @@ async def test_a_rotated_password_is_read_at_the_next_connection(
         admin = redis_auth_server.client()
         admin.connection_pool.connection_kwargs["password"] = rotated
         admin.client_kill_filter(_type="normal", skipme=True)  # the store must reconnect
-        passed = False
-        for _ in range(20):  # the first call may meet the killed connection
-            try:
-                passed = (await store.take("b", 100, 1.0)).allowed
-                break
-            except StoreUnavailable:
-                await asyncio.sleep(0.05)
-        assert passed, "the store never reconnected with the rotated password"
+
+        async def allowed() -> bool:  # the first call may meet the killed connection
+            return (await store.take("b", 100, 1.0)).allowed
+
+        await eventually(allowed, 5, "a take after reconnecting", ignoring=(StoreUnavailable,))
     finally:
         await store.close()
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
+import time
 
 
 def test_the_demo_walks_through_and_exits_cleanly() -> None:
@@ -28,3 +31,35 @@ def test_the_demo_walks_through_and_exits_cleanly() -> None:
     assert "the next request was signed with the new key: yes" in out
     assert "Demo passed." in out
     assert "Traceback" not in proc.stderr
+    steps = [int(m.group(1)) for m in re.finditer(r"^(\d+)\. ", out, re.M)]
+    assert steps == list(range(1, len(steps) + 1)), steps  # numbered once each, in order
+    assert "This run exits after the walk-through." in out
+
+
+def test_the_serving_demo_says_how_to_stop_it_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sidecar", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:  # blocks on the demo's own output: the event itself
+            seen.append(line)
+            if "Press Ctrl-C to stop" in line or time.monotonic() > deadline:
+                break
+        out = "".join(seen)
+        assert "After the walk-through this keeps serving until you press Ctrl-C." in out
+        assert "Press Ctrl-C to stop" in out, out
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Demo passed." in rest
+    assert "Traceback" not in err

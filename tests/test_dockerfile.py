@@ -14,13 +14,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import dockerfile
 import pytest
+
+from tests.sync import eventually_blocking
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -197,12 +198,14 @@ keys:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 20
-        while _get(f"http://127.0.0.1:{admin}/readyz") != 200:
-            if process.poll() is not None or time.monotonic() > deadline:
+
+        def ready() -> bool:
+            if process.poll() is not None:
                 errors = process.stderr.read() if process.stderr else b""
-                pytest.fail(f"serve did not become ready: {errors!r}")
-            time.sleep(0.1)
+                pytest.fail(f"serve exited before it was ready: {errors!r}")
+            return _get(f"http://127.0.0.1:{admin}/readyz") == 200
+
+        eventually_blocking(ready, 20, "serve ready", step=0.1)
         assert _get(f"http://127.0.0.1:{admin}/healthz") == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0

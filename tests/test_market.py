@@ -27,7 +27,7 @@ class Clock:
 
 async def test_concurrent_orders_share_one_fetch_and_the_cache_serves_the_next() -> None:
     async def upstream(request: UpstreamRequest) -> UpstreamResponse:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # hold: the fetch stays in flight while the other orders ask
         doc: object = (
             {"quanto_multiplier": "0.0001", "type": "direct"}
             if "/contracts/" in request.path

@@ -40,7 +40,7 @@ async def test_readyz_is_503_and_names_a_key_without_a_secret(exchange: RunningE
     assert body["missing"] == ["empty"]
     assert body["problems"] == [
         "empty: key empty has no usable secret "
-        "(environment variable EMPTY_KEY and EMPTY_SECRET not set)"
+        "(environment variables $EMPTY_KEY and $EMPTY_SECRET are not set)"
     ]
     assert secret not in json.dumps(body)
 

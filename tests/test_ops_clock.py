@@ -16,6 +16,7 @@ from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
 from sidecar.proxy.record import RequestRecord
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, ops_setup, scrape
+from tests.sync import eventually
 
 
 @pytest.mark.parametrize(
@@ -167,10 +168,7 @@ async def test_the_sync_loop_measures_again_when_triggered() -> None:
         sync._last_attempt -= 60  # pretend the first measurement was a minute ago
         gate.ahead_s = 120.0
         sync.trigger("test")
-        for _ in range(100):
-            if sync.successes == 2:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: sync.successes == 2, 5, "the second measurement")
         assert clock.offset_s == pytest.approx(120.0, abs=0.01)
     finally:
         await sync.stop()
@@ -179,7 +177,7 @@ async def test_the_sync_loop_measures_again_when_triggered() -> None:
 async def test_start_does_not_wait_forever_for_gate() -> None:
     class Hanging(FakeGate):
         async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # a Gate that never answers
             raise AssertionError("unreachable")
 
     sync = ClockSync(Clock(), Hanging(wall=[0.0]), ClockConfig())
@@ -219,10 +217,9 @@ async def test_a_clock_jump_after_start_is_corrected_after_request_expired(
         exchange.state.clock_offset_s = -240.0  # Gate's clock (or ours) jumps by 4 minutes
         status, body = await call("GET", url)
         assert status == 401 and json.loads(body)["label"] == "REQUEST_EXPIRED"  # relayed as is
-        for _ in range(50):  # the sidecar re-measures at once; the bot's next tries succeed
-            status, _ = await call("GET", url)
-            if status == 200:
-                break
-            await asyncio.sleep(0.1)
-        assert status == 200
+
+        async def signed_in_time() -> bool:  # the sidecar re-measures at once; a retry succeeds
+            return (await call("GET", url))[0] == 200
+
+        await eventually(signed_in_time, 5, "a request signed with Gate's new time", step=0.1)
         assert s.sidecar.sidecar.clock.offset_s == pytest.approx(-240, abs=2)

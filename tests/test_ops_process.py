@@ -24,6 +24,7 @@ import yaml
 
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import exchange_keys
+from tests.sync import eventually
 
 LINE_WAIT_S = 20.0
 
@@ -137,7 +138,11 @@ async def test_sigterm_lets_a_slow_request_finish_then_exits_0(
     async with sidecar_process(config, environ) as sp, aiohttp.ClientSession() as http:
         url = sp.urls()["bot"]
         slow = asyncio.create_task(_status(http, "GET", url + "/api/v4/spot/accounts"))
-        await asyncio.sleep(0.5)  # the request is in flight (the exchange holds it for 2 s)
+        await eventually(  # in flight: the exchange has it and holds its answer for 2 s
+            lambda: any(r.raw_path == "/api/v4/spot/accounts" for r in exchange.state.requests),
+            10,
+            "the request at the exchange",
+        )
         assert not slow.done()
         sp.send(signal.SIGTERM)
         await sp.wait_line(lambda d: d.get("msg", "").startswith("shutting down"))
@@ -209,14 +214,15 @@ async def test_sighup_to_a_stricter_policy_applies_and_other_keys_keep_serving(
                 )
 
         traffic = asyncio.create_task(reader_traffic())
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(statuses) >= 10, 10, "traffic before the reload")
         entries[0]["policy"] = "read-only"  # the trader may no longer place orders
         _write_config(config, exchange, entries)
         sp.send(signal.SIGHUP)
         applied = await sp.wait_line(lambda d: d.get("msg") == "config reloaded")
         assert applied["changed"] == {"trader": ["policy"]} and applied["unchanged"] == ["reader"]
         assert await _status(http, "POST", order) == 403
-        await asyncio.sleep(0.2)
+        after = len(statuses)
+        await eventually(lambda: len(statuses) >= after + 10, 10, "traffic after the reload")
         stop.set()
         await traffic
         assert statuses and set(statuses) == {200}  # not one request of the other key dropped

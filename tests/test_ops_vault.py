@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_bao import DevBao, eventually, unique
+from tests.fixtures_bao import DevBao, unique
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, scrape
 from tests.fixtures_sidecar import make_config, running_sidecar
+from tests.sync import eventually
 
 
 async def test_metrics_show_the_vault_token_logins_and_secret_version(

@@ -4,7 +4,6 @@ served, and a rotation to a wide key is refused while the old pair keeps serving
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -17,6 +16,7 @@ from sidecar.config import parse_config
 from sidecar.policy.keyscope import judge
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
+from tests.sync import eventually
 
 WIDE = {p: False for p in ("spot", "futures", "delivery", "wallet", "account", "options")}
 FUTURES_ONLY = {"futures": False, "account": True}
@@ -99,9 +99,7 @@ async def readyz(sidecar: RunningSidecar) -> tuple[int, Any]:
 
 
 async def until(check: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
+    await eventually(check, timeout, getattr(check, "__name__", "check"), step=0.02)
 
 
 async def test_a_wide_key_is_refused_until_fixed_on_gate_and_a_narrow_key_is_served(

@@ -15,6 +15,7 @@ from sidecar.credentials.sources.env import EnvCredentials, EnvSource
 from sidecar.credentials.sources.file import FileCredentials, FileSource
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.signing import HmacSigner
+from tests.sync import eventually
 
 
 class FakeTime:
@@ -121,7 +122,7 @@ async def test_a_missing_env_variable_is_named_without_any_value() -> None:
     slot = KeySlot("a")
     src = EnvCredentials(slot, Rotation(), EnvSource(), {"GATE_KEY": "k"})
     task = asyncio.create_task(src.run())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(src.attempted.wait(), 5)
     task.cancel()
     assert "GATE_SECRET" in slot.reason and not slot.ready
 
@@ -147,11 +148,7 @@ async def test_the_file_source_picks_up_a_rotated_file(tmp_path: Path) -> None:
         await asyncio.wait_for(src.loaded.wait(), 5)
         assert slot.current().api_key == "k1"
         _write(path, "k2", "s2", fmt="yaml")
-        for _ in range(100):
-            if slot.current().api_key == "k2":
-                break
-            await asyncio.sleep(0.02)
-        assert slot.current().api_key == "k2"
+        await eventually(lambda: slot.current().api_key == "k2", 5, "the rewritten file read")
     finally:
         task.cancel()
 
@@ -165,11 +162,13 @@ async def test_a_missing_or_broken_file_keeps_the_held_pair(tmp_path: Path) -> N
     try:
         await asyncio.wait_for(src.loaded.wait(), 5)
         path.write_text("{not json: [")
-        await asyncio.sleep(0.3)
-        assert slot.current().api_key == "k1" and slot.last_error
-        assert "top-secret-value" not in slot.last_error
+        # The source has read the broken file (its error is recorded): the held pair stays.
+        await eventually(lambda: bool(slot.last_error), 5, "the broken file read")
+        broken = slot.last_error
+        assert slot.current().api_key == "k1" and broken
+        assert "top-secret-value" not in broken
         path.unlink()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: slot.last_error != broken, 5, "the missing file noticed")
         assert slot.current().api_key == "k1"
     finally:
         task.cancel()

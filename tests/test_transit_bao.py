@@ -30,7 +30,7 @@ from sidecar.gate.signing import HmacSigner, string_to_sign
 from sidecar.vault.session import VaultSession
 from sidecar.vault.transit.importer import VECTOR_DOCUMENTED_SIGN
 from sidecar.vault.transit.signer import TransitClient, TransitSigner
-from tests.fixtures_bao import LeakCheck, eventually, unique
+from tests.fixtures_bao import LeakCheck, unique
 from tests.fixtures_transit import (
     Transit,
     all_encodings,
@@ -40,6 +40,7 @@ from tests.fixtures_transit import (
     vault_config,
     vault_session,
 )
+from tests.sync import eventually
 from tests.vectors import OFFICIAL_VECTORS
 
 INTERVAL = 1.0

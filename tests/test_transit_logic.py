@@ -315,7 +315,7 @@ async def sign_against(
 
 
 async def hang(request: web.Request) -> web.Response:
-    await asyncio.sleep(30)
+    await asyncio.Event().wait()  # never answers: the client's timeout must end it
     return web.json_response({})
 
 

@@ -53,7 +53,7 @@ async def test_an_approle_token_with_a_short_ttl_is_renewed_and_replaced_without
             assert kv.slot.current().api_key == first["key"]
             worst_stale = max(worst_stale, kv.slot.stale_seconds)
             tokens.add(await kv.session.token())
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # pace: one sample every 0.1 s for 11 s of token lifecycle
         assert kv.session.renewals >= 4, "tokens were renewed at about 2/3 of their TTL"
         assert kv.session.logins >= 3, "a fresh login replaced each token at its max TTL"
         assert len(tokens) >= 3

@@ -15,7 +15,8 @@ from sidecar.credentials.slot import Credentials
 from sidecar.errors import KeyUnavailable
 from sidecar.gate.signing import hmac_sha512_hex
 from sidecar.vault.auth.token import TokenAuth
-from tests.fixtures_bao import DevBao, LeakCheck, eventually, running_kv, unique
+from tests.fixtures_bao import DevBao, LeakCheck, running_kv, unique
+from tests.sync import eventually
 
 INTERVAL = 1.0
 

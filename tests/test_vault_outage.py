@@ -14,7 +14,8 @@ import pytest
 from sidecar.errors import KeyUnavailable
 from sidecar.vault.auth.approle import AppRoleAuth
 from sidecar.vault.auth.token import TokenAuth
-from tests.fixtures_bao import LeakCheck, RaftBao, eventually, running_kv, unique
+from tests.fixtures_bao import LeakCheck, RaftBao, running_kv, unique
+from tests.sync import eventually
 
 INTERVAL = 0.5
 RECOVERY_S = 5.0  # from unseal to confirmed: the session's login backoff is capped at 3 s
@@ -57,7 +58,7 @@ async def test_a_stopped_then_sealed_vault_keeps_the_held_pair_serving_until_it_
         # Requests keep being signed with the held pair while Vault is gone...
         while time.monotonic() - stopped < 3.0:
             assert kv.slot.current().api_key == first["key"]
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # pace: sampled every 0.1 s through a 3 s outage
         assert kv.slot.stale_seconds >= 2.5
         assert "cannot reach Vault" in (kv.slot.last_error or "")
         assert kv.session.errors.get("unavailable", 0) >= 1
@@ -98,13 +99,13 @@ async def test_with_vault_down_at_start_the_key_fills_within_seconds_of_its_retu
     # the source's next scheduled poll happened to come round.
     async with running_kv(bao_raft, path, auth=auth, environ={}, interval_s=30) as kv:
         await eventually(lambda: kv.source.attempted.is_set(), 10, "first poll")
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(2.0)  # hold: Vault stays down 2 s more; the key stays unfilled
         assert not kv.slot.ready and "cannot reach Vault" in kv.slot.reason
         with pytest.raises(KeyUnavailable):
             kv.slot.current()
 
         await bao_raft.astart()
-        await asyncio.sleep(1.0)  # sealed for a while, as a real restart would be
+        await asyncio.sleep(1.0)  # hold: sealed for a while, as a real restart would be
         assert not kv.slot.ready
         await bao_raft.aunseal()
         took = await eventually(lambda: kv.slot.ready, RECOVERY_S, "slot filled")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,8 +46,9 @@ async def test_resume_moves_the_session_to_the_new_key_without_closing_or_resend
             await recv_json(ws, answers("before"), seen=seen)
             # An order still on its way when the key rotates: its answer must reach the bot.
             exchange.state.delays["ws:spot.order_place"] = 0.5
+            frames = len(exchange.state.ws_frames)
             await ws.send_str(api("spot.order_place", ORDER, "in-flight"))
-            await asyncio.sleep(0.1)
+            await wait_for(lambda: len(exchange.state.ws_frames) > frames)  # at the exchange
             mark = bench.mark()
             new_key, _ = await rotate(bench, path)
             in_flight = await recv_json(ws, answers("in-flight"), seen=seen)

@@ -50,6 +50,23 @@ from sidecar.proxy.ws.runtime import WsRuntime
 
 log = logging.getLogger("sidecar.proxy")
 
+#: The steps of :func:`forward`, in order. docs/security.md ("What every request goes through")
+#: lists the same steps (tests/test_docs_site.py compares), so a step added here must be described.
+STEPS = (
+    "admission",
+    "canonical path and query",
+    "body",
+    "policy",
+    "brake",
+    "guards",
+    "JSON only",
+    "credentials",
+    "rate budget",
+    "headers",
+    "signing",
+    "forwarding",
+)
+
 #: Reads the request body, at most ``limit`` bytes; raises BodyTooLarge or BadRequest.
 BodyReader = Callable[[int], Awaitable[bytes]]
 

@@ -16,9 +16,7 @@ class ListenerUnavailable(OSError):
     still, with the original's errno and text, so code that catches OSError keeps working."""
 
     def __init__(self, key: str | None, listen: str, cause: OSError) -> None:
-        # os.strerror: the loop's own wording (uvloop's repeats the address) says no more.
-        why = os.strerror(cause.errno) if cause.errno else cause.strerror or str(cause)
-        super().__init__(cause.errno, why)
+        super().__init__(cause.errno, cause.strerror or str(cause))
         self.key = key  # None: the admin listener
         self.listen = listen
 
@@ -33,7 +31,6 @@ def start_problem(config: Config, exc: OSError) -> str:
         index = next((i for i, k in enumerate(config.keys) if k.name == exc.key), None)
         which = f"the listener of key {exc.key!r}"
         setting = f"keys[{index}].listen" if index is not None else "its listen"
-    return (
-        f"{which} cannot listen on {exc.listen}: {exc.strerror}; "
-        f"change {setting} or stop what holds it"
-    )
+    # os.strerror: the loop's own wording (uvloop's repeats the address) says no more.
+    why = os.strerror(exc.errno) if exc.errno else exc.strerror
+    return f"{which} cannot listen on {exc.listen}: {why}; change {setting} or stop what holds it"

@@ -35,6 +35,7 @@ from sidecar.credentials.sources.base import Source
 from sidecar.errors import ConfigError
 from sidecar.policy.engine import Policy
 from sidecar.proxy.admission import Admission
+from sidecar.runtime.bind import ListenerUnavailable
 from sidecar.runtime.listeners import Listener
 from sidecar.runtime.state import Sidecar
 
@@ -191,7 +192,8 @@ async def _prepare(sidecar: Sidecar, new: Config, plan: ReloadPlan) -> _Prepared
     except Exception as exc:
         await prepared.undo(sidecar)
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ReloadRefused([f"{where}: {type(exc).__name__}: {detail}"]) from None
+        kind = "OSError" if isinstance(exc, ListenerUnavailable) else type(exc).__name__
+        raise ReloadRefused([f"{where}: {kind}: {detail}"]) from None
     return prepared
 
 

@@ -27,6 +27,7 @@ from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import env_key, make_config, running_sidecar
 from tests.leaks import register_secret
 from tests.reliability.harness import record_figure, size
+from tests.sync import eventually
 
 ORDER = {"currency_pair": "BTC_USDT", "side": "buy", "amount": "1", "price": "1"}
 
@@ -60,7 +61,7 @@ async def _sidecar_call(upstream: str, **upstream_cfg: Any) -> tuple[int, dict[s
 
 
 async def test_an_upstream_that_refuses_connections_is_502() -> None:
-    async with fake_upstream(lambda r, w: asyncio.sleep(0)) as url:
+    async with fake_upstream(lambda r, w: asyncio.sleep(0)) as url:  # hold: answers nothing
         pass  # closed again: nothing listens on that port now
     status, body, _ = await _sidecar_call(url)
     assert (status, body["label"]) == (502, "SIDECAR_UPSTREAM_UNAVAILABLE")
@@ -86,7 +87,7 @@ async def test_an_upstream_answering_after_timeout_is_504_and_frees_its_slot() -
             while True:
                 head = await _read_head(reader)
                 if b"/spot/accounts" in head:
-                    await asyncio.sleep(3)
+                    await asyncio.sleep(3)  # pace: an upstream slower than timeout_s
                 body = b"[]"
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + body)
                 await writer.drain()
@@ -144,12 +145,16 @@ async def test_an_order_whose_bot_went_away_after_sending_it_is_still_placed_and
             % (port, len(body), body)
         )
         await writer.drain()
-        await asyncio.sleep(0.05)
+        # The order is at the exchange, which holds its answer for 0.3 s: the bot goes away now.
+        await eventually(
+            lambda: any(r.raw_path == "/api/v4/spot/orders" for r in exchange.state.requests),
+            5,
+            "the order at the exchange",
+        )
         writer.transport.abort()
-        for _ in range(100):
-            if any(r.name == "sidecar.audit" for r in caplog.records):
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: any(r.name == "sidecar.audit" for r in caplog.records), 5, "the audit line"
+        )
     placed = exchange.state.verified(api_key)
     assert [r.raw_path for r in placed] == ["/api/v4/spot/orders"]
     audits = [r.audit for r in caplog.records if r.name == "sidecar.audit"]  # type: ignore[attr-defined]
@@ -196,9 +201,9 @@ async def test_a_secret_file_replaced_while_requests_flow_is_never_read_half_wri
                 with path.open("w") as f:
                     f.write(text[: len(text) // 2])
                     f.flush()
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.005)  # hold: the half-written file stays a moment
                     f.write(text[len(text) // 2 :])
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pace: about 100 rewrites a second
 
     async with running_sidecar(make_config(exchange.url, [entry]), {}) as sidecar:
         url = sidecar.url("bot") + "/api/v4/spot/accounts"

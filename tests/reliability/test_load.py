@@ -30,6 +30,7 @@ from sidecar.runtime.sites import raise_open_files
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import exchange_keys
 from tests.reliability.harness import SOAK, record_figure, size
+from tests.sync import eventually
 
 KEYS = {"a": "read-only", "b": "read-only", "c": "read-only"}
 
@@ -84,19 +85,24 @@ async def serve(
 
 
 async def _wait_open(out: Path, keys: int) -> tuple[dict[str, str], str]:
-    for _ in range(400):
-        urls, admin = {}, None
+    """The listeners' URLs, from the process's log lines once every one has opened."""
+    urls: dict[str, str] = {}
+    admin: list[str] = []
+
+    def all_open() -> bool:
+        urls.clear()
+        admin.clear()
         for line in out.read_text().splitlines():
             with contextlib.suppress(ValueError):
                 doc = json.loads(line)
                 if doc.get("msg") == "key listener open":
                     urls[doc["key"]] = doc["listen"]
                 elif doc.get("msg") == "admin listener open":
-                    admin = doc["listen"]
-        if admin is not None and len(urls) == keys:
-            return urls, admin
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"sidecar did not start: {out.read_text()[-2000:]}")
+                    admin.append(doc["listen"])
+        return bool(admin) and len(urls) == keys
+
+    await eventually(all_open, 20, "every listener open")
+    return urls, admin[0]
 
 
 async def _latencies(http: aiohttp.ClientSession, url: str, n: int) -> list[float]:

@@ -27,10 +27,11 @@ from typing import Any
 import aiohttp
 
 from sidecar.credentials.slot import KeySlot
-from tests.fixtures_bao import RaftBao, eventually, unique
+from tests.fixtures_bao import RaftBao, unique
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, make_config, running_sidecar
 from tests.reliability.harness import record_figure, size
+from tests.sync import eventually
 
 PATH = "/api/v4/spot/accounts"
 INTERVAL_S = 0.5  # vault.refresh_interval_s
@@ -144,7 +145,7 @@ class Bots:
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 out.append(Answer(sent, time.monotonic() - sent, status, label))
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # pace: each bot's request rate
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Bots]:
@@ -210,17 +211,17 @@ async def test_vault_killed_with_a_refresh_in_flight_loses_no_request_and_recove
             await eventually(lambda: steady.ready and bounded.ready, 10, "both keys filled")
             urls = {k: sidecar.url(k) + PATH for k in paths}
             async with Bots(urls).running() as bots:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # pace: the bots run a while before the fault
                 relay.armed = True
                 await asyncio.wait_for(relay.caught.wait(), timeout=3 * INTERVAL_S + 2)
                 await bao_raft.akill()  # with the steady key's refresh in flight
                 killed = time.monotonic()
-                await asyncio.sleep(OUTAGE_S)
+                await asyncio.sleep(OUTAGE_S)  # hold: the outage lasts OUTAGE_S
                 assert relay.cut_in_flight == 1  # the refresh died with Vault, unanswered
                 assert "cannot reach Vault" in (steady.last_error or ""), steady.last_error
                 assert steady.stale_seconds >= OUTAGE_S - INTERVAL_S
                 await bao_raft.astart()  # back, sealed; raft kept the data and the token
-                await asyncio.sleep(SEALED_S)
+                await asyncio.sleep(SEALED_S)  # hold: sealed for SEALED_S
                 unsealed = time.monotonic()  # from here on Vault may answer again
                 await bao_raft.aunseal()
                 await eventually(
@@ -229,7 +230,7 @@ async def test_vault_killed_with_a_refresh_in_flight_loses_no_request_and_recove
                     "the bounded key confirmed again",
                 )
                 recovered = time.monotonic()
-                await asyncio.sleep(1.0)  # bots keep going after the recovery
+                await asyncio.sleep(1.0)  # pace: bots keep going after the recovery
     finally:
         await relay.close()
 

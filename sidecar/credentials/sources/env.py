@@ -36,13 +36,19 @@ class EnvCredentials(Source):
 
 
 def _missing(spec: EnvSource, environ: Mapping[str, str]) -> str | None:
-    """Which variables are unset or empty (checked before start: see SourceKind.preflight)."""
+    """Which variables are unset or empty, or None."""
     missing = [f"${var}" for var in (spec.key_var, spec.secret_var) if not environ.get(var)]
-    if not missing:
-        return None
     if len(missing) == 1:
-        return f"environment variable {missing[0]} is not set: export it before starting"
-    return f"environment variables {' and '.join(missing)} are not set: export them before starting"
+        return f"environment variable {missing[0]} is not set"
+    return f"environment variables {' and '.join(missing)} are not set" if missing else None
+
+
+def _preflight(spec: EnvSource, environ: Mapping[str, str]) -> str | None:
+    """Checked before start (SourceKind.preflight): a running process never sees them appear."""
+    problem = _missing(spec, environ)
+    if problem is None:
+        return None
+    return f"{problem}: export {'it' if ' is ' in problem else 'them'} before starting"
 
 
 def _build(spec: EnvSource, slot: KeySlot, rotation: Rotation, ctx: SourceContext) -> Source:
@@ -53,4 +59,4 @@ def _describe(spec: EnvSource) -> str:
     return f"env (key ${spec.key_var}, secret ${spec.secret_var}; read once)"
 
 
-KIND = SourceKind("env", EnvSource, _build, _describe, preflight=_missing)
+KIND = SourceKind("env", EnvSource, _build, _describe, preflight=_preflight)
