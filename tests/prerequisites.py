@@ -85,13 +85,15 @@ def missing_tools() -> dict[Tool, str]:
     return {t: p for t in TOOLS if (p := tool_problem(t)) is not None}
 
 
-def can_install() -> bool:
-    return (
-        os.environ.get("SIDECAR_NO_INSTALL") != "1"
-        and hasattr(os, "geteuid")
-        and os.geteuid() == 0
-        and shutil.which("apt-get") is not None
-    )
+def why_not_install() -> str | None:
+    """Why missing tools cannot be installed here, or None when apt-get may run."""
+    if os.environ.get("SIDECAR_NO_INSTALL") == "1":
+        return "SIDECAR_NO_INSTALL=1 is set"
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "that needs root"
+    if shutil.which("apt-get") is None:
+        return "there is no apt-get"
+    return None
 
 
 def install(tools: list[Tool]) -> None:
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor() as pool:  # the network checks in parallel with the tools'
         network = [pool.submit(registry_problem, name, url) for name, url in REGISTRIES]
         missing = missing_tools()
-        if missing and args.install and can_install():
+        cannot = why_not_install()
+        if missing and args.install and cannot is None:
             install(list(missing))
             missing = missing_tools()
         offline = [p for f in network if (p := f.result()) is not None]
@@ -122,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         for t, why in missing.items()
     ]
     lines += [f"  - {why}: the helm and npm client tests download from it" for why in offline]
-    if missing and not can_install():
-        lines.append("  (not installed automatically: that needs root and apt-get)")
+    if missing and cannot is not None:
+        lines.append(f"  (not installed automatically: {cannot})")
     lines.append("make test-fast runs the tests that need none of these.")
     print("\n".join(lines), file=sys.stderr)
     return 1
