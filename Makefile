@@ -29,9 +29,9 @@ test: prerequisites $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # In-process tests only (no server, tool, other process or network: marker `external`, set by
-# tests/conftest.py), in under a minute; needs nothing beyond Python.
+# tests/conftest.py); needs nothing beyond Python. About 70 s of CPU (see docs/development.md).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -m 'not slow and not external'
+	$(BIN)/pytest -q -p no:cacheprovider -m 'not slow and not external' -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests bench

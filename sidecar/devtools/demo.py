@@ -243,16 +243,16 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
 
     try:
         if not once:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):  # before saying so: Ctrl-C works at once
+                loop.add_signal_handler(sig, stop.set)
             print(
                 "\nStill serving, so you can try the commands above. "
                 "Press Ctrl-C to stop (or send SIGTERM); `make demo` runs the walk-through alone "
                 "and exits.",
                 flush=True,
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
             await stop.wait()
     finally:
         await sidecar_runner.cleanup()
