@@ -17,7 +17,13 @@ LABELLED = b'{"label": "INVALID_KEY", "message": "x"}'
     ("why", "status", "encoding", "body", "label"),
     [
         ("a plain error answer", 401, None, LABELLED, "INVALID_KEY"),
-        ("a gzip-compressed error answer", 401, "gzip", gzip.compress(LABELLED), "INVALID_KEY"),
+        (
+            "a gzip-compressed error answer",
+            401,
+            "gzip",
+            gzip.compress(LABELLED, mtime=0),
+            "INVALID_KEY",
+        ),
         (
             "a deflate-compressed error answer",
             401,

@@ -110,7 +110,11 @@ def test_an_empty_key_is_never_wrapped(rsa_key: rsa.RSAPrivateKey) -> None:
 # -- key material -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("secret", ["secret", "s", "x" * 31, secrets.token_hex(32), "é" * 20])
+@pytest.mark.parametrize(
+    "secret",
+    ["secret", "s", "x" * 31, secrets.token_hex(32), "é" * 20],
+    ids=["word", "one-char", "31-chars", "random-hex-64", "non-ascii"],  # the same in every worker
+)
 def test_the_imported_material_gives_the_same_hmac_as_the_secret(secret: str) -> None:
     material = hmac_key_material(secret)
     assert 32 <= len(material) <= 512
