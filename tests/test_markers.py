@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from types import ModuleType, SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
@@ -81,12 +81,3 @@ def test_a_test_is_external_by_its_fixtures_or_by_what_its_code_calls(
 def test_the_server_fixtures_are_read_from_their_modules() -> None:
     assert {"bao_dev", "bao_raft", "redis_server", "helm", "transit"} <= EXTERNAL_FIXTURES
     assert "exchange" not in EXTERNAL_FIXTURES
-
-
-def test_this_suite_marks_its_own_server_tests(request: pytest.FixtureRequest) -> None:
-    session: Any = request.session
-    marked = {i.nodeid.split("::")[0] for i in session.items if i.get_closest_marker("external")}
-    # Only when those modules were collected in this run.
-    for module in ("tests/test_vault_kv.py", "tests/test_helm.py"):
-        if any(i.nodeid.startswith(module) for i in session.items):
-            assert module in marked
