@@ -50,6 +50,7 @@ from sidecar.policy.ws_channels import (
     frame_kind,
 )
 from sidecar.policy.ws_scope import login_refusal, subscription_refusal
+from sidecar.proxy.admission import Admission
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
 from sidecar.proxy.guarding import ws_refusal
@@ -76,6 +77,7 @@ class WsKey(Protocol):
     brake: Brake | None
     market: Market | None
     budget: KeyBudget | None
+    admission: Admission  # who may use the key's listener: a session's token is re-checked
 
 
 @dataclass(slots=True)
