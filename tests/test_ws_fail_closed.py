@@ -18,12 +18,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sidecar.policy.ws_channels import public_markdown
 from sidecar.proxy.client_tokens import CLIENTS, CLOSE_CODE
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import env_key, make_config, running_sidecar
 from tests.fixtures_ws import WsBench, recv_json, wait_for, ws_upstream
 from tests.leaks import register_secret
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "websocket.md"
 GUARDS = {"instruments": ["BTC_USDT"], "max_order_size": 1, "max_notional": 100}
 SCOPED = {"settle": ["usdt"], "instruments": ["BTC_USDT"]}
 
@@ -384,3 +386,7 @@ async def test_a_token_file_rewritten_with_the_same_token_closes_nothing(
             assert checked == 0
             await ws.send_str(sub("spot.orders", ["BTC_USDT"]))
             assert (await recv_json(ws))["result"] == {"status": "success"}
+
+
+def test_the_public_channels_relayed_are_the_ones_in_the_docs() -> None:
+    assert public_markdown() in DOCS.read_text()

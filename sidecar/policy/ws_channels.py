@@ -214,9 +214,10 @@ def decide_frame(
     return policy.decide(rule.method, rest_path(product, settle, rule), "", body)
 
 
-def channel_table() -> list[tuple[str, str, str, str]]:
-    """(connections, channel, kind, REST twin) rows, for the docs: a channel of both futures
-    and delivery connections is one row, its twin written for futures."""
+def channel_table() -> list[tuple[str, str, str, str, str]]:
+    """(connections, channel, kind, REST twin, the twin's market parameter) rows, for the docs:
+    a channel of both futures and delivery connections is one row, its twin written for
+    futures."""
     rows = []
     for product in ("spot", "futures", "options"):
         base, rules = TABLE[product]
@@ -224,11 +225,28 @@ def channel_table() -> list[tuple[str, str, str, str]]:
             shared = product == "futures" and rule.channel in TABLE["delivery"][1]
             twin = rule.path.replace("{base}", base).replace("{id}", "{order_id}")
             where = "futures, delivery" if shared else product
-            rows.append((where, rule.channel, rule.kind.value, f"{rule.method} {twin}"))
+            scope = f"`{rule.scope}`" if rule.scope else ""
+            rows.append((where, rule.channel, rule.kind.value, f"{rule.method} {twin}", scope))
     return rows
 
 
 def channel_markdown() -> str:
-    lines = ["| Connection | Channel | Kind | Needs the permission of |", "|---|---|---|---|"]
-    lines += [f"| {p} | `{c}` | {k} | `{t}` |" for p, c, k, t in channel_table()]
+    lines = [
+        "| Connection | Channel | Kind | Needs the permission of | Payload markets as |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {p} | `{c}` | {k} | `{t}` | {m} |" for p, c, k, t, m in channel_table()]
+    return "\n".join(lines)
+
+
+def public_markdown() -> str:
+    """The public channels the relay passes, per connection, for the docs."""
+    lines = ["| Connection | Public channels (and `{prefix}.ping` with no event) |", "|---|---|"]
+    for where, product in (
+        ("spot", "spot"),
+        ("futures, delivery", "futures"),
+        ("options", "options"),
+    ):
+        names = ", ".join(f"`{c}`" for c in sorted(PUBLIC[product]))
+        lines.append(f"| {where} | {names} |")
     return "\n".join(lines)
