@@ -7,9 +7,9 @@ Gate runs, so:
 
 - :func:`go_fold` is Go's folding of a field name (``foldName`` in ``encoding/json``): ASCII
   letters to upper case, every other rune to the smallest rune of its simple case-folding orbit.
-  Two non-ASCII runes fold onto ASCII letters: the long s (U+017F) is ``S`` and the Kelvin sign
-  (U+212A) is ``K``, so ``"\u017fize"`` is ``size`` to Gate, while the dotless i (U+0131) is no
-  ``i``.
+  Three non-ASCII runes fold onto ASCII letters: the long s (U+017F) is ``S``, the Kelvin sign
+  (U+212A) is ``K`` and the dotless i (U+0131, whose upper case is ``I``) is ``I``, so
+  ``"\u017fize"`` is ``size`` and ``"pr\u0131ce"`` is ``price`` to Gate.
 - :func:`go_object` is a ``json.loads`` ``object_pairs_hook``: an object whose keys Gate would
   take as one field (the same key twice, or two spellings of it) is :class:`Ambiguous`, never
   guessed at.
@@ -17,7 +17,7 @@ Gate runs, so:
   names the keys it does not know, for a reader that refuses what it cannot read.
 
 Python has no simple case folding; the orbit of a non-ASCII rune is approximated by closing over
-its one-rune upper, lower and case-folded forms, leaving ASCII out (only the two runes above fold
+its one-rune upper, lower and case-folded forms, leaving ASCII out (only the three runes above fold
 onto ASCII in Go). An approximation can only join more names than Go does, which refuses more,
 never less.
 
@@ -31,8 +31,11 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# The runes outside ASCII whose fold orbit holds an ASCII letter (Go's unicode.SimpleFold).
-_TO_ASCII = {"\u017f": "S", "\u212a": "K"}
+# The runes outside ASCII that Go's foldRune takes to an ASCII letter: unicode.SimpleFold leads
+# from each to one (long s U+017F -> S and Kelvin U+212A -> K by its orbit table, dotless i
+# U+0131 -> I by ToUpper). The dotted capital I (U+0130) folds to a lower-case i, which no folded
+# name holds: it matches nothing, here as in Go.
+_TO_ASCII = {"\u017f": "S", "\u212a": "K", "\u0131": "I"}
 
 
 class Ambiguous(ValueError):

@@ -103,6 +103,9 @@ class ClientTokens:
 
     def _release(self, ident: int) -> None:
         self._held.pop(ident, None)
+        if not self._held and self._task is not None:
+            self._task.cancel()  # nothing to check: no task outlives the last connection
+            self._task = None
 
     def check(self) -> int:
         """Close every held connection whose token is no longer admitted; how many were."""
