@@ -315,14 +315,12 @@ async def test_a_revoked_client_token_closes_its_websocket_session_and_kept_aliv
     exchange: RunningExchange,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(CLIENTS, "interval_s", 0.2)
     register_secret(OLD, NEW)
     token_file = tmp_path / "token"
     token_file.write_text(OLD + "\n")
-    auth = {"token_file": str(token_file)}
+    auth = {"token_file": str(token_file), "recheck_s": 0.2}
     async with bench(exchange, bot={"policy": "full-trading", "client_auth": auth}) as wb:
         url = wb.ws_url("bot")
         port = int(wb.sidecar.url("bot").rsplit(":", 1)[1])
@@ -368,9 +366,8 @@ async def test_a_revoked_client_token_closes_its_websocket_session_and_kept_aliv
 
 
 async def test_a_token_file_rewritten_with_the_same_token_closes_nothing(
-    exchange: RunningExchange, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exchange: RunningExchange, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(CLIENTS, "interval_s", 0.05)
     register_secret(OLD)
     token_file = tmp_path / "token"
     token_file.write_text(OLD)

@@ -3,12 +3,13 @@
 A WebSocket session is admitted once, at its upgrade, and a kept-alive REST connection carries
 request after request. When the client token file (``keys[].client_auth.token_file``) changes, a
 connection opened with a token that is no longer in it must not go on: every
-:data:`RECHECK_S` seconds the sidecar re-reads each key's token file (only when it changed:
-:class:`~sidecar.proxy.admission.TokenFile`) and closes every connection held with a token that
-no longer matches it (or with none, when a reload gave the listener a token file), writing an
-audit line for each. A WebSocket session is closed with :data:`CLOSE_CODE` (4401, "client
-token revoked", after HTTP's 401); a kept-alive REST connection is closed once its answer in
-flight is written.
+``keys[].client_auth.recheck_s`` seconds (default :data:`RECHECK_S`; with several keys, the
+shortest of those holding connections) the sidecar re-reads each key's token file (only when it
+changed: :class:`~sidecar.proxy.admission.TokenFile`) and closes every connection held with a
+token that no longer matches it (or with none, when a reload gave the listener a token file),
+writing an audit line for each. A WebSocket session is closed with :data:`CLOSE_CODE` (4401,
+"client token revoked", after HTTP's 401); a kept-alive REST connection is closed once its
+answer in flight is written.
 
 Listeners register a connection with :meth:`ClientTokens.hold` (its ``revoked`` callback writes
 the audit line and closes it) and get back the call that forgets it. The token offered is kept
@@ -27,7 +28,7 @@ from sidecar.proxy.admission import TOKEN_HEADER, Admission
 
 log = logging.getLogger("sidecar.proxy")
 
-RECHECK_S = 2.0  # how often held connections are checked against the token file
+RECHECK_S = 2.0  # the default of client_auth.recheck_s
 CLOSE_CODE = 4401  # WebSocket close code of a session whose client token was revoked
 CLOSE_REASON = "client token revoked"
 
@@ -71,8 +72,7 @@ class _Held:
 class ClientTokens:
     """Connections held with a client token, and the periodic check that closes revoked ones."""
 
-    def __init__(self, interval_s: float = RECHECK_S) -> None:
-        self.interval_s = interval_s
+    def __init__(self) -> None:
         self._held: dict[int, _Held] = {}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,9 +119,13 @@ class ClientTokens:
                 log.exception("closing a connection whose client token was revoked failed")
         return len(revoked)
 
+    def interval_s(self) -> float:
+        """The shortest ``client_auth.recheck_s`` of the keys holding connections now."""
+        return min((e.key.admission.recheck_s for e in self._held.values()), default=RECHECK_S)
+
     async def _run(self) -> None:
         while self._held:
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(self.interval_s())
             try:
                 self.check()
             except Exception:  # one bad pass never stops the next
