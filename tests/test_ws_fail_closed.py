@@ -387,3 +387,27 @@ async def test_a_token_file_rewritten_with_the_same_token_closes_nothing(
 
 def test_the_public_channels_relayed_are_the_ones_in_the_docs() -> None:
     assert public_markdown() in DOCS.read_text()
+
+
+async def test_a_channel_or_event_the_table_does_not_name_never_reaches_a_log_line(
+    exchange: RunningExchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    marker = "bot-text-5f3a9c0e71d2"
+    register_secret(marker)  # the leak scanner fails the test if it is logged anywhere
+    frames = [
+        sub(f"spot.{marker}", []),
+        sub("spot.tickers", [], event=marker),
+        json.dumps(api_frame(f"spot.{marker}", {}, "m-1")),
+    ]
+    async with bench(exchange, full={"policy": "full-trading"}) as wb:
+        errors = await _after_login(wb, "full", "/ws/v4/", "spot", frames)
+    assert all(
+        e["error"]["label"] in ("SIDECAR_BAD_REQUEST", "SIDECAR_POLICY_DENIED") for e in errors
+    )
+    refused = [a for a in _audit(caplog) if a.get("decision") != "sign"]
+    assert [(a["channel"], a["event"]) for a in refused] == [
+        ("?", "subscribe"),
+        ("spot.tickers", "?"),
+        ("?", "api"),
+    ]

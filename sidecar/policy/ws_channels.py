@@ -171,6 +171,21 @@ def frame_kind(product: str, channel: str, event: str | None) -> FrameKind:
     return FrameKind.PUBLIC if channel in PUBLIC[product] else FrameKind.UNKNOWN
 
 
+UNNAMED = "?"  # what records say of a channel or event the table does not name
+
+
+def known_name(product: str, channel: str, event: str | None) -> tuple[str, str]:
+    """``channel`` and ``event`` for a record (an audit line, a metric), each only if the table
+    names it: a bot's arbitrary text never reaches a log line."""
+    known = (
+        channel in TABLE[product][1]
+        or channel in PUBLIC[product]
+        or channel == f"{PREFIX[product]}.ping"
+    )
+    event_known = event is None or event in ("subscribe", "unsubscribe", "api")
+    return (channel if known else UNNAMED), ((event or "") if event_known else UNNAMED)
+
+
 def channel_rule(product: str, channel: str) -> ChannelRule | None:
     """The rule for a channel on a product's connection; None for a public (or unknown) one."""
     return TABLE[product][1].get(channel)

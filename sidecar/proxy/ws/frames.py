@@ -48,6 +48,7 @@ from sidecar.policy.ws_channels import (
     channel_rule,
     decide_frame,
     frame_kind,
+    known_name,
 )
 from sidecar.policy.ws_scope import login_refusal, subscription_refusal
 from sidecar.proxy.admission import Admission
@@ -162,7 +163,8 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
         return _refused(key, endpoint, frame, BadRequest(why), "refuse", session)
     kind = Kind.PRIVATE if what is FrameKind.PRIVATE else Kind.API
     body = "" if kind is Kind.PRIVATE else encode_json(frame["payload"].get("req_param", ""))
-    record = FrameRecord(key.name, endpoint.product, channel, event, "sign", session=session)
+    named, named_event = known_name(endpoint.product, channel, event)
+    record = FrameRecord(key.name, endpoint.product, named, named_event, "sign", session=session)
     decision = decide_frame(
         key.policy, endpoint.product, endpoint.settle, channel, kind, body.encode()
     )
@@ -227,13 +229,13 @@ def _refused(
 ) -> Outcome:
     if record is None:
         channel, event = frame.get("channel"), frame.get("event")
-        record = FrameRecord(
-            key.name,
+        named, named_event = known_name(
             endpoint.product,
-            channel[:64] if isinstance(channel, str) else "",
-            event[:32] if isinstance(event, str) else "",
-            decision,
-            session=session,
+            channel if isinstance(channel, str) else "",
+            event if isinstance(event, str) else None,
+        )
+        record = FrameRecord(
+            key.name, endpoint.product, named, named_event, decision, session=session
         )
     record.decision, record.label = decision, exc.label
     return Outcome(None, error_frame(frame, exc, time.time()), frame, record=record)
