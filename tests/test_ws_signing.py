@@ -19,7 +19,7 @@ from sidecar.gate.ws_paths import WsEndpoint, ws_endpoint
 from sidecar.gate.ws_signing import sign_api_request, sign_subscription
 from sidecar.policy.engine import compile_policy
 from sidecar.policy.ws_channels import TABLE, Kind, channel_markdown, channel_rule, decide_frame
-from sidecar.proxy.ws.frames import BadFrame, decode_frame
+from sidecar.proxy.ws.envelope import BadFrame, decode
 
 SECRET = "secret"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "websocket.md"
@@ -81,7 +81,7 @@ async def test_a_trading_api_frame_is_signed_over_the_req_param_text_it_carries(
 )
 def test_a_frame_that_cannot_be_checked_is_refused(text: str, why: str) -> None:
     with pytest.raises(BadFrame, match=why):
-        decode_frame(text)
+        decode(text)
 
 
 @pytest.mark.parametrize(

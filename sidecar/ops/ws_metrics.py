@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from sidecar.ops.metrics import PREFIX
-from sidecar.ops.reasons import decided_reason
+from sidecar.ops.reasons import REFUSAL_REASONS, decided_reason
 from sidecar.ops.ws_audit import frame_audit_line
 from sidecar.proxy.ws.record import FrameObserver, FrameRecord, WsStats
 
@@ -52,10 +52,13 @@ class WsMetrics:
 def frame_denial_reason(record: FrameRecord) -> str:
     """The REST reasons: ``guard`` for a trading guard's refusal, ``rate_limited`` for a spent
     rate budget, the policy's reasons for a policy denial; ``bad_frame`` for a frame that cannot
-    be checked, ``unavailable`` when the key could not sign."""
+    be checked, ``unavailable`` when the key could not sign; ``unauthenticated`` for a session
+    closed because its client token was revoked."""
     reason = decided_reason(record.guard, record.label, record.decision, record.origin)
     if reason is not None:
         return reason
+    if record.label in REFUSAL_REASONS:
+        return REFUSAL_REASONS[record.label]
     return "bad_frame" if record.decision == "refuse" else "unavailable"
 
 

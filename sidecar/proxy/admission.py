@@ -26,7 +26,7 @@ from sidecar.errors import (
 from sidecar.gate.browser import browser_refusal, host_forms, host_refusal
 from sidecar.gate.wire import header_value_refusal
 from sidecar.proxy.peer import Peer
-from sidecar.settings import Strict
+from sidecar.settings import PositiveSeconds, Strict
 
 log = logging.getLogger("sidecar.proxy")
 
@@ -49,6 +49,9 @@ class ClientAuthConfig(Strict):
     tls: TlsConfig | None = None
     peer_uids: list[int] | None = None
     peer_gids: list[int] | None = None
+    # How often open connections (WebSocket sessions, kept-alive REST) are checked against the
+    # token file: sidecar.proxy.client_tokens closes those whose token left it.
+    recheck_s: PositiveSeconds = 2.0
 
     @property
     def authenticates(self) -> bool:
@@ -103,6 +106,7 @@ class Admission:
     token: TokenFile | None = None
     peer_uids: frozenset[int] | None = None
     peer_gids: frozenset[int] | None = None
+    recheck_s: float = 2.0  # client_auth.recheck_s
     _forms: dict[tuple[str | None, int, bool], frozenset[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -120,6 +124,7 @@ class Admission:
             token=TokenFile(auth.token_file) if auth.token_file is not None else None,
             peer_uids=frozenset(auth.peer_uids) if auth.peer_uids is not None else None,
             peer_gids=frozenset(auth.peer_gids) if auth.peer_gids is not None else None,
+            recheck_s=auth.recheck_s,
         )
 
     def host_forms(self, peer: Peer) -> frozenset[str]:

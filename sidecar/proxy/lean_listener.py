@@ -38,8 +38,10 @@ from sidecar.errors import (
     Overloaded,
     RequestTimeout,
     SidecarError,
+    Unauthenticated,
     VersionNotSupported,
 )
+from sidecar.proxy.client_tokens import CLIENTS, CLOSE_REASON
 from sidecar.proxy.lean_http import (
     CONTINUE,
     DECODED_HERE,
@@ -167,6 +169,8 @@ class BotConnection(asyncio.Protocol):
         self.completed_in_chunk = False
         self.stop: SidecarError | str | None = None  # set by a callback before it raises _Stop
         self.refused = False
+        self.release: Callable[[], None] | None = None  # forgets it in sidecar.proxy.client_tokens
+        self.revoked = False  # its client token was revoked: closed after the answer in flight
         self._reset()
 
     def _reset(self) -> None:
@@ -196,6 +200,8 @@ class BotConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if self.release is not None:
+            self.release()
         self.transport = None
         self.server.settled()
         # An in-flight answer finishes (the order still reaches Gate once); its write is dropped.
@@ -310,6 +316,8 @@ class BotConnection(asyncio.Protocol):
             except SidecarError as exc:
                 self._stop(exc)
         keep_alive = parser.should_keep_alive() and not self.server.closing
+        if keep_alive and self.release is None:  # admission holds for the connection's life
+            self.release = CLIENTS.hold(self.server.runtime, self.headers, self._token_revoked)
         self.queue.append((request, keep_alive, parser.get_http_version() == "1.0"))
         self._reset()
         self.phase = BUSY
@@ -339,7 +347,7 @@ class BotConnection(asyncio.Protocol):
                 runtime = self.server.runtime
                 response, record = await respond(runtime, request)
                 transport = self.transport
-                keep_alive = keep_alive and not self.server.closing
+                keep_alive = keep_alive and not self.server.closing and not self.revoked
                 if transport is not None:
                     transport.write(
                         response_bytes(
@@ -414,11 +422,21 @@ class BotConnection(asyncio.Protocol):
             self._refuse(BadRequest("this request cannot be served on this connection"))
             return
         self.server.connections.discard(self)
+        if self.release is not None:  # the WebSocket session holds its own
+            self.release()
         self.transport = None
         protocol = fallback()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(b"".join(self.raw))
+
+    def _token_revoked(self) -> None:
+        """The client token this connection was opened with left the token file: audited, then
+        closed now if idle, else once the answer in flight is written."""
+        refuse_outside_request(self.server.runtime, Unauthenticated(CLOSE_REASON))
+        self.revoked = True
+        if self.phase == IDLE and not self.queue:
+            self.close()
 
     # -- deadlines -----------------------------------------------------------------------------
     def _expect(self, within_s: float) -> None:

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
 from sidecar.policy.conditions import NO_BODY, InvalidBody
+from sidecar.policy.go_json import go_keys
 from sidecar.policy.guards.kinds import Amount, OrderFields, Orders, Pricing, Product, Shape
 
 
@@ -79,7 +80,7 @@ class Call:
 def lookup(obj: Mapping[str, object], name: str, where: str) -> object | None:
     """``obj[name]`` in any letter case (Go's JSON decoder matches fields that way); a name given
     twice in different cases is unreadable rather than guessed."""
-    hits = [key for key in obj if key.casefold() == name]
+    hits = go_keys(obj, name)
     if len(hits) > 1:
         raise Unreadable(f"{where}.{name} is given {len(hits)} times in different letter cases")
     return obj[hits[0]] if hits else None

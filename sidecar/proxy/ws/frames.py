@@ -1,13 +1,21 @@
-"""One bot frame: passed unchanged, signed, or refused with a Gate-style error frame.
+"""One bot frame: passed, signed, or refused with a Gate-style error frame.
 
-- a ``subscribe``/``unsubscribe`` on a private channel: decided by the key's policy on the
-  channel's REST twin (:mod:`sidecar.policy.ws_channels`), then given a fresh ``auth``; a ``time``
-  more than :data:`TIME_SLACK_S` from the sidecar's (Gate-corrected) clock is replaced;
+Every frame is first read as Gate reads it (:mod:`.envelope`: field names in any letter case,
+ambiguity and unknown fields refused), then sorted by its channel and event
+(:func:`sidecar.policy.ws_channels.frame_kind`), and only what the table names goes on:
+
+- a ping (``{prefix}.ping``, no event) and a public channel's ``subscribe``/``unsubscribe``:
+  forwarded as received (re-written under the documented names if the bot used others);
+- a private channel's ``subscribe``/``unsubscribe``: decided by the key's policy on the
+  channel's REST twin, judged by the ``settle`` and ``instruments`` guards as that twin
+  (:mod:`sidecar.policy.ws_scope`), then given a fresh ``auth``; a ``time`` more than
+  :data:`TIME_SLACK_S` from the sidecar's (Gate-corrected) clock is replaced;
 - a trading-API frame (``event: "api"``): decided the same way (its ``req_param`` is the body
-  the conditions read), judged by the trading guards, charged to the key's rate budget like its
-  REST twin (Gate counts both against the same per-UID limits), then signed
-  (:func:`sidecar.gate.ws_signing.sign_api_request`);
-- anything else (public channels, pings): forwarded exactly as received.
+  the conditions read), judged by the trading guards (a login by ``settle``), charged to the
+  key's rate budget like its REST twin (Gate counts both against the same per-UID limits), then
+  signed (:func:`sidecar.gate.ws_signing.sign_api_request`). Gate runs unsigned ``api`` frames
+  on a logged-in connection, so no such frame passes any other way;
+- anything else (an unknown channel or event): refused, never relayed.
 
 A refused frame is never forwarded. Its error frame names the same ``channel`` and ``event`` and
 carries back every id the bot sent (``id``, ``request_id``, ``payload.req_id``): ccxt and
@@ -16,8 +24,6 @@ gateio-api match answers by them and would otherwise wait forever.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,64 +34,36 @@ from sidecar.gate.clock import Clock
 from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import (
     API_EVENT,
-    SUB_EVENTS,
     encode_json,
     sign_api_request,
     sign_subscription,
 )
-from sidecar.policy.conditions import InvalidBody, reject_duplicate_keys
 from sidecar.policy.engine import Policy
-from sidecar.policy.guards import Guards
-from sidecar.policy.ws_channels import Kind, budget_twin, channel_rule, decide_frame
+from sidecar.policy.guards import Guards, Refusal
+from sidecar.policy.ws_channels import (
+    LOGIN_CHANNELS,
+    FrameKind,
+    Kind,
+    budget_twin,
+    channel_rule,
+    decide_frame,
+    frame_kind,
+    known_name,
+)
+from sidecar.policy.ws_scope import login_refusal, subscription_refusal
+from sidecar.proxy.admission import Admission
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
 from sidecar.proxy.guarding import ws_refusal
 from sidecar.proxy.market import Market
+from sidecar.proxy.ws.envelope import BadFrame, Frame, ids_of, read_frame
 from sidecar.proxy.ws.record import FrameRecord
 
 # Gate allows 60 s; a bot's `time` this close to ours is kept (it is what the bot expects to see
 # echoed), anything older, newer or not an integer is replaced.
 TIME_SLACK_S = 5
 
-
-class BadFrame(ValueError):
-    """A bot frame the sidecar cannot check (never quotes the frame)."""
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise BadFrame("the frame holds a number out of range")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise BadFrame(f"{name} is not JSON")
-
-
-def decode_frame(text: str) -> dict[str, Any]:
-    """A bot's text frame as a JSON object; :class:`BadFrame` when it is not one.
-
-    A repeated key is refused as the policy refuses it in a REST body: decoders disagree on which
-    copy wins, and what is checked must be what Gate reads. A number that does not fit a float is
-    refused too, since it could not be written back as JSON.
-    """
-    try:
-        doc = json.loads(
-            text,
-            object_pairs_hook=reject_duplicate_keys,
-            parse_float=_finite,
-            parse_constant=_no_constant,
-        )
-    except BadFrame:
-        raise
-    except InvalidBody as exc:
-        raise BadFrame(str(exc).replace("body", "frame")) from None
-    except (ValueError, RecursionError):
-        raise BadFrame("the frame is not JSON") from None
-    if not isinstance(doc, dict):
-        raise BadFrame("the frame is not a JSON object")
-    return doc
+__all__ = ["BadFrame", "Outcome", "WsKey", "error_frame", "process"]
 
 
 class WsKey(Protocol):
@@ -100,6 +78,7 @@ class WsKey(Protocol):
     brake: Brake | None
     market: Market | None
     budget: KeyBudget | None
+    admission: Admission  # who may use the key's listener: a session's token is re-checked
 
 
 @dataclass(slots=True)
@@ -168,45 +147,36 @@ def _fresh_time(sent: object, now: int) -> int:
 async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0) -> Outcome:
     """Decide and sign one text frame from the bot. Never raises a :class:`SidecarError`."""
     try:
-        frame = decode_frame(text)
+        read = read_frame(text)
     except BadFrame as exc:
-        return _refused(key, endpoint, {}, BadRequest(str(exc)), "refuse", session)
-    channel, event = frame.get("channel"), frame.get("event")
-    if not isinstance(channel, str) or not isinstance(event, str):
-        return Outcome(text, frame=frame)  # pings and the like: nothing to sign
-    if event in SUB_EVENTS:
-        rule = channel_rule(endpoint.product, channel)
-        if rule is None or rule.kind is not Kind.PRIVATE:
-            return Outcome(text, frame=frame)  # a public channel passes unchanged
-        kind, body = Kind.PRIVATE, b""
-    elif event == API_EVENT:
-        if not isinstance(frame.get("payload"), dict):
-            return _refused(
-                key,
-                endpoint,
-                frame,
-                BadRequest("a trading-API frame needs a payload object"),
-                "refuse",
-                session,
-            )
-        kind, body = Kind.API, encode_json(frame["payload"].get("req_param", "")).encode()
-    else:
-        return Outcome(text, frame=frame)
-    record = FrameRecord(key.name, endpoint.product, channel, event, "sign", session=session)
-    decision = decide_frame(key.policy, endpoint.product, endpoint.settle, channel, kind, body)
+        return _refused(key, endpoint, ids_of(text), BadRequest(str(exc)), "refuse", session)
+    frame, channel, event = read.doc, read.channel, read.event
+    what = frame_kind(endpoint.product, channel, event)
+    if what in (FrameKind.PING, FrameKind.PUBLIC):  # nothing to sign: relayed as Gate reads it
+        return Outcome(text if read.as_sent else encode_json(frame), frame=frame)
+    if what is FrameKind.UNKNOWN or event is None:
+        why = (
+            f"{channel[:64]!r} with no event is not a ping of this connection"
+            if event is None
+            else f"event {event[:32]!r} on channel {channel[:64]!r} is not one the sidecar relays"
+        )
+        return _refused(key, endpoint, frame, BadRequest(why), "refuse", session)
+    kind = Kind.PRIVATE if what is FrameKind.PRIVATE else Kind.API
+    body = "" if kind is Kind.PRIVATE else encode_json(frame["payload"].get("req_param", ""))
+    named, named_event = known_name(endpoint.product, channel, event)
+    record = FrameRecord(key.name, endpoint.product, named, named_event, "sign", session=session)
+    decision = decide_frame(
+        key.policy, endpoint.product, endpoint.settle, channel, kind, body.encode()
+    )
     record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
         denied = PolicyDenied(f"{key.name} may not {event} {channel} ({decision.reason})")
         return _refused(key, endpoint, frame, denied, "deny", session, record)
-    if kind is Kind.API:  # the trading guards judge a WebSocket order as they judge a REST one
-        req_param = frame["payload"].get("req_param")
-        refusal = await ws_refusal(
-            key.guards, key.brake, key.market, channel, endpoint.settle, req_param
-        )
-        if refusal is not None:
-            record.guard = refusal.guard
-            guarded = GuardDenied(f"{key.name}: {refusal.message}", refusal.guard)
-            return _refused(key, endpoint, frame, guarded, "deny", session, record)
+    refusal = await _guarded(key, endpoint, read, kind)
+    if refusal is not None:
+        record.guard = refusal.guard
+        guarded = GuardDenied(f"{key.name}: {refusal.message}", refusal.guard)
+        return _refused(key, endpoint, frame, guarded, "deny", session, record)
     try:
         creds = key.slot.current()  # one whole pair for this frame
         twin = budget_twin(endpoint.product, endpoint.settle, channel)
@@ -231,6 +201,23 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
     return Outcome(forward, frame=frame, kind=kind, record=record, signed_with=signed_with)
 
 
+async def _guarded(key: WsKey, endpoint: WsEndpoint, read: Frame, kind: Kind) -> Refusal | None:
+    """The guards' refusal of a frame the policy allowed: ``settle`` and ``instruments`` for a
+    private (un)subscription and a login, every guard (and the brake) for a trading-API call."""
+    product, settle, channel = endpoint.product, endpoint.settle, read.channel
+    if kind is Kind.PRIVATE:
+        rule = channel_rule(product, channel)
+        assert rule is not None  # frame_kind said PRIVATE
+        payload = read.doc.get("payload")
+        return subscription_refusal(key.guards, product, settle, rule, read.event or "", payload)
+    if channel in LOGIN_CHANNELS:
+        refusal = login_refusal(key.guards, product, settle, channel)
+        if refusal is not None:
+            return refusal
+    req_param = read.doc["payload"].get("req_param")
+    return await ws_refusal(key.guards, key.brake, key.market, channel, settle, req_param)
+
+
 def _refused(
     key: WsKey,
     endpoint: WsEndpoint,
@@ -242,13 +229,13 @@ def _refused(
 ) -> Outcome:
     if record is None:
         channel, event = frame.get("channel"), frame.get("event")
-        record = FrameRecord(
-            key.name,
+        named, named_event = known_name(
             endpoint.product,
-            channel[:64] if isinstance(channel, str) else "",
-            event[:32] if isinstance(event, str) else "",
-            decision,
-            session=session,
+            channel if isinstance(channel, str) else "",
+            event if isinstance(event, str) else None,
+        )
+        record = FrameRecord(
+            key.name, endpoint.product, named, named_event, decision, session=session
         )
     record.decision, record.label = decision, exc.label
     return Outcome(None, error_frame(frame, exc, time.time()), frame, record=record)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sidecar.errors import BadRequest, NotFound, TooManyConnections
 from sidecar.gate.ws_paths import ws_endpoint
+from sidecar.proxy.client_tokens import CLIENTS
 from sidecar.proxy.peer import peer_from_transport
 from sidecar.proxy.ws.frames import WsKey
 from sidecar.proxy.ws.runtime import WsRuntime
@@ -53,9 +54,15 @@ async def serve_ws(request: web.Request, key: WsKey, ws: WsRuntime) -> web.Strea
         cert = peer_from_transport(request.transport).client_cert
         session = Session(key, ws, endpoint, bot, upstream, headers, cert)
         ws.sessions.add(session)
+        # Admission holds for the session's life: closed once its client token is revoked.
+        release = CLIENTS.hold(key, request.headers.items(), session.client_revoked)
+        if release is None:  # revoked since admission, a moment ago
+            session.client_revoked()
         try:
             await session.run()
         finally:
+            if release is not None:
+                release()
             ws.sessions.discard(session)
         return bot
     finally:

@@ -22,11 +22,12 @@ from aiohttp import WSMsgType, web
 
 from sidecar.aio import cancel_and_wait
 from sidecar.credentials.watch import SWAPPED
-from sidecar.errors import BadRequest
+from sidecar.errors import BadRequest, Unauthenticated
 from sidecar.gate.ratelimits import ws_rate_headers
 from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import encode_json
 from sidecar.policy.ws_channels import LOGIN_CHANNELS, Kind, budget_twin
+from sidecar.proxy.client_tokens import CLOSE_CODE, CLOSE_REASON
 from sidecar.proxy.ws.frames import Outcome, WsKey, error_frame, process
 from sidecar.proxy.ws.leg import Leg, Mode, parse_object
 from sidecar.proxy.ws.record import FrameRecord
@@ -273,6 +274,19 @@ class Session:
         await self.close(sendable_code(code), reason)
 
     # -- rotation and revocation --------------------------------------------------------------
+    def client_revoked(self) -> None:
+        """The client token this session was opened with is no longer in the token file
+        (:mod:`sidecar.proxy.client_tokens`): an audit line, then the close (4401)."""
+        if self._closing:
+            return
+        record = FrameRecord(
+            self.key.name, self.endpoint.product, "", "close", "deny", session=self.number
+        )
+        record.label = Unauthenticated.label
+        self.observe(record)
+        log.info("websocket client token revoked, closing", extra={"key": self.key.name})
+        asyncio.get_running_loop().create_task(self.close(CLOSE_CODE, CLOSE_REASON))
+
     def on_credentials(self, event: str, detail: str) -> None:
         """The key's credentials changed (a CredentialWatch callback, on the event loop)."""
         if self._closing or event == "canary_rejected":
