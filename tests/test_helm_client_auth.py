@@ -5,6 +5,7 @@ refuse their config."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -33,11 +34,14 @@ def check_config(docs: list[dict[str, Any]], tmp_path: Path) -> subprocess.Compl
     """The sidecar's own validation of the rendered config (what `serve` would do first)."""
     path = tmp_path / "config.yaml"
     path.write_text(one(docs, "ConfigMap")["data"]["config.yaml"])
+    # The pod's environment: check-config also checks that env sources' variables are set.
+    env = {**os.environ, "GATE_KEY": "test-key", "GATE_SECRET": "test-secret"}
     return subprocess.run(
         [sys.executable, "-m", "sidecar", "check-config", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 
