@@ -312,3 +312,18 @@ async def test_a_reload_of_keys_ws_alone_keeps_the_keys_parts_and_limits_new_con
                 assert info.value.status == 429
             await first.send_str('{"time": 1, "channel": "spot.ping"}')
             assert (await recv_json(first))["channel"] == "spot.pong"  # never dropped
+
+
+async def test_an_added_env_key_whose_variables_are_unset_refuses_the_reload(
+    exchange: RunningExchange,
+) -> None:
+    # As serve refuses it at start: a source that could only retry forever is not taken.
+    async with ops_setup(exchange, {"a": "read-only"}) as s:
+        new_entries, _, _ = exchange_keys(exchange, {"c": "read-only"})  # its env never set
+        before = s.sidecar.sidecar.config
+        with pytest.raises(ReloadRefused) as info:
+            await apply_config(s.sidecar.sidecar, _running_config(s, [*s.entries, *new_entries]))
+        (problem,) = info.value.problems
+        assert problem.startswith("keys[1].source.env (key 'c'): environment variables $")
+        assert problem.endswith("are not set: export them before starting")
+        assert s.sidecar.sidecar.config is before and set(s.sidecar.sidecar.keys) == {"a"}

@@ -7,7 +7,7 @@ required field is missing``); :class:`~sidecar.errors.ConfigError` carries them 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +109,16 @@ def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     return cfg
 
 
-def preflight(cfg: Config, environ: Mapping[str, str]) -> list[str]:
+def preflight(
+    cfg: Config, environ: Mapping[str, str], names: Collection[str] | None = None
+) -> list[str]:
     """What stops ``serve`` and ``check-config`` before anything starts, one line per key: a
-    problem a running sidecar could only retry forever (an env source's unset variable)."""
+    problem a running sidecar could only retry forever (an env source's unset variable).
+    ``names``: only those keys (a reload checks the keys whose source is new)."""
     problems = []
     for i, key in enumerate(cfg.keys):
+        if names is not None and key.name not in names:
+            continue
         check = key.source.source_kind.preflight
         problem = None if check is None else check(key.source.spec, environ)
         if problem is not None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.config import Config, KeyConfig, load_config
+from sidecar.config.loading import preflight
 from sidecar.credentials.slot import KeySlot
 from sidecar.credentials.sources.base import Source
 from sidecar.errors import ConfigError
@@ -202,6 +203,12 @@ async def apply_config(
 ) -> ReloadPlan:
     """Make ``new`` the running config, or raise ReloadRefused and leave everything as it was."""
     plan = plan_reload(sidecar.config, new)
+    # A new source that can never load (an env variable this process does not have) is refused
+    # here, as `serve` refuses it at start, rather than retried forever.
+    fresh = {k.name for k in plan.added} | {c.key.name for c in plan.changed if c.secret}
+    problems = preflight(new, sidecar.environ, fresh)
+    if problems:
+        raise ReloadRefused(problems)
     prepared = await _prepare(sidecar, new, plan)
     # Commit: nothing below refuses; policies first, so a stricter policy applies at once.
     await sidecar.commit(new, prepared.policies, prepared.admissions)
