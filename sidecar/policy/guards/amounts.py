@@ -15,7 +15,7 @@ that from the last trade, above or below (fat-finger protection).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from sidecar.policy.guards.kinds import Amount, Op, Product
 from sidecar.policy.guards.reading import Call, Order
@@ -194,7 +194,11 @@ def deviation_refusal(
     if deviation <= limit:
         return None
     side = "above" if price.value > last else "below"
-    shown = deviation.quantize(_HUNDREDTH) if deviation < 10**9 else deviation
+    # Two decimals, rounded down (a price 1 against 60000 is 99.99% below, not 100%), unless
+    # that would hide the excess itself.
+    shown = deviation.quantize(_HUNDREDTH, ROUND_DOWN) if deviation < 10**9 else deviation
+    if shown <= limit:
+        shown = deviation
     return Refusal(
         "max_price_deviation_pct",
         f"max_price_deviation_pct {fmt(limit)} < {fmt(shown)}: price {fmt(price.value)} in "
