@@ -180,8 +180,8 @@ async def test_a_fat_fingered_limit_price_is_refused_either_side(upstream: RawUp
             status, doc = await send(sidecar, "POST /api/v4/spot/orders", order)
             assert status == 403 and doc["label"] == "SIDECAR_GUARD_DENIED"
             assert f"% {side} the last trade 60000" in doc["message"]
-        order: dict[str, object] = {"contract": "BTC_USDT", "size": 1, "price": "600000"}
-        status, doc = await send(sidecar, "POST /api/v4/futures/usdt/orders", order)
+        futures = {"contract": "BTC_USDT", "size": "1", "price": "600000"}
+        status, doc = await send(sidecar, "POST /api/v4/futures/usdt/orders", futures)
         assert status == 403 and "max_price_deviation_pct 10 < 900" in doc["message"]
         near = {"currency_pair": "BTC_USDT", "side": "buy", "amount": "1", "price": "61000"}
         assert (await send(sidecar, "POST /api/v4/spot/orders", near))[0] == 200
