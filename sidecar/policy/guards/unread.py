@@ -90,8 +90,9 @@ def unread_message(method: str, path: str, template: str | None) -> str:
             f"{method} {path} is no endpoint Gate publishes, so no guard can read it; it is "
             "refused while any guard is set"
         )
+    named = f"{method} {path}" + ("" if path == template else f" ({template})")
     return (
-        f"{method} {path} ({method} {template}) can open exposure or move funds and no guard "
-        f'reads it, so it is refused while any guard is set; add "{method} {template}" to '
-        "guards.allow_unread to accept it unread"
+        f"{named} can open exposure or move funds and no guard reads it, so it is refused "
+        f'while any guard is set; add "{method} {template}" to guards.allow_unread to accept '
+        "it unread"
     )
