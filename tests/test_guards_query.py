@@ -29,23 +29,23 @@ def decide(target: str, **limits: Any) -> Decision:
 CASES: list[tuple[str, str, Verdict, str, str]] = [
     ("a leverage given in two letter cases is ambiguous", f"{LEVERAGE}?leverage=5&Leverage=100",
      Verdict.AMBIGUOUS, "order_shape",
-     "query parameter 'Leverage' is leverage in another spelling"),
+     "a query parameter names leverage in another spelling (another letter case"),
     ("a leverage given only in another letter case is ambiguous", f"{LEVERAGE}?LEVERAGE=100",
-     Verdict.AMBIGUOUS, "order_shape", "'LEVERAGE' is leverage in another spelling"),
+     Verdict.AMBIGUOUS, "order_shape", "names leverage in another spelling"),
     ("a leverage cut by %00 is ambiguous", f"{LEVERAGE}?leverage=5&leverage%00=100",
-     Verdict.AMBIGUOUS, "order_shape", "'leverage\\x00' is leverage in another spelling"),
+     Verdict.AMBIGUOUS, "order_shape", "names leverage in another spelling"),
     ("a leverage with a control character after it is ambiguous", f"{LEVERAGE}?leverage%0A=100",
-     Verdict.AMBIGUOUS, "order_shape", "is leverage in another spelling"),
+     Verdict.AMBIGUOUS, "order_shape", "names leverage in another spelling"),
     ("a leverage with a space around it is ambiguous", f"{LEVERAGE}?%20leverage=100",
-     Verdict.AMBIGUOUS, "order_shape", "is leverage in another spelling"),
+     Verdict.AMBIGUOUS, "order_shape", "names leverage in another spelling"),
     ("a leverage given twice is ambiguous", f"{LEVERAGE}?leverage=5&leverage=100",
      Verdict.AMBIGUOUS, "order_shape", "query parameter leverage is given twice"),
     ("a cross leverage limit given twice is ambiguous",
      f"{LEVERAGE}?leverage=0&cross_leverage_limit=5&Cross_Leverage_Limit=50",
-     Verdict.AMBIGUOUS, "order_shape", "is cross_leverage_limit in another spelling"),
+     Verdict.AMBIGUOUS, "order_shape", "names cross_leverage_limit in another spelling"),
     ("a contract listed in two letter cases is ambiguous",
      "GET /api/v4/futures/usdt/orders?contract=BTC_USDT&CONTRACT=ETH_USDT",
-     Verdict.AMBIGUOUS, "order_shape", "'CONTRACT' is contract in another spelling"),
+     Verdict.AMBIGUOUS, "order_shape", "names contract in another spelling"),
     ("an escaped spelling of the name itself is the name", f"{LEVERAGE}?lev%65rage=5",
      Verdict.PASS, "", ""),
     ("a parameter no guard reads may repeat", f"{LEVERAGE}?leverage=5&x=1&X=2&x=3",
@@ -83,3 +83,9 @@ def test_an_ambiguous_query_matters_only_where_a_guard_reads_it() -> None:
         "POST", path, "leverage=5&Leverage=100", Body(b""), template=template_path("POST", path)
     )
     assert guards.decide(call).verdict is Verdict.PASS
+
+
+def test_an_ambiguous_name_is_never_quoted_back() -> None:
+    decision = decide(f"{LEVERAGE}?leverage%00s3cr3t-t0ken=100")
+    assert decision.verdict is Verdict.AMBIGUOUS
+    assert "s3cr3t" not in decision.reason and "\x00" not in decision.reason

@@ -132,9 +132,11 @@ def _query(raw_query: str, read: frozenset[str]) -> dict[str, str]:
             continue
         spellings.setdefault(folded, []).append(name)
         if name != folded:
+            # The name as sent is not quoted: past a control character it could carry anything.
             raise Ambiguous(
-                f"query parameter {name!r} is {folded} in another spelling: Gate might read "
-                f"either, so the value read for {folded} would not be certain"
+                f"a query parameter names {folded} in another spelling (another letter case, a "
+                f"control character or a space): Gate might read it as {folded}, so the value "
+                "read would not be certain"
             )
         values[folded] = value
     for folded, names in spellings.items():
