@@ -174,6 +174,12 @@ def notional_refusal(
 _HUNDREDTH = Decimal("0.01")
 
 
+def deviation_applies(call: Call, order: Order) -> bool:
+    """Whether ``max_price_deviation_pct`` compares this order's price with the last trade: a
+    new or amended limit order that gives a price."""
+    return not order.market and order.price is not None and call.shape.op in (Op.PLACE, Op.AMEND)
+
+
 def deviation_refusal(
     call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
 ) -> Refusal | None:
@@ -181,9 +187,7 @@ def deviation_refusal(
     trade. A price-triggered order is left alone: its price follows its trigger, not the last
     trade."""
     limit, price = limits.max_price_deviation_pct, order.price
-    if limit is None or order.market or price is None:
-        return None
-    if call.shape.op not in (Op.PLACE, Op.AMEND):
+    if limit is None or price is None or not deviation_applies(call, order):
         return None
     if call.instrument_for(order) is None:
         return _unpriced(call, "max_price_deviation_pct")

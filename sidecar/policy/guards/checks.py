@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from sidecar.policy.guards.amounts import (
+    deviation_applies,
     deviation_refusal,
     may_sell,
     notional_refusal,
@@ -43,7 +44,7 @@ def quote_needs(call: Call, limits: Limits) -> dict[QuoteKey, Need]:
         # is compared with the last trade by max_price_deviation_pct.
         limit_needs_last = not order.market and (
             (limits.max_notional is not None and may_sell(call, order))
-            or (limits.max_price_deviation_pct is not None and _deviation_applies(call, order))
+            or (limits.max_price_deviation_pct is not None and deviation_applies(call, order))
         )
         if call.product is Product.SPOT:
             need = Need(
@@ -57,10 +58,6 @@ def quote_needs(call: Call, limits: Limits) -> dict[QuoteKey, Need]:
             old = needs.get(key, Need(False, False))
             needs[key] = Need(old.last or need.last, old.contract or need.contract)
     return needs
-
-
-def _deviation_applies(call: Call, order: Order) -> bool:
-    return order.price is not None and call.shape.op in (Op.PLACE, Op.AMEND)
 
 
 def _spot_needs_last(order: Order, limits: Limits) -> bool:
