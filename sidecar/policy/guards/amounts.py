@@ -51,15 +51,23 @@ def _last(
 def _reference_price(
     call: Call, order: Order, quotes: Mapping[QuoteKey, Quote], guard: str
 ) -> Decimal | Refusal:
-    """The price an order trades at as the guards see it: the last trade for a market order,
-    its own for a limit buy, the higher of the two for a limit sell (a refusal when the last
-    trade is needed and unknown)."""
+    """The price an order trades at as its size is read: its own, or the last trade for a
+    market order (a refusal when that is unknown)."""
     if order.market or order.price is None:
         return _last(call, order, quotes, guard)
-    if guard != "max_notional" or not may_sell(call, order):
-        return order.price.value
-    last = _last(call, order, quotes, guard)
-    return last if isinstance(last, Refusal) else max(order.price.value, last)
+    return order.price.value
+
+
+def _notional_price(
+    call: Call, order: Order, quotes: Mapping[QuoteKey, Quote]
+) -> Decimal | Refusal:
+    """The price an order is weighed at: as :func:`_reference_price`, but a limit sell at no
+    less than the last trade, since it fills there however low its own price."""
+    price = _reference_price(call, order, quotes, "max_notional")
+    if isinstance(price, Refusal) or order.market or not may_sell(call, order):
+        return price
+    last = _last(call, order, quotes, "max_notional")
+    return last if isinstance(last, Refusal) else max(price, last)
 
 
 def size_refusal(
@@ -142,7 +150,7 @@ def notional_refusal(
     if order.amount_in is Amount.QUOTE_IF_MARKET:
         notional, detail = amount, f"market buy of {fmt(size.value)} quote"
     else:
-        reference = _reference_price(call, order, quotes, "max_notional")
+        reference = _notional_price(call, order, quotes)
         if isinstance(reference, Refusal):
             return reference
         notional = amount * reference
