@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from sidecar.config.safety import OrderTtl, WindowConfig
 from sidecar.settings import Strict
 
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -30,6 +31,9 @@ class GuardsConfig(Strict):
         Annotated[list[Literal["gtc", "ioc", "poc", "fok"]], Field(min_length=1)] | None
     ) = None
     cancel_only: bool = False
+    # Trading safety over time (sidecar.config.safety, docs/trading-safety.md).
+    windows: list[WindowConfig] = []  # rolling limits over placed orders
+    order_ttl_ms: OrderTtl | None = None  # x-gate-exptime on order placements
 
     @field_validator("instruments", "settle")
     @classmethod

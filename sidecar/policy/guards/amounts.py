@@ -69,7 +69,7 @@ class _Keep(dict[str, str]):
         return "{" + key + "}"
 
 
-def _unpriced(call: Call) -> Refusal:
+def _unpriced(call: Call, guard: str = "max_notional") -> Refusal:
     """max_notional for a call that names no market: what to do instead, where there is a way."""
     params = _Keep(call.path_params)
     if call.settle is not None:
@@ -77,44 +77,41 @@ def _unpriced(call: Call) -> Refusal:
     hint = call.shape.instead.format_map(params)
     if not hint:
         return Refusal(
-            "max_notional",
-            f"max_notional: {call.label} names no instrument, so its price and multiplier are "
-            "unknown",
+            guard,
+            f"{guard}: {call.label} names no instrument, so its price and multiplier are unknown",
         )
     if call.product is Product.SPOT:
         what = "no currency pair"
     else:
         what = f"no contract (Gate's {call.product.value} amend carries none)"
     return Refusal(
-        "max_notional",
-        f"max_notional: {call.label} names {what}, so its notional cannot be checked; "
-        f"instead, {hint}",
+        guard,
+        f"{guard}: {call.label} names {what}, so its notional cannot be checked; instead, {hint}",
     )
 
 
-def notional_refusal(
-    call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
-) -> Refusal | None:
-    limit = limits.max_notional
-    if limit is None:
-        return None
+def order_notional(
+    call: Call, order: Order, quotes: Mapping[QuoteKey, Quote], guard: str = "max_notional"
+) -> tuple[Decimal, str] | Refusal:
+    """An order's notional in quote currency and how it was reached (``price 60000 x size 2``),
+    or the refusal saying why it cannot be known; shared by ``max_notional`` and the rolling
+    windows (:mod:`sidecar.policy.windows`), which name themselves as ``guard``."""
     size, price = order.size, order.price
     if size is None or (price is None and not order.market):
         if call.shape.op is Op.AMEND:
             return Refusal(
-                "max_notional",
-                f"max_notional: {order.where} must give both size and price to be checked",
+                guard, f"{guard}: {order.where} must give both size and price to be checked"
             )
-        return Refusal("max_notional", f"max_notional: {order.where} gives no size or price")
+        return Refusal(guard, f"{guard}: {order.where} gives no size or price")
     name = call.instrument_for(order)
     if name is None:
-        return _unpriced(call)
+        return _unpriced(call, guard)
     quote = quotes.get(QuoteKey(call.product, call.settle.value if call.settle else None, name))
     amount = abs(size.value)
     if order.amount_in is Amount.QUOTE_IF_MARKET:
         notional, detail = amount, f"market buy of {fmt(size.value)} quote"
     else:
-        reference = _reference_price(call, order, quotes, "max_notional")
+        reference = _reference_price(call, order, quotes, guard)
         if isinstance(reference, Refusal):
             return reference
         notional = amount * reference
@@ -123,13 +120,26 @@ def notional_refusal(
             notional, detail = amount, f"read as quote: {fmt(amount)}"
     if call.product is not Product.SPOT:
         if quote is None or (quote.multiplier is None and not quote.inverse):
-            return _missing_quote("max_notional", "contract multiplier", name, quote)
+            return _missing_quote(guard, "contract multiplier", name, quote)
         if quote.inverse:
             notional, detail = amount, f"inverse: size {fmt(amount)}"
         else:
             assert quote.multiplier is not None
             notional *= quote.multiplier
             detail += f" x multiplier {fmt(quote.multiplier)}"
+    return notional, detail
+
+
+def notional_refusal(
+    call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
+) -> Refusal | None:
+    limit = limits.max_notional
+    if limit is None:
+        return None
+    weighed = order_notional(call, order, quotes)
+    if isinstance(weighed, Refusal):
+        return weighed
+    notional, detail = weighed
     if notional > limit:
         return Refusal(
             "max_notional",

@@ -37,10 +37,11 @@ from sidecar.policy.conditions import InvalidBody, reject_duplicate_keys
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
 from sidecar.policy.ws_channels import Kind, budget_twin, channel_rule, decide_frame
+from sidecar.proxy import safety
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
-from sidecar.proxy.guarding import ws_refusal
 from sidecar.proxy.market import Market
+from sidecar.proxy.safety import Safety
 from sidecar.proxy.ws.record import FrameRecord
 
 # Gate allows 60 s; a bot's `time` this close to ours is kept (it is what the bot expects to see
@@ -100,6 +101,7 @@ class WsKey(Protocol):
     brake: Brake | None
     market: Market | None
     budget: KeyBudget | None
+    safety: Safety
 
 
 @dataclass(slots=True)
@@ -167,6 +169,7 @@ def _fresh_time(sent: object, now: int) -> int:
 
 async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0) -> Outcome:
     """Decide and sign one text frame from the bot. Never raises a :class:`SidecarError`."""
+    key.safety.seen()  # a sign of life for the dead man (sidecar.proxy.safety)
     try:
         frame = decode_frame(text)
     except BadFrame as exc:
@@ -196,16 +199,16 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
     decision = decide_frame(key.policy, endpoint.product, endpoint.settle, channel, kind, body)
     record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
-        denied = PolicyDenied(f"{key.name} may not {event} {channel} ({decision.reason})")
-        return _refused(key, endpoint, frame, denied, "deny", session, record)
-    if kind is Kind.API:  # the trading guards judge a WebSocket order as they judge a REST one
+        record.would_deny = safety.policy_passes(key, decision, f"{event} {channel}")  # warn mode
+        if record.would_deny is None:
+            denied = PolicyDenied(f"{key.name} may not {event} {channel} ({decision.reason})")
+            return _refused(key, endpoint, frame, denied, "deny", session, record)
+    if kind is Kind.API:  # the guards and windows judge a WebSocket order as a REST one
         req_param = frame["payload"].get("req_param")
-        refusal = await ws_refusal(
-            key.guards, key.brake, key.market, channel, endpoint.settle, req_param
-        )
-        if refusal is not None:
-            record.guard = refusal.guard
-            guarded = GuardDenied(f"{key.name}: {refusal.message}", refusal.guard)
+        guarded, would = await safety.judge_frame(key, channel, endpoint.settle, req_param)
+        record.would_deny = record.would_deny or would
+        if guarded is not None:
+            record.guard = guarded.guard if isinstance(guarded, GuardDenied) else None
             return _refused(key, endpoint, frame, guarded, "deny", session, record)
     try:
         creds = key.slot.current()  # one whole pair for this frame
@@ -221,6 +224,7 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
             )
             forward = encode_json(signed)
         else:
+            safety.stamp_frame(key, channel, frame)  # x-gate-exptime (order_ttl_ms)
             forward = await sign_api_request(frame, creds.signer, creds.api_key, now)
     except RateLimited as exc:  # the key's budget for the twin's group is spent
         record.rate_group = exc.group
