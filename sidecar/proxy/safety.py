@@ -74,7 +74,7 @@ class SafetyKey(Protocol):
 def _warn(key: str, would: WouldDeny, where: str) -> WouldDeny:
     log.warning(
         "would deny (warn mode): forwarded",
-        extra={"key": key, "kind": would.kind.value, "name": would.name, "call": where,
+        extra={"key": key, "kind": would.kind.value, "would_deny": would.name, "call": where,
                "reason": would.message},
     )  # fmt: skip
     return would
