@@ -115,10 +115,12 @@ class DeadMan:
 
     def alive(self) -> None:
         now = self._now()
-        self._last_alive = now
         for scope in self._scopes:
-            if scope.last_arm is None or now - scope.last_arm >= self.config.rearm_s:
-                scope.wake.set()  # due now: otherwise the loop already sleeps until it is due
+            # A scope already waiting for its re-arm time needs no wake-up (one per request
+            # would be wasted); one idle since its last arm must schedule the next.
+            if not self._pending(scope) or now - (scope.last_arm or now) >= self.config.rearm_s:
+                scope.wake.set()
+        self._last_alive = now
 
     # -- the loop -----------------------------------------------------------------------------
     def start(self) -> None:
