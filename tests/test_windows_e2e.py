@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from sidecar.runtime.reload import apply_config
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import scrape
 from tests.fixtures_redis import RedisServer
@@ -153,3 +154,21 @@ async def test_two_sidecars_share_one_window_through_redis_and_hold_their_share_
         for sidecar in (one, two):
             samples = await scrape(sidecar.admin_url)
             assert samples[("gate_sidecar_windows_fallback", (("key", "bot"),))] == 1
+
+
+async def test_a_reload_switches_the_mode_and_keeps_an_unchanged_window(
+    exchange: RunningExchange,
+) -> None:
+    entry, environ, api_key, secret = env_key(
+        "bot", "spot-only", guards={"windows": [{"per_s": 600, "max_orders": 2}]}
+    )
+    exchange.state.add_key(api_key, secret)
+    async with running_sidecar(make_config(exchange.url, [entry]), environ) as sidecar:
+        assert await burst(sidecar, 2) == [201, 201]
+        assert (await burst(sidecar, 1)) == [403]
+        await apply_config(sidecar.sidecar, make_config(exchange.url, [{**entry, "mode": "warn"}]))
+        assert (await burst(sidecar, 1)) == [201]  # forwarded, and counted: 3 of 2
+        await apply_config(sidecar.sidecar, make_config(exchange.url, [entry]))
+        status, _, doc = await post(sidecar, "/api/v4/spot/orders", ORDER)
+        assert status == 403 and "windows[0].max_orders: 3 of 2 orders used" in doc["message"]
+        assert placed(exchange, api_key) == 3
