@@ -186,7 +186,7 @@ async def test_heartbeats_keep_it_armed_and_traffic_alone_does_not(
             await asyncio.sleep(0.3)
         assert open_orders(exchange, api_key) == 0
         assert max(f.at for f in fired(exchange, api_key)) - last <= BOUND_S
-        assert (await request(url, "GET", "/sidecar/v1/heartbeat"))[0] == 400
+        assert (await request(url, "GET", "/sidecar/v1/heartbeat"))[0] == 400  # POST only
 
 
 async def test_no_dead_man_no_heartbeat_endpoint(exchange: RunningExchange) -> None:

@@ -32,7 +32,6 @@ from sidecar.policy.mode import DenyKind, Mode, WouldDeny, warn_may_pass
 from sidecar.policy.windows import charges, refusal, retry_after_s, window_needs
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.deadman import DeadMan
-from sidecar.proxy.deadman.settings import Alive
 from sidecar.proxy.guarding import apply_guards, ws_refusal
 from sidecar.proxy.market import Market
 from sidecar.proxy.record import RequestRecord
@@ -87,12 +86,13 @@ HEARTBEAT_PATH = "/sidecar/v1/heartbeat"
 
 def heartbeat(key: SafetyKey, method: str, record: RequestRecord) -> bytes:
     """``POST /sidecar/v1/heartbeat`` on the key's listener (never forwarded): a sign of life
-    for a dead man with ``alive: heartbeat``; the answer says what each scope's countdown is."""
+    for the dead man (the only one with ``alive: heartbeat``; with ``alive: traffic`` any
+    request is one); the answer says what each scope's countdown is."""
     dead_man = key.safety.dead_man
     record.rule = "heartbeat"
-    if dead_man is None or dead_man.config.alive is not Alive.HEARTBEAT:
+    if dead_man is None:
         record.decision = "deny"
-        raise NotFound(f"{key.name} has no dead_man with alive: heartbeat")
+        raise NotFound(f"{key.name} has no dead_man: nothing to keep alive")
     if method != "POST":
         record.decision = "deny"
         raise BadRequest(f"{HEARTBEAT_PATH} takes POST")

@@ -209,6 +209,9 @@ class DeadMan:
             raise ArmFailed(f"rate budget {exc.group} spent", exc.retry_after_s) from None
         except SidecarError as exc:  # no usable pair, Gate unreachable, too slow
             raise ArmFailed(f"{exc.label}: {exc.message}") from None
+        except Exception as exc:  # a bug must not end the switch's task: logged, retried
+            log.exception("dead-man switch: arm failed", extra={"key": key.name})
+            raise ArmFailed(f"internal error ({type(exc).__name__})") from None
         if answer.status != 200:
             label = answer.gate_label() or "no label"
             raise ArmFailed(f"Gate answered {answer.status} {label}")
