@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,51 @@ async def test_a_quiet_bot_is_cancelled_in_time_and_a_trading_one_never(
         assert (await admin(sidecar, "DELETE", "bot"))[0] == 200
         await place_both(url)
         await eventually(lambda: len(exchange.state.countdowns) == 2, 3, "armed again")
+
+
+# The bot: the official SDK, holding no secret, in a process of its own; it prints the time after
+# each answer, so the test knows when its last request was.
+BOT = """
+import sys, time
+import gate_api
+client = gate_api.ApiClient(gate_api.Configuration(host=sys.argv[1] + "/api/v4"))
+spot, futures = gate_api.SpotApi(client), gate_api.FuturesApi(client)
+spot.create_order(gate_api.Order(currency_pair="BTC_USDT", side="buy", amount="1", price="100"))
+futures.create_futures_order(
+    "usdt", gate_api.FuturesOrder(contract="BTC_USDT", size=1, price="60000", tif="gtc")
+)
+for _ in range(200):  # bounded: the test kills it long before
+    spot.list_orders("BTC_USDT", "open")
+    print(time.time(), flush=True)
+    time.sleep(0.3)
+"""
+
+
+async def test_a_bot_killed_mid_run_has_its_orders_cancelled_in_time(
+    exchange: RunningExchange,
+) -> None:
+    config, environ, api_key = bot_key(exchange, dead_man=dead_man())
+    async with running_sidecar(config, environ) as sidecar:
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", BOT, sidecar.url("bot"), stdout=asyncio.subprocess.PIPE
+        )
+        assert bot.stdout is not None
+        try:
+            last = 0.0
+            for _ in range(8):  # trading for more than three re-arm intervals
+                line = await asyncio.wait_for(bot.stdout.readline(), 10)
+                last = float(line)
+            assert open_orders(exchange, api_key) == 2 and fired(exchange, api_key) == []
+        finally:
+            bot.kill()
+            await bot.wait()
+        rest = await bot.stdout.read()
+        if rest.strip():
+            last = float(rest.split()[-1])  # an answer that came in just before the kill
+        await eventually(lambda: open_orders(exchange, api_key) == 0, BOUND_S + 2, "cancelled")
+        late = max(f.at for f in fired(exchange, api_key)) - last
+        print(f"killed bot: cancelled {late:.2f} s after its last request (bound {BOUND_S:.2f})")
+        assert TIMEOUT_S - 0.2 <= late <= BOUND_S, late
 
 
 async def test_a_sigkilled_sidecar_leaves_the_countdown_to_cancel_the_orders(
