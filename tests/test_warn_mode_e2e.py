@@ -6,11 +6,13 @@ enforced."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 import aiohttp
+import gate_api
 import pytest
 
 from tests.fixtures_exchange import RunningExchange
@@ -158,3 +160,30 @@ async def test_a_websocket_frame_a_guard_would_refuse_is_signed_and_forwarded_in
     key = ("gate_sidecar_would_deny_total",
            (("key", "bot"), ("kind", "guard"), ("name", "max_order_size")))  # fmt: skip
     assert samples[key] == 1
+
+
+async def test_an_unpriced_market_order_and_an_sdk_bots_large_order_pass_in_warn_mode(
+    exchange: RunningExchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    guards = {"instruments": ["BTC_USDT", "SOL_USDT"], "max_notional": 1000, "max_order_size": 100}
+    entry, environ, api_key, secret = env_key("bot", "full-trading", guards=guards, mode="warn")
+    exchange.state.add_key(api_key, secret)
+    async with running_sidecar(make_config(exchange.url, [entry]), environ) as sidecar:
+        seen = len(exchange.state.requests)
+        with caplog.at_level(logging.INFO, logger="sidecar.audit"):
+            # A market the exchange has no price for (test_guards_e2e: refused, saying why).
+            body = json.dumps(fut("SOL_USDT", price="0", tif="ioc")).encode()
+            status, _ = await send(sidecar, "POST /api/v4/futures/usdt/orders", body)
+        assert any(
+            r.raw_path == "/api/v4/futures/usdt/orders" for r in exchange.state.requests[seen:]
+        )
+        assert status != 403
+        assert "max_notional: no last price for SOL_USDT" in _audit(caplog)[-1]["would_deny"]
+
+        def sdk_order() -> Any:
+            client = gate_api.ApiClient(gate_api.Configuration(host=sidecar.url("bot") + "/api/v4"))
+            order = gate_api.FuturesOrder(contract="BTC_USDT", size=250, price="60000")
+            return gate_api.FuturesApi(client).create_futures_order("usdt", order)
+
+        placed = await asyncio.to_thread(sdk_order)  # enforced: GateApiException 403
+        assert str(placed.size) == "250" and placed.status == "open"
