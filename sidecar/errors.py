@@ -72,6 +72,15 @@ class GuardAmbiguous(GuardDenied):
     label = "SIDECAR_GUARD_AMBIGUOUS"
 
 
+class WindowDenied(GuardDenied):
+    """A rolling window (``guards.windows``) is full; ``retry_after_s`` says when enough frees up
+    (answered as ``Retry-After``)."""
+
+    def __init__(self, message: str, guard: str, retry_after_s: float) -> None:
+        super().__init__(message, guard)
+        self.retry_after_s = retry_after_s
+
+
 class RateLimited(SidecarError):
     """The key's rate budget for the endpoint's group is spent; ``retry_after_s`` says when the
     next request would pass (answered as ``Retry-After``)."""

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from sidecar.config.safety import OrderTtl, WindowConfig
 from sidecar.gate.endpoints import BY_NAME, PREFIX
 from sidecar.settings import Strict
 
@@ -35,6 +36,9 @@ class GuardsConfig(Strict):
     # without an entry, they are refused while any guard is set.
     allow_unread: Names | None = None
     cancel_only: bool = False
+    # Trading safety over time (sidecar.config.safety, docs/trading-safety.md).
+    windows: list[WindowConfig] = []  # rolling limits over placed orders
+    order_ttl_ms: OrderTtl | None = None  # x-gate-exptime on order placements
 
     @field_validator("instruments", "settle")
     @classmethod

@@ -31,6 +31,7 @@ from sidecar.proxy.pipeline import KeyRuntime, refuse_outside_request
 from sidecar.proxy.record import Observer
 from sidecar.proxy.ws.runtime import WsShared
 from sidecar.runtime.listeners import Listener, serve_app, serve_lean
+from sidecar.runtime.safety import build_safety, start_safety, stop_safety
 from sidecar.runtime.secrets import SecretFactory
 from sidecar.tls import server_tls_context
 
@@ -148,6 +149,7 @@ class KeySet(Mapping[str, KeyHandle]):
             body_timeout_s=self._server.body_timeout_s,
             max_header_bytes=self._server.max_header_bytes,
         )
+        runtime.safety = build_safety(key, runtime)  # trading safety (sidecar.proxy.safety)
         try:
             runtime.admission = key.admission()
             listener = await self.open_listener(key, runtime)
@@ -159,8 +161,10 @@ class KeySet(Mapping[str, KeyHandle]):
             await source.close()
             if runtime.budget is not None:
                 await runtime.budget.close()
+            await stop_safety(runtime.safety, disarm=False)
             raise
         task = asyncio.create_task(source.run(), name=f"source:{key.name}")
+        start_safety(runtime.safety)
         handle = KeyHandle(key, runtime, source, task, listener)
         self._handles[key.name] = handle
         log.info(
@@ -172,6 +176,7 @@ class KeySet(Mapping[str, KeyHandle]):
     async def stop(self, name: str) -> None:
         handle = self._handles.pop(name)
         await handle.listener.close()  # stop accepting, let in-flight requests finish
+        await stop_safety(handle.runtime.safety)  # on_shutdown: keep disarms the dead man
         await _stop_source(handle.source, handle.task)
         if handle.runtime.budget is not None:
             await handle.runtime.budget.close()

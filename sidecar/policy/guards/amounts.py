@@ -59,14 +59,14 @@ def _reference_price(
 
 
 def _notional_price(
-    call: Call, order: Order, quotes: Mapping[QuoteKey, Quote]
+    call: Call, order: Order, quotes: Mapping[QuoteKey, Quote], guard: str
 ) -> Decimal | Refusal:
     """The price an order is weighed at: as :func:`_reference_price`, but a limit sell at no
     less than the last trade, since it fills there however low its own price."""
-    price = _reference_price(call, order, quotes, "max_notional")
+    price = _reference_price(call, order, quotes, guard)
     if isinstance(price, Refusal) or order.market or not may_sell(call, order):
         return price
-    last = _last(call, order, quotes, "max_notional")
+    last = _last(call, order, quotes, guard)
     return last if isinstance(last, Refusal) else max(price, last)
 
 
@@ -128,29 +128,28 @@ def _unpriced(call: Call, guard: str = "max_notional") -> Refusal:
     )
 
 
-def notional_refusal(
-    call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
-) -> Refusal | None:
-    limit = limits.max_notional
-    if limit is None:
-        return None
+def order_notional(
+    call: Call, order: Order, quotes: Mapping[QuoteKey, Quote], guard: str = "max_notional"
+) -> tuple[Decimal, str] | Refusal:
+    """An order's notional in quote currency and how it was reached (``price 60000 x size 2``),
+    or the refusal saying why it cannot be known; shared by ``max_notional`` and the rolling
+    windows (:mod:`sidecar.policy.windows`), which name themselves as ``guard``."""
     size, price = order.size, order.price
     if size is None or (price is None and not order.market):
         if call.shape.op is Op.AMEND:
             return Refusal(
-                "max_notional",
-                f"max_notional: {order.where} must give both size and price to be checked",
+                guard, f"{guard}: {order.where} must give both size and price to be checked"
             )
-        return Refusal("max_notional", f"max_notional: {order.where} gives no size or price")
+        return Refusal(guard, f"{guard}: {order.where} gives no size or price")
     name = call.instrument_for(order)
     if name is None:
-        return _unpriced(call)
+        return _unpriced(call, guard)
     quote = quotes.get(QuoteKey(call.product, call.settle.value if call.settle else None, name))
     amount = abs(size.value)
     if order.amount_in is Amount.QUOTE_IF_MARKET:
         notional, detail = amount, f"market buy of {fmt(size.value)} quote"
     else:
-        reference = _notional_price(call, order, quotes)
+        reference = _notional_price(call, order, quotes, guard)
         if isinstance(reference, Refusal):
             return reference
         notional = amount * reference
@@ -164,13 +163,26 @@ def notional_refusal(
             notional, detail = amount, f"read as quote: {fmt(amount)}"
     if call.product is not Product.SPOT:
         if quote is None or (quote.multiplier is None and not quote.inverse):
-            return _missing_quote("max_notional", "contract multiplier", name, quote)
+            return _missing_quote(guard, "contract multiplier", name, quote)
         if quote.inverse:
             notional, detail = amount, f"inverse: size {fmt(amount)}"
         else:
             assert quote.multiplier is not None
             notional *= quote.multiplier
             detail += f" x multiplier {fmt(quote.multiplier)}"
+    return notional, detail
+
+
+def notional_refusal(
+    call: Call, order: Order, limits: Limits, quotes: Mapping[QuoteKey, Quote]
+) -> Refusal | None:
+    limit = limits.max_notional
+    if limit is None:
+        return None
+    weighed = order_notional(call, order, quotes)
+    if isinstance(weighed, Refusal):
+        return weighed
+    notional, detail = weighed
     if notional > limit:
         return Refusal(
             "max_notional",
