@@ -558,3 +558,134 @@ def test_the_charts_injector_config_is_one_the_injector_accepts(helm: Helm) -> N
         assert isinstance(config, InjectorConfig)
         assert config.image == "ghcr.io/your-org/gate-sidecar:0.1.0"
         assert (config.tls.self_managed is None) == cert_manager
+
+
+# -- the chart's injector objects -------------------------------------------------------------
+
+BUILT_IN = {"ServiceAccount", "ConfigMap", "Service", "Deployment", "ClusterRole",
+            "ClusterRoleBinding", "MutatingWebhookConfiguration"}  # fmt: skip
+
+
+def injector_docs(helm: Helm, **injector: Any) -> list[dict[str, Any]]:
+    values = {
+        "workload": {"enabled": False},
+        "injector": {"enabled": True, "profiles": config_data({}, 1)["profiles"], **injector},
+    }
+    return helm.template(values=values)
+
+
+def test_the_chart_renders_a_valid_injector_with_its_webhook_and_narrow_rbac(helm: Helm) -> None:
+    docs = injector_docs(helm)
+    assert {d["kind"] for d in docs} == BUILT_IN
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    [hook] = one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["namespaceSelector"] == {"matchLabels": {"gate-sidecar.io/injection": "enabled"}}
+    assert hook["rules"] == [
+        {
+            "operations": ["CREATE"],
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    service = one(docs, "Service")
+    assert hook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": "trading",
+        "path": "/mutate",
+        "port": 443,
+    }
+    assert "caBundle" not in hook["clientConfig"]  # the injector publishes it
+    [rule] = one(docs, "ClusterRole")["rules"]
+    webhook_name = one(docs, "MutatingWebhookConfiguration")["metadata"]["name"]
+    assert rule["resourceNames"] == [webhook_name] and rule["verbs"] == ["get", "patch"]
+    deployment = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert deployment["automountServiceAccountToken"] is True
+    [container] = deployment["containers"]
+    assert container["args"][0] == "injector"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_webhooks_failure_policy_and_selectors_come_from_the_values(helm: Helm) -> None:
+    selector = {"matchExpressions": [{"key": "team", "operator": "In", "values": ["quant"]}]}
+    # Helm merges maps: the default matchLabels goes only when set to null.
+    docs = injector_docs(
+        helm,
+        failurePolicy="Ignore",
+        namespaceSelector={**selector, "matchLabels": None},
+        objectSelector=selector,
+    )
+    [hook] = one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["namespaceSelector"] == selector and hook["objectSelector"] == selector
+
+
+def test_with_cert_manager_the_chart_asks_for_a_certificate_and_ca_injection(helm: Helm) -> None:
+    docs = injector_docs(helm, certManager={"enabled": True})
+    hook = one(docs, "MutatingWebhookConfiguration")
+    certificate = one(docs, "Certificate")
+    name = certificate["metadata"]["name"]
+    assert hook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"trading/{name}"
+    assert certificate["spec"]["issuerRef"] == {"name": one(docs, "Issuer")["metadata"]["name"],
+                                                "kind": "Issuer"}  # fmt: skip
+    assert f"{name}.trading.svc" in certificate["spec"]["dnsNames"]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    deployment = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert deployment["automountServiceAccountToken"] is False
+    issuer = {"name": "corp-ca", "kind": "ClusterIssuer"}
+    docs = injector_docs(helm, certManager={"enabled": True, "issuerRef": issuer})
+    assert one(docs, "Certificate")["spec"]["issuerRef"] == issuer
+    assert not [d for d in docs if d["kind"] == "Issuer"]
+
+
+def test_the_chart_refuses_an_injector_without_profiles(helm: Helm) -> None:
+    result = helm.template_result(
+        values={"workload": {"enabled": False}, "injector": {"enabled": True}}
+    )
+    assert result.returncode != 0 and "injector.profiles: define at least one" in result.stderr
+
+
+def test_the_injector_command_serves_until_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import yaml
+
+    issued = issue(SERVICE, NAMESPACE, dt.datetime.now(dt.UTC), 1)
+    (tmp_path / "tls.crt").write_bytes(issued.cert_pem)
+    (tmp_path / "tls.key").write_bytes(issued.key_pem)
+    port = free_port()
+    tls = {"cert_file": str(tmp_path / "tls.crt"), "key_file": str(tmp_path / "tls.key")}
+    path = tmp_path / "injector.yaml"
+    path.write_text(yaml.safe_dump(config_data(tls, port)))
+    command = [sys.executable, "-m", "sidecar", "injector", "--config", str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    context = ssl.create_default_context(cadata=issued.ca_pem.decode())
+    context.check_hostname = False  # 127.0.0.1 is not in the certificate; the chain still is
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                url = f"https://127.0.0.1:{port}/healthz"
+                with urllib.request.urlopen(url, context=context, timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the injector never answered /healthz"
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        out, err = process.communicate()
+        assert b"Traceback" not in err and b"injector listening" in out + err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -64,29 +64,34 @@ class InClusterClient:
         self.timeout_s = timeout_s
 
     def _headers(self) -> dict[str, str]:
-        token = (SERVICE_ACCOUNT / "token").read_text().strip()  # re-read: the kubelet rotates it
+        try:
+            token = (SERVICE_ACCOUNT / "token").read_text().strip()  # re-read: it is rotated
+        except OSError as exc:
+            raise KubeError(f"no service-account token: {exc}") from None
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
+    def _call(self, method: str, name: str, **kwargs: Any) -> requests.Response:
+        try:
+            return requests.request(
+                method,
+                f"{self.base_url}{WEBHOOKS}/{name}",
+                verify=str(SERVICE_ACCOUNT / "ca.crt"),
+                timeout=self.timeout_s,
+                **kwargs,
+            )
+        except (OSError, requests.RequestException) as exc:
+            raise KubeError(f"{method} mutatingwebhookconfiguration {name}: {exc}") from None
+
     def get_webhook(self, name: str) -> dict[str, Any]:
-        resp = requests.get(
-            f"{self.base_url}{WEBHOOKS}/{name}",
-            headers=self._headers(),
-            verify=str(SERVICE_ACCOUNT / "ca.crt"),
-            timeout=self.timeout_s,
-        )
+        resp = self._call("GET", name, headers=self._headers())
         if resp.status_code != 200:
             raise KubeError(f"GET mutatingwebhookconfiguration {name}: HTTP {resp.status_code}")
         doc: dict[str, Any] = resp.json()
         return doc
 
     def patch_webhook(self, name: str, patch: list[dict[str, Any]]) -> None:
-        resp = requests.patch(
-            f"{self.base_url}{WEBHOOKS}/{name}",
-            data=json.dumps(patch),
-            headers={**self._headers(), "Content-Type": "application/json-patch+json"},
-            verify=str(SERVICE_ACCOUNT / "ca.crt"),
-            timeout=self.timeout_s,
-        )
+        headers = {**self._headers(), "Content-Type": "application/json-patch+json"}
+        resp = self._call("PATCH", name, data=json.dumps(patch), headers=headers)
         if resp.status_code in (409, 422):
             raise ConflictError(f"PATCH mutatingwebhookconfiguration {name}: changed meanwhile")
         if resp.status_code != 200:

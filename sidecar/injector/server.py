@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from sidecar.injector.config import InjectorConfig
-from sidecar.injector.kube import InClusterClient, WebhookClient
+from sidecar.injector.kube import InClusterClient, KubeError, WebhookClient
 from sidecar.injector.review import MalformedReview, review
 from sidecar.injector.rotation import CertRotator
 from sidecar.ops.logs import setup_logging
@@ -119,7 +119,7 @@ def serve_injector(config: InjectorConfig) -> int:
     setup_logging("json", "info")
     try:
         asyncio.run(run_injector(config))
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, KubeError) as exc:
         log.error("injector cannot start", extra={"error": str(exc)})
         return 1
     return 0
