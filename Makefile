@@ -51,7 +51,7 @@ test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_BIN)/ruff format --check sidecar tests
 	$(LOWEST_BIN)/lint-imports
 	MYPY_CACHE_DIR=$(LOWEST)/.mypy_cache $(LOWEST_BIN)/mypy
-	$(LOWEST_BIN)/pytest -q -p no:cacheprovider -m 'not slow and not ccxt'
+	$(LOWEST_BIN)/pytest -q -p no:cacheprovider -m 'not slow and not ccxt and not image'
 
 # Slow benchmarks and soak tests, kept out of the default suite: the slow pytest marker, then
 # bench/run.py (the sidecar beside nginx on loopback; writes bench/results.json, prints a table).
