@@ -46,6 +46,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(once=args.once)
 
 
+def cmd_injector(args: argparse.Namespace) -> int:
+    from sidecar.injector.config import load_injector_config
+    from sidecar.injector.server import serve_injector
+
+    if not args.config:
+        raise ConfigError(["--config: no injector config file given"])
+    return serve_injector(load_injector_config(args.config))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gate-sidecar", description="A signing proxy for the Gate.io API v4."
@@ -64,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a local exchange + sidecar walk-through")
     demo.add_argument("--once", action="store_true", help="exit after the walk-through")
     demo.set_defaults(func=cmd_demo)
+
+    injector = sub.add_parser("injector", help="serve the Kubernetes admission webhook")
+    injector.add_argument("--config", help="injector config file (injector.yaml)")
+    injector.set_defaults(func=cmd_injector)
 
     from sidecar.vault.transit.cli import add_import_key_parser
 
