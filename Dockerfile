@@ -5,24 +5,35 @@
 #       gate-sidecar:0.1.0
 #
 # Two stages: the build stage turns the source into a wheel and installs it, with its
-# dependencies, into a venv that has no pip; the runtime stage is the same slim Python image with
-# only that venv copied in. The base image tag is pinned (pin its digest too in your own build).
-# tests/test_dockerfile.py parses this file and replays the build stage's RUN step.
+# dependencies, into a venv that has no pip; the runtime stage is the same base image with only
+# that venv copied in. The base image tag is pinned (pin its digest too in your own build).
+# BASE_IMAGE may be any image with python3 (3.11+) and its venv module at the same path in both
+# stages: `make image-test` passes a Debian bookworm base built with mmdebstrap where Docker Hub
+# is out of reach. tests/test_dockerfile.py parses this file and replays the build stage's RUN
+# step; tests/test_image.py builds and runs the image with podman.
 
-FROM python:3.12.11-slim-bookworm AS build
+ARG BASE_IMAGE=python:3.12.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+# pip checks PyPI's certificate against the system's CA bundle (which a build behind a
+# TLS-inspecting proxy mounts from its host), not the copy of certifi it carries.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sidecar/ sidecar/
-# pip installs into the venv from outside it (--python), so the runtime venv carries no pip; the
+# A throwaway venv (under /wheels, which stays in this stage) brings pip, whichever base it is;
+# it installs into the runtime venv from outside it (--python), so that venv carries no pip. The
 # install compiles every module to bytecode, so the read-only runtime never needs to write any.
 # The [fast] extra brings uvloop, which the sidecar runs on when it is there.
-RUN pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv --without-pip /opt/gate-sidecar \
- && pip --python /opt/gate-sidecar/bin/python install "$(echo /wheels/gate_sidecar-*.whl)[fast]"
+RUN python3 -m venv /wheels/pip \
+ && /wheels/pip/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && python3 -m venv --without-pip /opt/gate-sidecar \
+ && /wheels/pip/bin/pip --python /opt/gate-sidecar/bin/python install \
+    "$(echo /wheels/gate_sidecar-*.whl)[fast]"
 
-FROM python:3.12.11-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="gate-sidecar" \
       org.opencontainers.image.description="A signing proxy for the Gate.io API v4" \
       org.opencontainers.image.licenses="Apache-2.0"

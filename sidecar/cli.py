@@ -91,6 +91,18 @@ docs: docs/index.md
 """
 
 
+INJECTOR_HELP = """\
+Serve the Kubernetes mutating admission webhook (HTTPS: POST /mutate, GET /healthz): a pod
+annotated with a profile gets gate-sidecar as a native sidecar, configured from the profile in
+the injector's own config file (injector.yaml, not a sidecar config).
+
+example:
+  gate-sidecar injector --config /etc/gate-sidecar/injector.yaml
+
+docs: docs/kubernetes.md (The injector)
+"""
+
+
 def _sub(sub: Any, name: str, summary: str, text: str) -> argparse.ArgumentParser:
     """A subcommand whose --help shows ``text`` (a description and an example) as written."""
     parser: argparse.ArgumentParser = sub.add_parser(
@@ -100,6 +112,15 @@ def _sub(sub: Any, name: str, summary: str, text: str) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
+
+
+def cmd_injector(args: argparse.Namespace) -> int:
+    from sidecar.injector.config import load_injector_config
+    from sidecar.injector.server import serve_injector
+
+    if not args.config:
+        raise ConfigError(["--config: no injector config file given"])
+    return serve_injector(load_injector_config(args.config))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _sub(sub, "demo", "run a local exchange + sidecar walk-through", DEMO_HELP)
     demo.add_argument("--once", action="store_true", help="exit after the walk-through")
     demo.set_defaults(func=cmd_demo)
+
+    injector = _sub(sub, "injector", "serve the Kubernetes admission webhook", INJECTOR_HELP)
+    injector.add_argument("--config", help="injector config file (injector.yaml)")
+    injector.set_defaults(func=cmd_injector)
 
     from sidecar.vault.transit.cli import add_import_key_parser
 

@@ -58,6 +58,29 @@ class GuardDenied(SidecarError):
         self.guard = guard
 
 
+class GuardUnread(GuardDenied):
+    """A write no trading guard can read, while a guard is set (``guards.allow_unread``)."""
+
+    label = "SIDECAR_GUARD_UNREAD"
+
+
+class GuardAmbiguous(GuardDenied):
+    """A request Gate could read two ways where a guard reads it (a query parameter given twice
+    or in another spelling): the value the guard judged might not be the one Gate acts on."""
+
+    status = 400
+    label = "SIDECAR_GUARD_AMBIGUOUS"
+
+
+class WindowDenied(GuardDenied):
+    """A rolling window (``guards.windows``) is full; ``retry_after_s`` says when enough frees up
+    (answered as ``Retry-After``)."""
+
+    def __init__(self, message: str, guard: str, retry_after_s: float) -> None:
+        super().__init__(message, guard)
+        self.retry_after_s = retry_after_s
+
+
 class RateLimited(SidecarError):
     """The key's rate budget for the endpoint's group is spent; ``retry_after_s`` says when the
     next request would pass (answered as ``Retry-After``)."""

@@ -149,7 +149,7 @@ def test_an_env_source_with_unset_variables_stops_check_config_naming_them_and_t
     assert main(["check-config", "--config", str(path)]) == 0
 
 
-@pytest.mark.parametrize("command", ["serve", "check-config", "demo", "import-key"])
+@pytest.mark.parametrize("command", ["serve", "check-config", "demo", "import-key", "injector"])
 def test_each_subcommand_help_has_a_description_and_an_example(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

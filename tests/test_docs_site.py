@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def complete_file() -> dict[str, Any]:
 
 
 def _dumped(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 

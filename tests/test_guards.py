@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from sidecar.config.guards import GuardsConfig
+from sidecar.gate.endpoints import template_path
 from sidecar.policy.conditions import Body
 from sidecar.policy.guards import Guards, Quote, QuoteKey, Refusal
 from sidecar.policy.guards.describe import field_table_markdown
@@ -49,7 +50,7 @@ def judge(
     path, _, query = rest.partition("?")
     guards = Guards(GuardsConfig(**{**LIMITS, **overrides}))
     raw = b"" if body is None else json.dumps(body).encode()
-    call = guards.http_call(method, path, query, Body(raw))
+    call = guards.http_call(method, path, query, Body(raw), template=template_path(method, path))
     refusal = guards.check_brake(call, write=method != "GET", label=target, brake=brake)
     return refusal or guards.check(call, QUOTES if quotes is None else quotes)
 
@@ -259,7 +260,11 @@ CASES: list[tuple[str, str, object, dict[str, Any], str | None, str]] = [
      "max_notional", "cancel the order (DELETE /api/v4/futures/usdt/price_orders/7)"),
     ("futures chase order: no field semantics to read",
      "POST /api/v4/futures/usdt/autoorder/v1/chase/create", {"contract": "BTC_USDT"}, {},
-     "order_shape", "no guard can read this order shape"),
+     "allow_unread", 'add "POST /api/v4/futures/{settle}/autoorder/v1/chase/create" to guards'),
+    ("futures chase order opted in unread: only settle reads it",
+     "POST /api/v4/futures/btc/autoorder/v1/chase/create", {"contract": "BTC_USDT"},
+     {"allow_unread": ["POST /api/v4/futures/{settle}/autoorder/v1/chase/create"]},
+     "settle", "settle btc (path {settle}) is not in settle [usdt]"),
     ("futures set_leverage above the limit",
      "POST /api/v4/futures/usdt/positions/BTC_USDT/set_leverage?leverage=20&margin_mode=cross",
      None, {}, "max_leverage", "max_leverage 10 < leverage 20 in query leverage"),
@@ -377,7 +382,8 @@ def test_each_guard_reads_each_order_shape_of_each_product(
     if body == "not json":
         guards = Guards(GuardsConfig(**LIMITS))
         method, _, path = target.partition(" ")
-        refusal = guards.check(guards.http_call(method, path, "", Body(b"not json")))
+        call = guards.http_call(method, path, "", Body(b"not json"), template=None)
+        refusal = guards.check(call)
     else:
         refusal = judge(target, body, quotes=quotes, **overrides)
     if guard is None:
@@ -436,7 +442,8 @@ def test_cancel_only_lets_only_reads_cancels_and_closes_pass(
 
 def test_the_brake_applies_with_no_other_guard_configured() -> None:
     guards = Guards(None)
-    call = guards.http_call("POST", "/api/v4/spot/orders", "", Body(json.dumps(spot()).encode()))
+    body = Body(json.dumps(spot()).encode())
+    call = guards.http_call("POST", "/api/v4/spot/orders", "", body, template=None)
     assert guards.check(call) is None  # no guard: passes
     refusal = guards.check_brake(call, write=True, label="POST /api/v4/spot/orders", brake=BRAKE)
     assert refusal is not None and refusal.guard == "cancel_only"
@@ -486,11 +493,11 @@ def test_websocket_trading_calls_are_judged_like_their_rest_twins() -> None:
 def test_a_refusal_needs_no_market_data_fetch_when_the_scope_already_refuses() -> None:
     guards = Guards(GuardsConfig(**LIMITS))
     body = Body(json.dumps(fut("SOL_USDT", price="0", tif="ioc")).encode())
-    call = guards.http_call("POST", "/api/v4/futures/usdt/orders", "", body)
+    call = guards.http_call("POST", "/api/v4/futures/usdt/orders", "", body, template=None)
     assert not isinstance(call, Refusal) and call is not None
     assert guards.quote_needs(call) == {}
     body = Body(json.dumps(fut(price="0", tif="ioc")).encode())
-    call = guards.http_call("POST", "/api/v4/futures/usdt/orders", "", body)
+    call = guards.http_call("POST", "/api/v4/futures/usdt/orders", "", body, template=None)
     assert not isinstance(call, Refusal) and call is not None
     key = QuoteKey(Product.FUTURES, "usdt", "BTC_USDT")
     assert set(guards.quote_needs(call)) == {key}

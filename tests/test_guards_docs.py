@@ -39,9 +39,33 @@ def test_check_config_prints_each_keys_guards_budgets_and_self_check() -> None:
     mm, plain = report.split("\nkey plain\n")
     assert "    instruments: BTC_USDT\n" in mm and "    max_order_size: 100\n" in mm
     assert "    cancel_only: true\n" in mm
-    assert "(no limit: settle, max_notional, max_leverage, order_types, time_in_force)" in mm
+    assert (
+        "(no limit: settle, max_notional, max_leverage, order_types, time_in_force, "
+        "max_price_deviation_pct, allow_unread)"
+    ) in mm
     assert "shared in redis://127.0.0.1:6379/0, 3 replica(s)" in mm
     assert "futures-order-place   50 per 1s" in mm and "wallet-withdraw       1 per 3s" in mm
     assert "self-check at start and after rotation: on" in mm
     assert "    off (no rate_limit section)" in plain
     assert "self-check at start and after rotation: off" in plain
+
+
+def test_check_config_prints_the_price_deviation_limit_and_the_unread_opt_ins() -> None:
+    from sidecar.config import parse_config
+    from sidecar.ops.report import render_config_report
+
+    key = {
+        "listen": "127.0.0.1:0",
+        "source": {"env": {}},
+        "policy": "full-trading",
+        "name": "bot",
+        "guards": {
+            "max_price_deviation_pct": "2.5",
+            "allow_unread": ["POST /api/v4/flash_swap/orders", "POST /api/v4/earn/uni/lends"],
+        },
+    }
+    report = render_config_report(parse_config({"keys": [key]}, environ={}))
+    assert "    max_price_deviation_pct: 2.5\n" in report
+    assert (
+        "    allow_unread: POST /api/v4/flash_swap/orders, POST /api/v4/earn/uni/lends\n" in report
+    )

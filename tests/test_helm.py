@@ -659,6 +659,8 @@ OPAQUE = {
     "sidecar.probes.liveness",
     "config.upstream",
     "config.logging",
+    "injector.namespaceSelector",
+    "injector.resources",
 }
 
 

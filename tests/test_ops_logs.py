@@ -32,6 +32,7 @@ AUDIT_FIELDS = {
     "added_latency_s",
     "version",
     "client_cert",
+    "would_deny",
 }
 
 

@@ -32,6 +32,7 @@ from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
 from sidecar.proxy.peer import Peer
 from sidecar.proxy.pipeline import STEPS, BotRequest, KeyRuntime, ReadyBody, answer
 from sidecar.proxy.record import RequestRecord
+from sidecar.runtime.safety import build_safety
 from tests.doubles import MemoryForwarder
 
 PORT = 8081
@@ -120,6 +121,7 @@ async def make_pipe() -> AsyncIterator[Callable[..., Pipe]]:
             admission=Admission.build(cfg.client_auth, cfg.allowed_hosts, cfg.forward_headers),
             body_timeout_s=body_timeout_s,
         )
+        runtime.safety = build_safety(cfg, runtime)  # warn mode, windows (no dead man here)
         if runtime.budget is not None:
             budgets.append(runtime.budget)
         pipe = Pipe(runtime, forwarder)
@@ -267,6 +269,16 @@ async def test_an_order_over_its_guard_is_403_guard_denied(make_pipe: Callable[.
     assert "max_order_size 10 < size 50" in refused(pipe, 403, "SIDECAR_GUARD_DENIED", answer)
 
 
+async def test_an_order_over_a_rolling_window_is_403_guard_denied(
+    make_pipe: Callable[..., Pipe],
+) -> None:
+    pipe = make_pipe(guards={"windows": [{"per_s": 60, "max_orders": 1}]})
+    assert (await pipe.send("POST", FUTURES_ORDERS, ORDER))[0] == 201
+    pipe.forwarder.sent.clear()
+    pipe.records.clear()
+    refused(pipe, 403, "SIDECAR_GUARD_DENIED", await pipe.send("POST", FUTURES_ORDERS, ORDER))
+
+
 async def test_an_allowed_body_that_is_not_json_is_415(make_pipe: Callable[..., Pipe]) -> None:
     pipe = make_pipe()
     headers = [HOST, ("Content-Type", "application/x-www-form-urlencoded")]
@@ -343,10 +355,13 @@ def test_every_refusing_step_of_the_pipeline_has_a_case_here() -> None:
         "policy": test_a_call_outside_the_policy_is_403_policy_denied,
         "brake": test_the_cancel_only_brake_refuses_a_new_order_and_passes_a_read,
         "guards": test_an_order_over_its_guard_is_403_guard_denied,
+        "windows": test_an_order_over_a_rolling_window_is_403_guard_denied,
         "JSON only": test_an_allowed_body_that_is_not_json_is_415,
         "credentials": test_a_key_without_a_secret_is_503_key_unavailable,
         "rate budget": test_a_spent_rate_budget_is_429_with_retry_after,
         "forwarding": test_a_forwarding_failure_is_answered_in_gates_format,
     }
-    never_refuse = {"headers", "signing"}  # an allow-list and a signature: nothing to refuse
+    # An allow-list and a signature refuse nothing; the heartbeat is a route of its own
+    # (tests/test_deadman.py), answered before the path checks.
+    never_refuse = {"headers", "signing", "heartbeat"}
     assert set(STEPS) == set(covered) | never_refuse

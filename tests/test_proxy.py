@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,7 @@ async def test_gate_headers_from_the_bot_pass_through(setup: Setup) -> None:
     sent = {
         "X-Gate-Channel-Id": "my-broker",
         "X-Gate-Size-Decimal": "1",
-        "x-gate-exptime": "99",
+        "x-gate-exptime": str(int(time.time() * 1000) + 60_000),  # Gate refuses a past one
         "Content-Type": "application/json",
     }
     body = json.dumps({"contract": "BTC_USDT", "size": 1, "price": "1"}).encode()

@@ -27,9 +27,11 @@ from sidecar.gate.headers import forwardable_extra
 from sidecar.policy.engine import Policy, compile_policy
 from sidecar.policy.globs import METHODS as GATE_METHODS
 from sidecar.policy.globs import validate_glob
+from sidecar.policy.mode import Mode
 from sidecar.policy.presets import PRESET_NAMES
 from sidecar.proxy.admission import Admission, ClientAuthConfig
 from sidecar.proxy.budget.settings import RateLimitConfig
+from sidecar.proxy.deadman.settings import GATE_MIN_TIMEOUT_S, DeadManConfig
 from sidecar.proxy.forwarder import UpstreamConfig
 from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.ws_settings import KeyWsConfig
@@ -40,6 +42,7 @@ KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HOST_NAME = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 METHODS = (*GATE_METHODS, "*")
+GATE_HOSTS = ("gateio.ws", "gate.io", "gate.com")  # upstreams whose countdown minimum is Gate's
 
 
 def _check_listen(value: str) -> str:
@@ -204,6 +207,10 @@ class KeyConfig(Strict):
     client_auth: ClientAuthConfig = ClientAuthConfig()
     allowed_hosts: list[HostName] = []
     forward_headers: list[ForwardHeader] = []
+    # Trading safety over time (docs/trading-safety.md): warn forwards what the policy, a guard
+    # or a window would refuse; dead_man keeps Gate's countdown_cancel_all armed.
+    mode: Mode = Mode.ENFORCE
+    dead_man: DeadManConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -249,6 +256,18 @@ class Config(Strict):
 
     def key(self, name: str) -> KeyConfig:
         return next(k for k in self.keys if k.name == name)
+
+    @model_validator(mode="after")
+    def _dead_man_on_gate(self) -> Config:
+        host = self.upstream.base_url.split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        if host.endswith(GATE_HOSTS):
+            for i, key in enumerate(self.keys):
+                if key.dead_man is not None and key.dead_man.timeout_s < GATE_MIN_TIMEOUT_S:
+                    raise ValueError(
+                        f"keys[{i}].dead_man.timeout_s: Gate's countdown needs at least "
+                        f"{GATE_MIN_TIMEOUT_S} s, got {key.dead_man.timeout_s}"
+                    )
+        return self
 
     @property
     def uses_vault(self) -> bool:

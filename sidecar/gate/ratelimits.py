@@ -6,8 +6,11 @@ futures place/amend 100 r/s, cancel 200 r/s, others 200 per 10 s; delivery place
 options place 200 r/s; ``POST /withdrawals`` 1 per 3 s, transfers 80 per 10 s, other wallet calls
 200 per 10 s; any other private endpoint 150 per 10 s each; public endpoints 200 per 10 s each
 (per IP). Where Gate counts per market (spot place/amend) or per endpoint, a group marked
-``per_endpoint`` keeps one bucket per path; the spot order group keeps one bucket for every
-market together, which is stricter than Gate and never looser.
+``per_endpoint`` keeps one bucket per endpoint *template*
+(``GET /api/v4/options/orders/{order_id}``, from :mod:`sidecar.gate.endpoints`), so a new id
+per request is the same endpoint, as it is to Gate; a path the catalogue does not know shares
+one bucket with every other such path. The spot order group keeps one bucket for every market
+together. Both are stricter than Gate, never looser.
 
 A bucket holds up to ``limit`` tokens and regains ``limit / per_s`` per second; a request takes
 one. :func:`take` and :func:`tighten` are the one definition of that arithmetic: the local store
@@ -21,6 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from sidecar.gate.endpoints import template_for
 from sidecar.gate.public import is_public
 
 
@@ -30,7 +34,7 @@ class Group:
     limit: int  # requests ...
     per_s: float  # ... per this many seconds
     routes: tuple[tuple[frozenset[str], re.Pattern[str]], ...]
-    per_endpoint: bool = False  # one bucket per request path instead of one for the group
+    per_endpoint: bool = False  # one bucket per endpoint template instead of one for the group
     public: bool = False  # matches Gate's public market data (sidecar.gate.public)
     text: str = ""  # the endpoints, as docs and check-config show them
 
@@ -115,6 +119,22 @@ GROUPS_BY_NAME = {g.name: g for g in GATE_GROUPS}
 def group_for(method: str, path: str) -> Group:
     """The group a request counts against (``other-private`` catches everything)."""
     return next(g for g in GATE_GROUPS if g.matches(method, path))
+
+
+UNLISTED = "(unlisted)"
+
+
+def bucket_scope(group: Group, method: str, path: str) -> str:
+    """Which bucket of ``group`` a request takes from: "" for the group's one bucket; for a
+    per-endpoint group, the endpoint's template (``GET /api/v4/options/orders/*``: the braces
+    become ``*`` so that no Redis Cluster hash tag is formed), or ``(unlisted)`` for a path the
+    catalogue does not know: never the concrete path, which a bot could vary at will."""
+    if not group.per_endpoint:
+        return ""
+    template = template_for(method, path)
+    if template is None:
+        return UNLISTED
+    return template.method + " " + "/".join("*" if s is None else s for s in template.segments)
 
 
 # -- token buckets -----------------------------------------------------------------------------

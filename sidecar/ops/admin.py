@@ -38,6 +38,11 @@ def readiness(view: SidecarView) -> dict[str, Any]:
         if key.problem is not None:
             problems.setdefault(key.name, []).append(key.problem)
         keys[key.name] = {"listen": key.url, **key.slot}
+        if key.dead_man:  # shown, never a reason to be unready: trading goes on without it
+            keys[key.name]["dead_man"] = {
+                s.scope: {"armed": s.armed, "fires_in_s": s.fires_in_s, "error": s.error}
+                for s in key.dead_man
+            }
     return {
         "ready": not problems,
         "missing": sorted(problems),

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from sidecar.ops.logs import iso_time
+from sidecar.policy.mode import WouldDeny
 from sidecar.proxy.record import RequestRecord
 
 log = logging.getLogger("sidecar.audit")
@@ -13,6 +14,12 @@ log = logging.getLogger("sidecar.audit")
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+def would_deny_text(would: WouldDeny | None) -> str | None:
+    """What warn mode forwarded, for audit lines: ``guard max_notional: max_notional 50000 <
+    notional ...`` (the message names the value)."""
+    return None if would is None else f"{would.kind.value} {would.name}: {would.message}"
 
 
 def audit_fields(record: RequestRecord) -> dict[str, Any]:
@@ -36,6 +43,7 @@ def audit_fields(record: RequestRecord) -> dict[str, Any]:
         "added_latency_s": _seconds(record.added_latency_s),
         "version": record.version,
         "client_cert": record.client_cert,
+        "would_deny": would_deny_text(record.would_deny),
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sidecar.config.models import Config, KeyConfig, ServerConfig
 from sidecar.gate.ratelimits import GATE_GROUPS
+from sidecar.ops.safety_report import SAFETY_GUARD_FIELDS, safety_lines
 from sidecar.policy.describe import describe
 from sidecar.proxy.budget import budgets
 
@@ -37,7 +38,9 @@ def _locked_status(opened_by: tuple[str, ...]) -> str:
 
 def _guard_lines(key: KeyConfig) -> list[str]:
     g = key.guards
-    values = {name: getattr(g, name) for name in type(g).model_fields}
+    values = {
+        name: getattr(g, name) for name in type(g).model_fields if name not in SAFETY_GUARD_FIELDS
+    }
     shown = [
         (name, ", ".join(map(str, value)) if isinstance(value, list) else str(value).lower())
         for name, value in values.items()
@@ -156,6 +159,7 @@ def key_report(key: KeyConfig) -> list[str]:
         "  rate budgets (requests per window, per Gate account):",
         *_budget_lines(key),
         f"  self-check at start and after rotation: {'on' if key.self_check else 'off'}",
+        *safety_lines(key),  # mode, windows, order expiry, dead man (sidecar.ops.safety_report)
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from sidecar.proxy.deadman import ScopeStatus
 from sidecar.vault.session import VaultStatus
 
 
@@ -27,6 +28,9 @@ class KeyStatus:
     slot: dict[str, object]  # the slot's status as /readyz shows it
     cancel_only: bool = False  # the emergency brake is on
     budget_fallback: bool | None = None  # rate budget on its local share (None: no shared one)
+    dead_man: tuple[ScopeStatus, ...] = ()  # each dead-man scope's countdown
+    windows_fallback: bool | None = None  # shared windows on the local share (None: not shared)
+    mode: str = "enforce"  # enforce | warn
 
 
 class SidecarView(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sidecar.ops.audit import would_deny_text
 from sidecar.ops.logs import iso_time
 from sidecar.proxy.ws.record import FrameRecord
 
@@ -30,6 +31,7 @@ def frame_audit_fields(record: FrameRecord) -> dict[str, Any]:
         "rate_group": record.rate_group,
         "version": record.version,
         "client_cert": record.client_cert,
+        "would_deny": would_deny_text(record.would_deny),
     }
 
 

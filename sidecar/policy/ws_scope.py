@@ -27,6 +27,7 @@ from sidecar.policy.ws_channels import ChannelRule, rest_path
 ALL = "!all"  # Gate's "every market" in a private channel's payload
 _SETTLED = (Product.FUTURES, Product.DELIVERY)
 _NO_BODY = Body(b"")
+# A subscription's twin is a GET: the template only names writes no guard reads.
 
 
 def payload_markets(rule: ChannelRule, payload: object) -> tuple[list[str], bool] | str:
@@ -66,7 +67,9 @@ def subscription_refusal(
     label = f"{event} {rule.channel}"
     path = rest_path(product, settle, rule)
     if rule.scope is None:  # an account-wide channel: its twin takes no market
-        return _named(label, path, guards.check(guards.http_call("GET", path, "", _NO_BODY)))
+        return _named(
+            label, path, guards.check(guards.http_call("GET", path, "", _NO_BODY, template=None))
+        )
     markets = payload_markets(rule, payload)
     if isinstance(markets, str):
         return Refusal("order_shape", f"{label}: {markets}")
@@ -75,7 +78,7 @@ def subscription_refusal(
     for name, query in zip([*names, None], [*queries, ""], strict=True):
         if query == "" and not unscoped:
             continue
-        call = guards.http_call("GET", path, query, _NO_BODY)
+        call = guards.http_call("GET", path, query, _NO_BODY, template=None)
         refusal = guards.check(call)
         if refusal is not None:
             return _named(label, path, refusal)

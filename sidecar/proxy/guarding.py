@@ -8,16 +8,28 @@ API, for the WebSocket listener to answer with.
 
 from __future__ import annotations
 
-from sidecar.errors import GuardDenied
+from sidecar.errors import GuardAmbiguous, GuardDenied, GuardUnread
+from sidecar.gate.endpoints import template_path
 from sidecar.gate.public import is_public
 from sidecar.policy.conditions import Body
-from sidecar.policy.guards import Call, Guards, Refusal
+from sidecar.policy.guards import Call, Guards, Refusal, Verdict
 from sidecar.policy.guards.shapes import Op
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.market import Market
 from sidecar.proxy.record import RequestRecord
 
 _READS = (Op.LIST, Op.GET_ONE)
+_ERRORS: dict[Verdict, type[GuardDenied]] = {
+    Verdict.DENY: GuardDenied,
+    Verdict.UNREAD: GuardUnread,
+    Verdict.AMBIGUOUS: GuardAmbiguous,
+}
+
+
+def guard_error(key: str, refusal: Refusal) -> GuardDenied:
+    """The error a refusal is answered with (403, or 400 for an ambiguous request), for REST
+    requests and WebSocket frames alike."""
+    return _ERRORS.get(refusal.verdict, GuardDenied)(f"{key}: {refusal.message}", refusal.guard)
 
 
 async def refusal_for(
@@ -55,13 +67,13 @@ async def apply_guards(
     """Raise :class:`GuardDenied` when a guard refuses this REST request."""
     if (not guards.active and (brake is None or not brake.engaged)) or is_public(method, path):
         return  # nothing to check (market data is nobody's order): the body is not even parsed
-    call = guards.http_call(method, path, raw_query, body)
+    call = guards.http_call(method, path, raw_query, body, template=template_path(method, path))
     label = f"{method} {path}"
     refusal = await refusal_for(guards, brake, market, call, write=method != "GET", label=label)
     if refusal is not None:
         record.decision = "deny"
         record.guard = refusal.guard
-        raise GuardDenied(f"{record.key}: {refusal.message}", refusal.guard)
+        raise guard_error(record.key, refusal)
 
 
 async def ws_refusal(

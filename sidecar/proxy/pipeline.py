@@ -27,6 +27,7 @@ from sidecar.errors import (
     RequestTimeout,
     SidecarError,
     UnsupportedMediaType,
+    WindowDenied,
     error_body,
 )
 from sidecar.gate.clock import Clock
@@ -38,14 +39,15 @@ from sidecar.gate.wire import body_refusal, query_refusal
 from sidecar.policy.conditions import Body
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
+from sidecar.proxy import safety
 from sidecar.proxy.admission import OPEN, Admission
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
 from sidecar.proxy.forwarder import Forwarder, UpstreamRequest, deliver
-from sidecar.proxy.guarding import apply_guards
 from sidecar.proxy.market import Market
 from sidecar.proxy.peer import UNKNOWN_PEER, Peer
 from sidecar.proxy.record import Observer, RequestRecord
+from sidecar.proxy.safety import Safety
 from sidecar.proxy.ws.runtime import WsRuntime
 
 log = logging.getLogger("sidecar.proxy")
@@ -54,11 +56,13 @@ log = logging.getLogger("sidecar.proxy")
 #: lists the same steps (tests/test_docs_site.py compares), so a step added here must be described.
 STEPS = (
     "admission",
+    "heartbeat",
     "canonical path and query",
     "body",
     "policy",
     "brake",
     "guards",
+    "windows",
     "JSON only",
     "credentials",
     "rate budget",
@@ -91,6 +95,7 @@ class KeyRuntime:
     admission: Admission = OPEN  # swapped whole on a reload, like policy
     body_timeout_s: float | None = None
     max_header_bytes: int | None = None  # for listeners that only see a head once it is whole
+    safety: Safety = field(default_factory=Safety)  # warn mode, windows, expiry, dead man
 
 
 @dataclass(slots=True)
@@ -112,7 +117,7 @@ class BotResponse:
 
 def error_response(exc: SidecarError) -> BotResponse:
     headers = [("Content-Type", "application/json")]
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | WindowDenied):
         headers.append(("Retry-After", retry_after_header(exc.retry_after_s)))
     # After a body deadline the connection's framing is unknown: it cannot carry another request.
     close = isinstance(exc, RequestTimeout)
@@ -154,6 +159,12 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     admission = key.admission  # one reference for the whole request, whatever reloads
     admission.check(request.headers, request.peer)
     path, raw_query = split_target(request.target)
+    # -- trading safety: the dead man's signs of life, its heartbeat ----------------------------
+    key.safety.seen()
+    if path == safety.HEARTBEAT_PATH:
+        body_text = safety.heartbeat(key, method, record)  # raises NotFound without a dead man
+        return BotResponse(200, [("Content-Type", "application/json")], body_text)
+    # --------------------------------------------------------------------------------------------
     check_path(path)
     why = query_refusal(raw_query)
     if why is not None:
@@ -162,10 +173,12 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     decision = key.policy.decide(method, path, raw_query, body)
     record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
-        record.decision = "deny"
-        raise PolicyDenied(f"{key.name} may not {method} {path} ({decision.reason})")
-    await apply_guards(key.guards, key.brake, key.market, method, path, raw_query, body, record)
-    record.decision = "allow"
+        record.would_deny = safety.policy_passes(key, decision, f"{method} {path}")  # warn mode
+        if record.would_deny is None:
+            record.decision = "deny"
+            raise PolicyDenied(f"{key.name} may not {method} {path} ({decision.reason})")
+    record.decision = "would_deny" if record.would_deny is not None else "allow"
+    await safety.judge_rest(key, method, path, raw_query, body, record)  # guards, windows
     # After the decision, so a denied request is told why it is denied whatever its body type.
     why = body_refusal(body.raw, header_value(request.headers, "content-type"))
     if why is not None:
@@ -176,6 +189,7 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     if budget is not None:  # after the slot: a key that cannot sign spends no budget
         record.rate_group = await budget.take(method, path)  # raises RateLimited
     headers = upstream_headers(request.headers, admission.forward_headers)
+    headers = safety.rest_headers(key, method, path, headers)  # x-gate-exptime (order_ttl_ms)
 
     async def build() -> UpstreamRequest:
         # Signed at the moment it is sent: a resent GET (forwarder.deliver) gets a fresh pair.

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sidecar.policy.mode import WouldDeny
 from sidecar.policy.origin import Origin
 
 
@@ -21,7 +22,7 @@ class RequestRecord:
     query_len: int
     started: float = field(default_factory=time.perf_counter)
     time: float = field(default_factory=time.time)
-    decision: str = "error"  # allow | deny | error
+    decision: str = "error"  # allow | deny | would_deny (warn mode forwarded it) | error
     rule: str | None = None  # the deciding rule's label
     origin: Origin | None = None  # where the deciding rule comes from
     status: int = 0
@@ -34,6 +35,7 @@ class RequestRecord:
     guard: str | None = None  # the trading guard that refused the request (sidecar.policy.guards)
     rate_group: str | None = None  # the rate budget group the request counted against
     client_cert: str | None = None  # the bot's TLS client certificate CN (mTLS listeners)
+    would_deny: WouldDeny | None = None  # what warn mode forwarded (sidecar.proxy.safety)
 
     def finish(self, status: int) -> None:
         self.status = status

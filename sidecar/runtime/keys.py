@@ -32,6 +32,7 @@ from sidecar.proxy.record import Observer
 from sidecar.proxy.ws.runtime import WsShared
 from sidecar.runtime.bind import ListenerUnavailable
 from sidecar.runtime.listeners import Listener, serve_app, serve_lean
+from sidecar.runtime.safety import build_safety, start_safety, stop_safety
 from sidecar.runtime.secrets import SecretFactory
 from sidecar.tls import server_tls_context
 
@@ -149,6 +150,7 @@ class KeySet(Mapping[str, KeyHandle]):
             body_timeout_s=self._server.body_timeout_s,
             max_header_bytes=self._server.max_header_bytes,
         )
+        runtime.safety = build_safety(key, runtime)  # trading safety (sidecar.proxy.safety)
         opening = False  # an OSError before this is the token file's, not the listener's
         try:
             runtime.admission = key.admission()
@@ -162,10 +164,12 @@ class KeySet(Mapping[str, KeyHandle]):
             await source.close()
             if runtime.budget is not None:
                 await runtime.budget.close()
+            await stop_safety(runtime.safety, disarm=False)
             if opening and isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
                 raise ListenerUnavailable(key.name, key.listen, exc) from exc
             raise
         task = asyncio.create_task(source.run(), name=f"source:{key.name}")
+        start_safety(runtime.safety)
         handle = KeyHandle(key, runtime, source, task, listener)
         self._handles[key.name] = handle
         log.info(
@@ -177,6 +181,7 @@ class KeySet(Mapping[str, KeyHandle]):
     async def stop(self, name: str) -> None:
         handle = self._handles.pop(name)
         await handle.listener.close()  # stop accepting, let in-flight requests finish
+        await stop_safety(handle.runtime.safety)  # on_shutdown: keep disarms the dead man
         await _stop_source(handle.source, handle.task)
         if handle.runtime.budget is not None:
             await handle.runtime.budget.close()

@@ -22,6 +22,7 @@ from sidecar.ops.audit import audit_line
 from sidecar.ops.guard_metrics import GuardMetrics
 from sidecar.ops.logs import setup_logging
 from sidecar.ops.metrics import Metrics
+from sidecar.ops.safety_metrics import SafetyMetrics
 from sidecar.ops.status import KeyStatus
 from sidecar.ops.ws_metrics import WsMetrics
 from sidecar.policy.engine import Policy
@@ -34,6 +35,7 @@ from sidecar.proxy.ws.runtime import WsShared
 from sidecar.proxy.ws.upstream import WsUpstream
 from sidecar.runtime.clock import ClockKeeper
 from sidecar.runtime.keys import KeySet
+from sidecar.runtime.safety import safety_status, swap_safety
 from sidecar.runtime.secrets import SecretFactory
 from sidecar.vault.session import VaultStatus
 
@@ -71,6 +73,7 @@ class Sidecar:
         )
         self.metrics.watch(self)
         self.guard_metrics = GuardMetrics(self.metrics.registry, self)
+        self.safety_metrics = SafetyMetrics(self.metrics.registry, self)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,11 +93,16 @@ class Sidecar:
         await self.forwarder.close()
         self.metrics.unwatch()
         self.guard_metrics.unwatch()
+        self.safety_metrics.unwatch()
 
     async def configure_clock(self) -> None:
         """Clock sync and the observer list as ``self.config`` says."""
         await self.clock_keeper.configure(self.config.clock)
-        observers: list[Observer] = [self.metrics.observe, self.guard_metrics.observe]
+        observers: list[Observer] = [
+            self.metrics.observe,
+            self.guard_metrics.observe,
+            self.safety_metrics.observe,
+        ]
         if self.config.logging.audit:
             observers.append(audit_line)
         if self.clock_keeper.observer is not None:
@@ -103,6 +111,7 @@ class Sidecar:
         self.ws.observers[:] = [
             *self.ws_metrics.observers(audit=self.config.logging.audit),
             self.guard_metrics.observe,
+            self.safety_metrics.observe,
         ]
 
     async def commit(
@@ -121,7 +130,9 @@ class Sidecar:
             if key.name in self.keys and key != self.keys[key.name].config:
                 budget_changed = key.rate_limit != self.keys[key.name].config.rate_limit
                 admission = (admissions or {}).get(key.name)
+                old_key = self.keys[key.name].config
                 self.keys.use_config(key, policies.get(key.name), admission)
+                await swap_safety(old_key, key, self.keys[key.name].runtime)
                 if budget_changed:
                     await self.keys.swap_budget(key)
         if (old.logging.format, old.logging.level) != (new.logging.format, new.logging.level):
@@ -166,6 +177,7 @@ class Sidecar:
                     slot=slot.status(),
                     cancel_only=runtime.brake is not None and runtime.brake.engaged,
                     budget_fallback=None if runtime.budget is None else runtime.budget.fallback,
+                    **safety_status(runtime.safety),
                 )
             )
         return statuses

@@ -389,6 +389,21 @@ listeners are always 127.0.0.1:<port>: only containers of this pod can reach the
 
 {{/* ---------------------------------------------------------------- public templates */}}
 
+{{/*
+The sidecar container's tunables: files/sidecar-defaults.json (a link to the file the injector
+renders its container from, sidecar/injector/sidecar-defaults.json: one source for both), with
+sidecar.resources, .securityContext, .probes and .tmpSizeLimit merged on top, field by field.
+*/}}
+{{- define "gate-sidecar.sidecarSettings" -}}
+{{- $d := .Files.Get "files/sidecar-defaults.json" | fromJson }}
+{{- if not $d.securityContext }}
+{{- fail "files/sidecar-defaults.json is missing or unreadable (it links to sidecar/injector/sidecar-defaults.json)" }}
+{{- end }}
+{{- $v := pick .Values.sidecar "resources" "securityContext" "probes" }}
+{{- with .Values.sidecar.tmpSizeLimit }}{{ $_ := set $v "tmpSizeLimit" . }}{{ end }}
+{{- toJson (mergeOverwrite $d (deepCopy $v)) }}
+{{- end }}
+
 {{/* The ConfigMap object. Usage: see the header of this file. */}}
 {{- define "gate-sidecar.configmap" -}}
 {{- include "gate-sidecar.validate" . }}
@@ -408,6 +423,7 @@ data:
 {{/* The sidecar container, one list item. Usage: see the header of this file. */}}
 {{- define "gate-sidecar.container" -}}
 {{- $s := .Values.sidecar -}}
+{{- $d := include "gate-sidecar.sidecarSettings" . | fromJson -}}
 - name: {{ $s.name }}
   image: {{ include "gate-sidecar.imageRef" (dict "image" $s.image "default" .Chart.AppVersion) | quote }}
   imagePullPolicy: {{ $s.image.pullPolicy }}
@@ -425,15 +441,15 @@ data:
       containerPort: {{ int $s.admin.port }}
       protocol: TCP
   startupProbe:
-    {{- include "gate-sidecar.probe" (dict "ctx" . "path" "/readyz" "settings" $s.probes.startup) | trim | nindent 4 }}
+    {{- include "gate-sidecar.probe" (dict "ctx" . "path" "/readyz" "settings" $d.probes.startup) | trim | nindent 4 }}
   readinessProbe:
-    {{- include "gate-sidecar.probe" (dict "ctx" . "path" "/readyz" "settings" $s.probes.readiness) | trim | nindent 4 }}
+    {{- include "gate-sidecar.probe" (dict "ctx" . "path" "/readyz" "settings" $d.probes.readiness) | trim | nindent 4 }}
   livenessProbe:
-    {{- include "gate-sidecar.probe" (dict "ctx" . "path" "/healthz" "settings" $s.probes.liveness) | trim | nindent 4 }}
+    {{- include "gate-sidecar.probe" (dict "ctx" . "path" "/healthz" "settings" $d.probes.liveness) | trim | nindent 4 }}
   resources:
-    {{- toYaml $s.resources | nindent 4 }}
+    {{- toYaml $d.resources | nindent 4 }}
   securityContext:
-    {{- toYaml $s.securityContext | nindent 4 }}
+    {{- toYaml $d.securityContext | nindent 4 }}
   volumeMounts:
     - name: gate-sidecar-config
       mountPath: {{ include "gate-sidecar.configDir" . }}
@@ -490,7 +506,7 @@ data:
 - name: gate-sidecar-tmp
   emptyDir:
     medium: Memory
-    sizeLimit: {{ .Values.sidecar.tmpSizeLimit }}
+    sizeLimit: {{ (include "gate-sidecar.sidecarSettings" . | fromJson).tmpSizeLimit }}
 {{- if .Values.vault.enabled }}
 - name: gate-sidecar-vault-token
   projected:

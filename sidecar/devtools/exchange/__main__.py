@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         "--secret-env", action="append", default=[], metavar="VAR", help="read a secret from VAR"
     )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="exchange clock ahead, s")
+    parser.add_argument(
+        "--countdown-min-s",
+        type=float,
+        default=5.0,
+        help="the least countdown_cancel_all timeout accepted (Gate's: 5; tests may go lower)",
+    )
     return parser
 
 
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     state = ExchangeState(clock_offset_s=args.clock_offset)
+    state.countdown_min_s = args.countdown_min_s
     for key, secret in zip(args.key, _secrets(parser, args), strict=True):
         state.add_key(key, secret)
     asyncio.run(_serve(state, args.host, args.port))

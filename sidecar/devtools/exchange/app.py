@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
-from sidecar.devtools.exchange import routes, ws_app, ws_channels, ws_push
+from sidecar.devtools.exchange import countdown, routes, ws_app, ws_channels, ws_push
 from sidecar.devtools.exchange.auth import AuthError, verify
 from sidecar.devtools.exchange.calls import ApiError, Call
 from sidecar.devtools.exchange.responses import encode_body, gate_headers
@@ -109,6 +109,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         parsed = parse_json(body)
     except ValueError:
         return answer.error(400, "INVALID_PARAM_VALUE", "body is not valid JSON")
+    late = countdown.expired(state, request.headers.get("x-gate-exptime"))
+    if late is not None:  # checked when handled: a request held back past it never executes
+        return answer.error(late.status, late.label, late.message)
     if route is None:
         echo = {"method": request.method, "path": raw_path, "query": raw_query}
         return answer(200, {"echo": echo}, {"X-Exchange-Echo": "1"})

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from sidecar.devtools.exchange import countdown as cd
 from sidecar.devtools.exchange import handlers_futures as fut
 from sidecar.devtools.exchange import handlers_margin as mar
 from sidecar.devtools.exchange import handlers_public as pub
@@ -65,6 +66,9 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/spot/cancel_batch_orders", spot.cancel_batch_orders),
     _route("POST", "/spot/batch_orders", spot.batch_orders),
     _route("GET", "/spot/open_orders", spot.open_orders),
+    _route("POST", "/spot/countdown_cancel_all", cd.spot_countdown),
+    _route("POST", "/futures/{settle}/countdown_cancel_all", cd.futures_countdown),
+    _route("POST", "/options/countdown_cancel_all", cd.options_countdown),
     # margin and unified leverage
     _route("POST", "/margin/leverage/user_market_setting", mar.set_margin_market_leverage),
     _route("POST", "/unified/leverage/user_currency_setting", mar.set_unified_currency_leverage),

@@ -81,6 +81,11 @@ class ExchangeState:
         self.ws_connections: set[Any] = set()  # open WebSocket connections (ws_app.Conn)
         # Off by default: many tests hammer one path far beyond Gate's real limits.
         self.enforce_rate_limit = False
+        # Countdown cancel-all (sidecar.devtools.exchange.countdown): Gate's minimum timeout,
+        # which tests may lower; the running countdowns by (api key, scope); those that fired.
+        self.countdown_min_s: float = 5.0
+        self.countdowns: dict[tuple[str, str], Any] = {}
+        self.countdowns_fired: list[Any] = []
         self._ids = itertools.count(1000)
         self._uids = itertools.count(10001)
 

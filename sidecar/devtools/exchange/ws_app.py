@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from sidecar.devtools.exchange import countdown
 from sidecar.devtools.exchange.calls import ApiError
 from sidecar.devtools.exchange.state import ExchangeState, RecordedFrame
 from sidecar.devtools.exchange.ws_auth import WsAuthError, verify_api, verify_subscription
@@ -183,6 +184,14 @@ async def _api(
     if delay:  # tests: an answer still on its way while something else happens
         await asyncio.sleep(delay)
     rate = _rate_fields(state, api_key, channel)
+    req_header = payload.get("req_header")
+    late = countdown.expired(
+        state, req_header.get("x-gate-exptime") if isinstance(req_header, dict) else None
+    )
+    if late is not None:  # checked when handled, as REST: held back past it, never executed
+        errs = {"label": late.label, "message": late.message}
+        await conn.ws.send_str(_api_answer(conn, channel, req_id, late.status, {"errs": errs}))
+        return
     if channel in PLACE_CHANNELS:
         echo = {**payload, "api_key": "", "signature": "", "timestamp": ""}
         ack = _api_answer(conn, channel, req_id, 200, {"result": echo}, True, rate)

@@ -6,12 +6,15 @@
 - :mod:`~sidecar.policy.guards.reading`: reading a call's orders as the table says;
 - :mod:`~sidecar.policy.guards.values`: a key's limits, market quotes, a refusal;
 - :mod:`~sidecar.policy.guards.checks`: the guards and their refusal messages;
+- :mod:`~sidecar.policy.guards.unread`: writes outside the field table, refused unless harmless
+  or opted in (``allow_unread``);
 - :mod:`~sidecar.policy.guards.describe`: the field table as documentation.
 
 :class:`Guards` is the entry point. A REST request goes through :meth:`Guards.http_call`, a
 WebSocket trading-API frame through :meth:`Guards.ws_call` (channel, settle from the URL,
 ``req_param``); both give a :class:`Call` that :meth:`Guards.quote_needs` and
-:meth:`Guards.check` read the same way, so one order is judged alike whatever carried it.
+:meth:`Guards.check` (or :meth:`Guards.decide`, the same as a :class:`Decision`) read the same
+way, so one order is judged alike whatever carried it.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ from typing import Protocol
 
 from sidecar.policy.conditions import NO_BODY, Body
 from sidecar.policy.guards.checks import check_call, check_cancel_only, quote_needs
-from sidecar.policy.guards.reading import Call, Unreadable, read_call
-from sidecar.policy.guards.shapes import WS_CHANNELS, Op, Product, Shape, find_endpoint
-from sidecar.policy.guards.values import Limits, Need, Quote, QuoteKey, Refusal
+from sidecar.policy.guards.reading import Ambiguous, Call, Unreadable, read_call
+from sidecar.policy.guards.shapes import WS_CHANNELS, Op, Orders, Product, Shape, find_endpoint
+from sidecar.policy.guards.unread import Unread, unread_message, unread_write
+from sidecar.policy.guards.values import (
+    Decision,
+    Limits,
+    Need,
+    Quote,
+    QuoteKey,
+    Refusal,
+    Verdict,
+)
 
 __all__ = [
     "Call",
+    "Decision",
     "GuardSpec",
     "Guards",
     "Limits",
@@ -36,6 +49,7 @@ __all__ = [
     "Quote",
     "QuoteKey",
     "Refusal",
+    "Verdict",
 ]
 
 # Any other private call under a settle segment: only the settle guard reads it.
@@ -63,6 +77,10 @@ class GuardSpec(Protocol):
     def order_types(self) -> Sequence[str] | None: ...
     @property
     def time_in_force(self) -> Sequence[str] | None: ...
+    @property
+    def max_price_deviation_pct(self) -> Decimal | None: ...
+    @property
+    def allow_unread(self) -> Sequence[str] | None: ...
 
 
 def _set(values: Sequence[str] | None, fold: bool = False) -> frozenset[str] | None:
@@ -84,6 +102,8 @@ def limits_from(spec: GuardSpec | None) -> Limits:
         reduce_only=spec.reduce_only,
         order_types=_set(spec.order_types, fold=True),
         time_in_force=_set(spec.time_in_force, fold=True),
+        max_price_deviation_pct=spec.max_price_deviation_pct,
+        allow_unread=_set(spec.allow_unread) or frozenset(),
     )
 
 
@@ -96,16 +116,23 @@ class Guards:
 
     # -- reading a call ---------------------------------------------------------------------
     def http_call(
-        self, method: str, path: str, raw_query: str, body: Body
+        self, method: str, path: str, raw_query: str, body: Body, *, template: str | None
     ) -> Call | Refusal | None:
-        """The REST request as a call (None: no guard reads it), or the refusal of a shape the
-        guards cannot read. The body is parsed only when the shape needs it. Public market data
+        """The REST request as a call (None: no guard reads it), or the refusal of a request
+        the guards cannot read: a shape they cannot read, a query parameter Gate could read two
+        ways, a write outside the field table (``template`` names its endpoint in Gate's
+        catalogue, None when Gate publishes none) that is neither harmless nor opted in. The
+        body is parsed only when the shape needs it. Public market data
         (``sidecar.gate.public``) is no call of the key's: the caller leaves it out."""
         label = f"{method} {path}"
         endpoint, params = find_endpoint(method, path)
-        if endpoint is not None:
+        if endpoint is not None and endpoint.shape.orders is not Orders.UNKNOWN:
             shape = endpoint.shape
         else:
+            if method != "GET":
+                if unread_write(method, template, self.limits.allow_unread) is Unread.REFUSED:
+                    message = unread_message(method, path, template)
+                    return Refusal("allow_unread", message, Verdict.UNREAD)
             match = _SETTLED.fullmatch(path)
             if match is None:
                 return None
@@ -119,6 +146,8 @@ class Guards:
                 raw_query=raw_query,
                 doc=body.doc if shape.needs_body else NO_BODY,
             )
+        except Ambiguous as exc:
+            return Refusal("order_shape", f"{label}: {exc}", Verdict.AMBIGUOUS)
         except Unreadable as exc:
             return Refusal("order_shape", f"{label}: {exc}")
 
@@ -159,3 +188,9 @@ class Guards:
         if isinstance(call, Refusal):
             return call
         return check_call(call, self.limits, quotes)
+
+    def decide(
+        self, call: Call | Refusal | None, quotes: Mapping[QuoteKey, Quote] | None = None
+    ) -> Decision:
+        """:meth:`check` as a verdict and its reason."""
+        return Decision.of(self.check(call, quotes))

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from sidecar.policy.guards.amounts import notional_refusal, size_refusal
+from sidecar.policy.guards.amounts import (
+    deviation_applies,
+    deviation_refusal,
+    may_sell,
+    notional_refusal,
+    size_refusal,
+)
 from sidecar.policy.guards.kinds import Amount, Op, Product
 from sidecar.policy.guards.reading import Call, Order, where_of
 from sidecar.policy.guards.values import Limits, Need, Quote, QuoteKey, Refusal, fmt
@@ -24,20 +30,30 @@ def _names(values: Collection[str]) -> str:
 def quote_needs(call: Call, limits: Limits) -> dict[QuoteKey, Need]:
     """The public market data the checks of ``call`` need (none for most calls)."""
     needs: dict[QuoteKey, Need] = {}
-    if limits.max_order_size is None and limits.max_notional is None:
+    weighed = limits.max_order_size is not None or limits.max_notional is not None
+    if not weighed and limits.max_price_deviation_pct is None:
         return needs
     if _scope(call, limits) is not None:
         return needs  # refused before any price matters: fetch nothing
-    for order in call.orders:
+    for order in call.orders if call.shape.fields is not None else ():
         name = call.instrument_for(order)
         if name is None:
             continue
         key = QuoteKey(call.product, call.settle.value if call.settle else None, name)
+        # A limit sell is priced at the higher of its price and the last trade; a limit order
+        # is compared with the last trade by max_price_deviation_pct.
+        limit_needs_last = not order.market and (
+            (limits.max_notional is not None and may_sell(call, order))
+            or (limits.max_price_deviation_pct is not None and deviation_applies(call, order))
+        )
         if call.product is Product.SPOT:
-            need = Need(order.market and _spot_needs_last(order, limits), False)
+            need = Need(
+                limit_needs_last or (order.market and _spot_needs_last(order, limits)), False
+            )
         else:
             contract = limits.max_notional is not None
-            need = Need(contract and order.market and call.shape.op is not Op.AMEND, contract)
+            market = order.market and call.shape.op is not Op.AMEND
+            need = Need(limit_needs_last or (contract and market), contract)
         if need.last or need.contract:
             old = needs.get(key, Need(False, False))
             needs[key] = Need(old.last or need.last, old.contract or need.contract)
@@ -94,6 +110,8 @@ def _scope(call: Call, limits: Limits) -> Refusal | None:
         for order in call.orders:
             if call.instrument_for(order) is None:
                 return Refusal("instruments", f"{order.where} names no instrument")
+    if call.shape.op is Op.LOAN and not named:
+        return Refusal("instruments", f"{call.label} names no instrument")
     if not named and call.shape.unscoped_if_no_instrument and not limits.allow_unscoped:
         return Refusal(
             "allow_unscoped",
@@ -139,19 +157,20 @@ def _leverage(call: Call, limits: Limits) -> Refusal | None:
         return Refusal(
             "max_leverage", f"max_leverage: {call.label} gives no {where_of(spec.value)}"
         )
-    if leverage.value <= 0:
-        if spec.cross_limit is None:
-            return Refusal(
-                "max_leverage",
-                f"max_leverage {fmt(limit)}: leverage {fmt(leverage.value)} in {leverage.where} "
-                "is no leverage this guard can check",
-            )
+    if leverage.value < 0 or (leverage.value == 0 and spec.cross_limit is None):
+        return Refusal(
+            "max_leverage",
+            f"max_leverage {fmt(limit)}: leverage {fmt(leverage.value)} in {leverage.where} "
+            "is no leverage this guard can check",
+        )
+    if leverage.value == 0:
         cross = call.cross_limit  # 0 = cross margin, whose leverage is cross_leverage_limit
         if cross is None:
+            name = (spec.cross_limit or "").partition(":")[2]
             return Refusal(
                 "max_leverage",
-                f"max_leverage {fmt(limit)}: leverage 0 (cross margin) without "
-                f"{spec.cross_limit.partition(':')[2]} leaves the leverage to Gate's default",
+                f"max_leverage {fmt(limit)}: leverage 0 (cross margin) in {leverage.where} "
+                f"without {name} leaves the leverage to Gate's default",
             )
         leverage = cross
     if leverage.value > limit:
@@ -180,6 +199,7 @@ def check_call(
             _shape_of_order(call, order, limits)
             or size_refusal(call, order, limits, quotes)
             or notional_refusal(call, order, limits, quotes)
+            or deviation_refusal(call, order, limits, quotes)
         )
         if refusal is not None:
             return refusal

@@ -30,7 +30,11 @@ def _shape_fields(shape: Shape) -> dict[str, str]:
         either_text = " (a buy's in base or quote: the stricter)" if either else ""
         out["max_order_size"] = sources(sizes) + either_text
         priced = sizes + ([f"order:{f.price}"] if f.price else [])
-        out["max_notional"] = sources(priced) + ("" if f.price else " x last price")
+        out["max_notional"] = sources(priced) + (
+            " (a sell: at least the last price)" if f.price else " x last price"
+        )
+        if f.price and shape.op in (Op.PLACE, Op.AMEND):
+            out["max_price_deviation_pct"] = sources([f"order:{f.price}"]) + " vs last price"
         if shape.op in (Op.PLACE, Op.TRIGGER):
             if f.pricing is Pricing.TYPE:
                 out["order_types"] = sources([f"order:{f.type}"])
@@ -46,7 +50,7 @@ def _shape_fields(shape: Shape) -> dict[str, str]:
         lev = shape.leverage
         out["max_leverage"] = sources([lev.value, *([lev.cross_limit] if lev.cross_limit else [])])
     if shape.orders is Orders.UNKNOWN:
-        out["(all)"] = "no published field semantics: refused when a guard applies"
+        out["(all)"] = "no published field semantics: refused unless in allow_unread"
     return out
 
 

@@ -32,6 +32,7 @@ class Op(Enum):
     CANCEL_ALL = "cancel all"  # every order of a market (or of every market)
     LEVERAGE = "leverage"
     POSITION = "position setting"  # margin, risk limit of one contract's position
+    LOAN = "borrow or repay"  # a margin loan of one market: only the instrument guard reads it
     LIST = "list"  # reads that name a market, or every market when they name none
     GET_ONE = "read one"  # a read by id
     OTHER = "other"  # any other private call under a {settle} segment: only settle applies

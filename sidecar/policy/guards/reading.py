@@ -7,6 +7,7 @@ take one of them, silently), a size that is not a number, a batch that is not a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,11 @@ from sidecar.policy.guards.kinds import Amount, OrderFields, Orders, Pricing, Pr
 
 class Unreadable(Exception):
     """The call's shape cannot be read; the message says where (never quotes a whole body)."""
+
+
+class Ambiguous(Unreadable):
+    """Gate could read the call two ways (a query parameter a guard reads, given twice or in
+    another spelling): a bad request, refused with 400 rather than 403."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +111,39 @@ def number(value: object, where: str) -> Number:
     return Number(parsed, where)
 
 
-def _query(raw_query: str) -> dict[str, str]:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _fold(name: str) -> str:
+    """A decoded query name as a lenient reader could take it: any letter case, cut at the
+    first control character (``leverage%00`` is ``leverage`` to a C string), spaces trimmed."""
+    return _CONTROL.split(name, maxsplit=1)[0].strip().casefold()
+
+
+def _query(raw_query: str, read: frozenset[str]) -> dict[str, str]:
+    """The query parameters a guard reads (``read``). One that Gate might read from another
+    spelling (``Leverage``, ``leverage%00``, ``lev%65rage`` decodes to the name itself) or that
+    is given twice is :class:`Ambiguous`: the guard would judge one value and Gate act on
+    another. Parameters no guard reads are left to Gate."""
     values: dict[str, str] = {}
+    spellings: dict[str, list[str]] = {}
     for name, value in parse_qsl(raw_query, keep_blank_values=True):
-        if name in values:
-            raise Unreadable(f"query parameter {name} is given twice")
-        values[name] = value
+        folded = _fold(name)
+        if folded not in read:
+            continue
+        spellings.setdefault(folded, []).append(name)
+        if name != folded:
+            # The name as sent is not quoted: past a control character it could carry anything.
+            raise Ambiguous(
+                f"a query parameter names {folded} in another spelling (another letter case, a "
+                f"control character or a space): Gate might read it as {folded}, so the value "
+                "read would not be certain"
+            )
+        values[folded] = value
+    for folded, names in spellings.items():
+        if len(names) > 1:
+            times = "twice" if len(names) == 2 else f"{len(names)} times"
+            raise Ambiguous(f"query parameter {folded} is given {times}: Gate might read either")
     return values
 
 
@@ -214,7 +247,10 @@ def read_call(
     settle = path_params.get("settle", settle)
     if settle is not None:
         call.settle = Named(settle, "path {settle}")
-    query = _query(raw_query) if raw_query else {}
+    read = frozenset(
+        name for kind, _, name in (s.partition(":") for s in shape.sources()) if kind == "query"
+    )
+    query = _query(raw_query, read) if raw_query and read else {}
     for source in shape.instrument:
         kind, _, name = source.partition(":")
         if kind == "path" and name in path_params:

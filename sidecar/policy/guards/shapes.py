@@ -258,6 +258,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST", "/api/v4/crossex/margin_positions/leverage",
         _leverage(Product.CROSSEX, "body:leverage", "body:symbol"),
     ),
+    # A margin loan names its market: instruments reads it (a loan is no order: the size and
+    # price guards have nothing to weigh).
+    _endpoint(
+        "POST", "/api/v4/margin/uni/loans",
+        Shape(Product.MARGIN, Op.LOAN, instrument=("body:currency_pair",)),
+    ),
     *_contract_endpoints("/api/v4/futures/{settle}", FUT, futures=True),
     *_contract_endpoints("/api/v4/delivery/{settle}", DLV, futures=False),
     _endpoint("POST", "/api/v4/options/orders", OPT["place"]),

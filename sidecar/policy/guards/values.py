@@ -1,17 +1,44 @@
-"""The values the guards judge with: a key's limits, market quotes, and a refusal. Pure."""
+"""The values the guards judge with: a key's limits, market quotes, a refusal and a decision.
+Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import Enum
 
 from sidecar.policy.guards.shapes import Product
+
+
+class Verdict(Enum):
+    """What the guards make of a call."""
+
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
+    DENY = "deny"  # a guard's limit refuses it (403 SIDECAR_GUARD_DENIED)
+    UNREAD = "unread"  # an endpoint no guard can read, not opted in (403 SIDECAR_GUARD_UNREAD)
+    AMBIGUOUS = "ambiguous"  # Gate could read the request two ways (400 SIDECAR_GUARD_AMBIGUOUS)
 
 
 @dataclass(frozen=True)
 class Refusal:
     guard: str  # the guard's config name: max_order_size, instruments, cancel_only...
     message: str
+    verdict: Verdict = Verdict.DENY
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The guards' judgement of one call: the verdict, and why (empty when it passes)."""
+
+    verdict: Verdict
+    reason: str = ""
+    guard: str = ""  # the guard that refused (config name), "" when it passes
+
+    @classmethod
+    def of(cls, refusal: Refusal | None) -> Decision:
+        if refusal is None:
+            return cls(Verdict.PASS)
+        return cls(refusal.verdict, refusal.message, refusal.guard)
 
 
 @dataclass(frozen=True)
@@ -27,6 +54,8 @@ class Limits:
     reduce_only: bool = False
     order_types: frozenset[str] | None = None
     time_in_force: frozenset[str] | None = None
+    max_price_deviation_pct: Decimal | None = None
+    allow_unread: frozenset[str] = frozenset()  # endpoint templates: "POST /api/v4/..."
 
     @property
     def active(self) -> bool:
@@ -42,6 +71,7 @@ class Limits:
                     self.max_leverage,
                     self.order_types,
                     self.time_in_force,
+                    self.max_price_deviation_pct,
                 )
             )
             or self.reduce_only

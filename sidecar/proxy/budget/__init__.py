@@ -20,7 +20,14 @@ from typing import Protocol
 
 from sidecar.errors import RateLimited
 from sidecar.gate.headers import header_value
-from sidecar.gate.ratelimits import GATE_GROUPS, GROUPS_BY_NAME, Group, Take, group_for
+from sidecar.gate.ratelimits import (
+    GATE_GROUPS,
+    GROUPS_BY_NAME,
+    Group,
+    Take,
+    bucket_scope,
+    group_for,
+)
 from sidecar.gate.ratelimits import retry_after_header as retry_after_header
 from sidecar.proxy.budget.local import LocalStore
 from sidecar.proxy.budget.redis_auth import FileCredentials
@@ -93,9 +100,10 @@ class KeyBudget:
     def budget_for(self, method: str, path: str) -> GroupBudget | None:
         return self.groups.get(group_for(method, path).name)
 
-    def _bucket(self, budget: GroupBudget, path: str) -> str:
+    def _bucket(self, budget: GroupBudget, method: str, path: str) -> str:
         name = f"{PREFIX}:{self.key}:{budget.group.name}"
-        return f"{name}:{path}" if budget.group.per_endpoint else name
+        scope = bucket_scope(budget.group, method, path)
+        return f"{name}:{scope}" if scope else name
 
     def _store(self) -> tuple[Store, float]:
         """The store to use now and the share of the budget it holds (1, or 1/replicas)."""
@@ -137,7 +145,7 @@ class KeyBudget:
         budget = self.budget_for(method, path)
         if budget is None:
             return None
-        result = await self._run_take(self._bucket(budget, path), budget)
+        result = await self._run_take(self._bucket(budget, method, path), budget)
         if not result.allowed:
             raise RateLimited(
                 f"rate budget {budget.group.name} ({budget.limit} per {budget.per_s:g}s) of key "
@@ -162,7 +170,7 @@ class KeyBudget:
             return  # a header we cannot read tightens nothing
         if remaining >= budget.limit:
             return
-        name = self._bucket(budget, path)
+        name = self._bucket(budget, method, path)
         store, share = self._store()
         try:
             await store.tighten(

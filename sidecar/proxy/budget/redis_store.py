@@ -126,3 +126,7 @@ class RedisStore:
     async def close(self) -> None:
         close = getattr(self._client, "aclose", None) or self._client.close
         await close()
+
+
+#: The same mapping for the rolling windows' store (sidecar.proxy.windows.redis_store).
+unavailable = _unavailable

@@ -51,11 +51,13 @@ from sidecar.policy.ws_channels import (
     known_name,
 )
 from sidecar.policy.ws_scope import login_refusal, subscription_refusal
+from sidecar.proxy import safety
 from sidecar.proxy.admission import Admission
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import KeyBudget
-from sidecar.proxy.guarding import ws_refusal
+from sidecar.proxy.guarding import guard_error
 from sidecar.proxy.market import Market
+from sidecar.proxy.safety import Safety
 from sidecar.proxy.ws.envelope import BadFrame, Frame, ids_of, read_frame
 from sidecar.proxy.ws.record import FrameRecord
 
@@ -79,6 +81,7 @@ class WsKey(Protocol):
     market: Market | None
     budget: KeyBudget | None
     admission: Admission  # who may use the key's listener: a session's token is re-checked
+    safety: Safety
 
 
 @dataclass(slots=True)
@@ -146,6 +149,7 @@ def _fresh_time(sent: object, now: int) -> int:
 
 async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0) -> Outcome:
     """Decide and sign one text frame from the bot. Never raises a :class:`SidecarError`."""
+    key.safety.seen()  # a sign of life for the dead man (sidecar.proxy.safety)
     try:
         read = read_frame(text)
     except BadFrame as exc:
@@ -170,13 +174,26 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
     )
     record.rule, record.origin = decision.rule, decision.origin
     if not decision.allowed:
-        denied = PolicyDenied(f"{key.name} may not {event} {channel} ({decision.reason})")
-        return _refused(key, endpoint, frame, denied, "deny", session, record)
-    refusal = await _guarded(key, endpoint, read, kind)
-    if refusal is not None:
-        record.guard = refusal.guard
-        guarded = GuardDenied(f"{key.name}: {refusal.message}", refusal.guard)
-        return _refused(key, endpoint, frame, guarded, "deny", session, record)
+        record.would_deny = safety.policy_passes(key, decision, f"{event} {channel}")  # warn mode
+        if record.would_deny is None:
+            denied = PolicyDenied(f"{key.name} may not {event} {channel} ({decision.reason})")
+            return _refused(key, endpoint, frame, denied, "deny", session, record)
+    scope = _scope_refusal(key, endpoint, read, kind)
+    if scope is not None:  # settle and instruments on a subscription or a login
+        record.guard = scope.guard
+        would = safety.guard_passes(key, scope, f"{event} {channel}")  # warn mode
+        if would is None:
+            return _refused(
+                key, endpoint, frame, guard_error(key.name, scope), "deny", session, record
+            )
+        record.would_deny = record.would_deny or would
+    if kind is Kind.API:  # the guards and windows judge a WebSocket order as a REST one
+        req_param = frame["payload"].get("req_param")
+        judged, would = await safety.judge_frame(key, channel, endpoint.settle, req_param)
+        record.would_deny = record.would_deny or would
+        if judged is not None:
+            record.guard = judged.guard if isinstance(judged, GuardDenied) else None
+            return _refused(key, endpoint, frame, judged, "deny", session, record)
     try:
         creds = key.slot.current()  # one whole pair for this frame
         twin = budget_twin(endpoint.product, endpoint.settle, channel)
@@ -191,6 +208,7 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
             )
             forward = encode_json(signed)
         else:
+            safety.stamp_frame(key, channel, frame)  # x-gate-exptime (order_ttl_ms)
             forward = await sign_api_request(frame, creds.signer, creds.api_key, now)
     except RateLimited as exc:  # the key's budget for the twin's group is spent
         record.rate_group = exc.group
@@ -201,9 +219,10 @@ async def process(key: WsKey, endpoint: WsEndpoint, text: str, session: int = 0)
     return Outcome(forward, frame=frame, kind=kind, record=record, signed_with=signed_with)
 
 
-async def _guarded(key: WsKey, endpoint: WsEndpoint, read: Frame, kind: Kind) -> Refusal | None:
-    """The guards' refusal of a frame the policy allowed: ``settle`` and ``instruments`` for a
-    private (un)subscription and a login, every guard (and the brake) for a trading-API call."""
+def _scope_refusal(key: WsKey, endpoint: WsEndpoint, read: Frame, kind: Kind) -> Refusal | None:
+    """``settle`` and ``instruments`` on a frame the policy allowed: a private (un)subscription
+    judged as its REST twin, a login by its connection's settle. A trading-API call's own guards
+    (and the brake) are :func:`sidecar.proxy.safety.judge_frame`'s."""
     product, settle, channel = endpoint.product, endpoint.settle, read.channel
     if kind is Kind.PRIVATE:
         rule = channel_rule(product, channel)
@@ -211,11 +230,8 @@ async def _guarded(key: WsKey, endpoint: WsEndpoint, read: Frame, kind: Kind) ->
         payload = read.doc.get("payload")
         return subscription_refusal(key.guards, product, settle, rule, read.event or "", payload)
     if channel in LOGIN_CHANNELS:
-        refusal = login_refusal(key.guards, product, settle, channel)
-        if refusal is not None:
-            return refusal
-    req_param = read.doc["payload"].get("req_param")
-    return await ws_refusal(key.guards, key.brake, key.market, channel, settle, req_param)
+        return login_refusal(key.guards, product, settle, channel)
+    return None
 
 
 def _refused(

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sidecar.policy.mode import WouldDeny
 from sidecar.policy.origin import Origin
 
 
@@ -30,6 +31,7 @@ class FrameRecord:
     version: str | None = None  # the secret version a signed frame was signed with
     session: int = 0  # the bot connection's number, to follow one session in the log
     client_cert: str | None = None  # the bot's TLS client certificate CN (mTLS listeners)
+    would_deny: WouldDeny | None = None  # what warn mode forwarded (sidecar.proxy.safety)
 
 
 FrameObserver = Callable[[FrameRecord], None]
