@@ -8,8 +8,8 @@ by what it uses, not by remembering to:
 
 - by fixture: the test uses, directly or through another fixture, a fixture defined in one of
   :data:`EXTERNAL_PLUGINS` (``bao_dev``, ``transit``, ``redis_server``, ``helm``, ...);
-- by code: the test, a fixture its module defines, or a function of its module they call (at any
-  depth) uses :mod:`subprocess` or anything from :data:`EXTERNAL_MODULES` (the OpenBao and Redis
+- by code: the test, a fixture its module defines, or a function of a test module they call (at
+  any depth) uses :mod:`subprocess` or anything from :data:`EXTERNAL_MODULES` (the OpenBao and Redis
   helpers, the client harness that runs node, java and curl).
 
 ``make test-fast`` runs ``-m 'not external and not slow'``; tests/test_markers.py checks the rule.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from pathlib import Path
 from types import CodeType, ModuleType
 
@@ -75,7 +76,7 @@ def code_uses_external(code: CodeType, module: ModuleType, seen: set[object]) ->
     :data:`EXTERNAL_MODULES`."""
     names = vars(module)
     for name in code.co_names:
-        if name in _SPAWNS:
+        if name in _SPAWNS or name in EXTERNAL_MODULES:  # (`import subprocess` in a function)
             return True
         if name not in names:
             continue
@@ -83,9 +84,14 @@ def code_uses_external(code: CodeType, module: ModuleType, seen: set[object]) ->
         if _is_external(value):
             return True
         func = inspect.unwrap(value) if callable(value) else None
-        if inspect.isfunction(func) and func.__module__ == module.__name__ and func not in seen:
-            seen.add(func)
-            if code_uses_external(func.__code__, module, seen):
+        if not inspect.isfunction(func) or func in seen:
+            continue
+        seen.add(func)
+        # A helper of this module or of another test module (tests.test_ops_process's
+        # sidecar_process), read with its own module's names.
+        home = module if func.__module__ == module.__name__ else sys.modules.get(func.__module__)
+        if home is not None and func.__module__.startswith("tests"):
+            if code_uses_external(func.__code__, home, seen):
                 return True
     return any(
         code_uses_external(const, module, seen)

@@ -56,6 +56,14 @@ MODULE = _module(
 
     def test_in_a_comprehension():
         return [helper() for _ in range(1)]
+
+    def test_imports_subprocess_itself():
+        import subprocess
+        subprocess.run(["true"])
+
+    def test_calls_another_test_modules_helper():
+        from tests.conftest import is_external
+        return is_external
     """
 )
 
@@ -70,6 +78,7 @@ MODULE = _module(
         ("test_spawns_with_asyncio", (), True),
         ("test_uses_the_modules_server", ("server",), True),
         ("test_in_a_comprehension", (), True),
+        ("test_imports_subprocess_itself", (), True),
     ],
 )
 def test_a_test_is_external_by_its_fixtures_or_by_what_its_code_calls(
