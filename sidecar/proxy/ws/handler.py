@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
 from sidecar.errors import BadRequest, NotFound, TooManyConnections
 from sidecar.gate.ws_paths import ws_endpoint
 from sidecar.proxy.ws.bot import BotLeg
