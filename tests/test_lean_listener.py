@@ -412,7 +412,7 @@ async def test_closing_lets_an_in_flight_request_finish_and_closes_idle_ones() -
         assert not lean.listener.is_open
 
 
-# -- the peer, TLS and the handover ------------------------------------------------------------
+# -- the peer, TLS and a declined upgrade ---------------------------------------------------------
 
 
 def _tls_pair(tmp: Path) -> tuple[ssl.SSLContext, Path]:

@@ -26,15 +26,15 @@ HOP_BY_HOP = frozenset(
 # nobody thought of (method or URL overrides such as X-HTTP-Method-Override / X-Original-URL,
 # client-IP claims such as True-Client-IP / CF-Connecting-IP, a browser's Origin, Referer and
 # Sec-Fetch-*) never reaches Gate. What Gate reads (Gate API v4 docs, "Headers worth knowing"; the
-# official SDKs and ccxt): the body's Content-Type (and a Content-Encoding the listener did not
-# decode), what the answer may be (Accept, Accept-Encoding), who the client is (User-Agent), and
+# official SDKs and ccxt): the body's Content-Type (a request Content-Encoding never crosses: the
+# listener decodes the body or refuses it), what the answer may be (Accept, Accept-Encoding), who
+# the client is (User-Agent), and
 # Gate's own request options: broker attribution X-Gate-Channel-Id, order expiry x-gate-exptime,
 # X-Gate-Size-Decimal (the Python SDK, futures) and X-Client-Request-Id. A key adds more with
 # `forward_headers`; the credential headers below can never be added that way.
 GATE_REQUEST_HEADERS = frozenset(
     {
         "content-type",
-        "content-encoding",
         "accept",
         "accept-encoding",
         "user-agent",

@@ -89,6 +89,7 @@ class Head:
     """What the listener reads from a request head before its body."""
 
     coding: str = ""  # a key of DECODED_HERE, or "" (none)
+    labelled: bool = False  # a Content-Encoding header came (dropped: the body goes on decoded)
     length: int = -1  # Content-Length, -1 when absent
     expect_continue: bool = False
     websocket: bool = False  # a WebSocket upgrade (GET, Upgrade: websocket)
@@ -119,6 +120,7 @@ def read_head(method: bytes, version: str, headers: list[tuple[str, str]]) -> He
     for lower, count in seen.items():
         if count > 1:
             raise BadRequest(f"more than one {lower} header")
+    head.labelled = seen["content-encoding"] > 0
     if version == "1.1" and not seen["host"]:
         raise BadRequest("an HTTP/1.1 request needs a Host header")
     if head.coding == "identity":

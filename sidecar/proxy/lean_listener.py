@@ -375,8 +375,8 @@ class BotConnection(asyncio.Protocol):
                 body = decode_body(head.coding, body, self.server.runtime.max_body_bytes)
             except SidecarError as exc:
                 self._stop(exc)
-            # The body goes on decoded: its encoding's label must not (nor a stale length).
-            headers = [h for h in headers if h[0].lower() not in ("content-encoding",)]
+        if head.labelled:  # the body goes on decoded (or was "identity"): its label must not
+            headers = [h for h in headers if h[0].lower() != "content-encoding"]
         request = BotRequest(
             self._method(), self.url.decode("latin-1"), headers, ReadyBody(body), self.peer
         )
