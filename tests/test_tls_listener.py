@@ -79,12 +79,13 @@ async def test_mtls_needs_a_client_certificate_from_the_configured_ca(
         ):
             with pytest.raises(aiohttp.ClientError):
                 await _get(url, ctx)
+
         # The listener keeps serving after failed handshakes; once their handshake deadline has
         # passed they no longer count against max_connections.
-        keys = sidecar.sidecar.keys
-        await eventually(
-            lambda: keys["bot"].listener.open_connections <= 1, 5, "failed handshakes dropped"
-        )
+        def dropped(running: RunningSidecar = sidecar) -> bool:
+            return running.sidecar.keys["bot"].listener.open_connections <= 1
+
+        await eventually(dropped, 5, "failed handshakes dropped")
 
 
 def test_a_remote_listener_with_mtls_is_accepted() -> None:
