@@ -348,9 +348,8 @@ class BotConnection(asyncio.Protocol):
             self._stop(exc)
         if head.websocket and self.server.runtime.ws is None:
             head.websocket = False  # a key without WebSocket sessions: an ordinary GET
-        if head.websocket and (head.length > 0 or parser.should_upgrade() is False):
-            if head.length > 0:
-                self._stop(BadRequest("a WebSocket upgrade carries no body"))
+        if head.websocket and head.length > 0:
+            self._stop(BadRequest("a WebSocket upgrade carries no body"))
         if head.length > self.server.runtime.max_body_bytes:
             self._stop(self._body_too_large())
         self.head = head
@@ -482,8 +481,10 @@ class BotConnection(asyncio.Protocol):
     def _switch(self, accept: list[tuple[str, str]], max_message_bytes: int) -> BotSocket:
         """Answer ``101`` and read frames from now on."""
         transport = self.transport
-        if transport is None or self.server.closing:
+        if transport is None:
             raise ClientDisconnected("the client closed the connection before the upgrade")
+        if self.server.closing:
+            raise Overloaded("the listener is shutting down; reconnect")
         transport.write(response_bytes(101, accept, b"", keep_alive=True))
         self.phase = UPGRADED
         self.deadline = 0.0  # the session keeps its own idle deadline (keys[].ws.idle_timeout_s)
