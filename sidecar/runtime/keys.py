@@ -133,7 +133,6 @@ class KeySet(Mapping[str, KeyHandle]):
             budget=build_budget(key.name, key.rate_limit),
             ws=self._ws.for_key(key.ws),
             body_timeout_s=self._server.body_timeout_s,
-            max_header_bytes=self._server.max_header_bytes,
         )
         try:
             runtime.admission = key.admission()
