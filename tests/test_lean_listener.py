@@ -509,3 +509,33 @@ async def test_a_declined_upgrade_is_served_and_the_request_after_it_in_the_same
         assert (first[0], json.loads(first[2])["method"]) == (200, "GET")
         assert (second[0], json.loads(second[2])["body"]) == (200, '{"n":2}')
         writer.close()
+
+
+async def test_a_declined_upgrade_with_a_body_gets_its_body_also_when_it_comes_later() -> None:
+    """llhttp ends an upgrade request at its head; Java's HttpClient offers h2c on a POST with a
+    body, so the listener reads that body itself, in whatever pieces it arrives."""
+    async with lean_sidecar() as lean:
+        reader, writer = await lean.connect()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Connection: Upgrade, HTTP2-Settings\r\n"
+            "Upgrade: h2c\r\nHTTP2-Settings: AA\r\nContent-Length: 7\r\n\r\n"
+        ).encode()
+        writer.write(head + b'{"n"')
+        await eventually(lambda: bool(lean.listener.lean.connections), 5, "connected")
+        writer.write(b":1}" + f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
+        first = await read_response(reader)
+        second = await read_response(reader)
+        assert (first[0], json.loads(first[2])["body"]) == (200, '{"n":1}')
+        assert (second[0], json.loads(second[2])["method"]) == (200, "GET")
+        writer.close()
+
+
+async def test_an_upgrade_request_with_a_chunked_body_is_refused() -> None:
+    async with lean_sidecar() as lean:
+        status, _, body = await exchange(
+            lean,
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Connection: Upgrade\r\nUpgrade: h2c\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".encode(),
+        )
+        assert (status, label(body)) == (400, "SIDECAR_BAD_REQUEST")
+        assert lean.forwarder.sent == []

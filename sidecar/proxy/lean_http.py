@@ -92,6 +92,7 @@ class Head:
     labelled: bool = False  # a Content-Encoding header came (dropped: the body goes on decoded)
     length: int = -1  # Content-Length, -1 when absent
     expect_continue: bool = False
+    chunked: bool = False  # a Transfer-Encoding came (llhttp checks it is chunked, last)
     websocket: bool = False  # a WebSocket upgrade (GET, Upgrade: websocket)
 
 
@@ -117,6 +118,8 @@ def read_head(method: bytes, version: str, headers: list[tuple[str, str]]) -> He
             head.expect_continue = True
         elif lower == "upgrade":
             upgrade = value.strip().lower()
+        elif lower == "transfer-encoding":
+            head.chunked = True
     for lower, count in seen.items():
         if count > 1:
             raise BadRequest(f"more than one {lower} header")

@@ -210,6 +210,9 @@ class BotConnection(asyncio.Protocol):
         self.refused = False
         self.socket: BotSocket | None = None  # once upgraded to a WebSocket
         self.held: list[bytes] = []  # bytes after a WebSocket upgrade head, until the 101
+        self.raw_left = (
+            0  # body bytes of a declined upgrade still to come (llhttp ends at its head)
+        )
         self._reset()
 
     def _reset(self) -> None:
@@ -260,6 +263,9 @@ class BotConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return
+        if self.raw_left:
+            self._raw_body(data)
+            return
         if self.phase == UPGRADED:
             if self.socket is not None:
                 self.socket.feed(data)
@@ -307,7 +313,29 @@ class BotConnection(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         # Declined (h2c, or a WebSocket on a key without sessions): the request is ordinary
-        # HTTP/1.1 and the bytes after it are the next request.
+        # HTTP/1.1 and the bytes after it are its body (llhttp ends an upgrade request at its
+        # head), then the next request.
+        if self.raw_left:
+            self._raw_body(rest)
+        else:
+            self._next_request(rest)
+
+    def _raw_body(self, data: bytes) -> None:
+        """Bytes of a declined upgrade request's body (``Content-Length`` long)."""
+        take = data[: self.raw_left]
+        self.body.append(take)
+        self.raw_left -= len(take)
+        if self.raw_left:
+            return
+        try:
+            self._complete()
+        except SidecarError as exc:
+            self._refuse(exc)
+            return
+        self._next_request(data[len(take) :])
+
+    def _next_request(self, rest: bytes) -> None:
+        """After an upgrade request llhttp will not read on: a new parser for what follows."""
         self.parser = httptools.HttpRequestParser(self)
         if rest:
             self.phase = HEAD
@@ -348,8 +376,11 @@ class BotConnection(asyncio.Protocol):
             self._stop(exc)
         if head.websocket and self.server.runtime.ws is None:
             head.websocket = False  # a key without WebSocket sessions: an ordinary GET
-        if head.websocket and head.length > 0:
-            self._stop(BadRequest("a WebSocket upgrade carries no body"))
+        if parser.should_upgrade() or head.websocket:
+            if head.chunked or (head.websocket and head.length > 0):
+                self._stop(BadRequest("an upgrade request with this body is not served"))
+            if not head.websocket:  # declined: llhttp leaves the body to the listener
+                self.raw_left = max(head.length, 0)
         if head.length > self.server.runtime.max_body_bytes:
             self._stop(self._body_too_large())
         self.head = head
@@ -365,15 +396,21 @@ class BotConnection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.raw_left:
+            return  # a declined upgrade: its body comes after llhttp stops (_raw_body)
+        try:
+            self._complete()
+        except SidecarError as exc:
+            self._stop(exc)
+
+    def _complete(self) -> None:
+        """The request is whole: queue it for the answering task."""
         parser = self.parser
         body = b"".join(self.body)
         head = self.head
         headers = self.headers
         if head.coding in DECODED_HERE:
-            try:
-                body = decode_body(head.coding, body, self.server.runtime.max_body_bytes)
-            except SidecarError as exc:
-                self._stop(exc)
+            body = decode_body(head.coding, body, self.server.runtime.max_body_bytes)
         if head.labelled:  # the body goes on decoded (or was "identity"): its label must not
             headers = [h for h in headers if h[0].lower() != "content-encoding"]
         request = BotRequest(
