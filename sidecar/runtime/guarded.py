@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httptools
 from aiohttp import web
@@ -165,8 +165,8 @@ class AdminHandler(web.RequestHandler):
         self.wire: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.wire = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.wire = cast(asyncio.Transport, transport)
         self.on_made(self)
         super().connection_made(transport)
 
@@ -229,8 +229,7 @@ class OverloadedProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's: alike, no subclass
         self.timer = asyncio.get_running_loop().call_later(OVERLOAD_WAIT_S, self._answer)
 
     def data_received(self, data: bytes) -> None:
