@@ -80,6 +80,7 @@ LINGER_S = 1.0  # how long a refused connection is kept half-closed (see BotConn
 
 _VERSION = re.compile(rb"HTTP/\d\.\d")
 _MAX_QUEUED = 8  # pipelined requests read ahead before reading pauses
+_FIRST_LINE = 8192  # bytes of a head kept to tell a request line of another HTTP version
 
 
 def _other_http_version(head: bytes) -> bool:
@@ -275,19 +276,24 @@ class BotConnection(asyncio.Protocol):
         if self.phase == IDLE:
             self.phase = HEAD
             self.read_in_head = 0
-            self.first_bytes = data[:64]
+            self.first_bytes = b""
             self._expect(self.limits.header_timeout_s)
         if self.phase == HEAD:
             self.read_in_head += len(data)
+            if b"\n" not in self.first_bytes and len(self.first_bytes) < _FIRST_LINE:
+                self.first_bytes += data[:_FIRST_LINE]
         self.completed_in_chunk = False
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError:
+        except httptools.HttpParserCallbackError as exc:
             stop, self.stop = self.stop, None
-            self._refuse(stop if stop is not None else SidecarError("internal error"))
+            if stop is None:  # a bug in a callback, not a refusal: named, never the bytes
+                log.error("listener callback failed (%s)", type(exc.__context__).__name__)
+                stop = SidecarError("internal error in gate-sidecar")
+            self._refuse(stop)
             return
         except httptools.HttpParserUpgrade as upgrade:
             self._upgraded(data[upgrade.args[0] :] if upgrade.args else b"")
@@ -339,7 +345,7 @@ class BotConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         if rest:
             self.phase = HEAD
-            self.first_bytes = rest[:64]
+            self.first_bytes = rest[:_FIRST_LINE]
             self.read_in_head = len(rest)
             self._expect(self.limits.header_timeout_s)
             self._feed(rest)
