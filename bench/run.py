@@ -2,7 +2,7 @@
 
 Starts a fast upstream (nginx answering Gate-shaped JSON, plain HTTP and TLS), nginx as a reverse
 proxy to it (the reference hop: keep-alive upstream, three added headers) and the sidecar (the
-lean path; the aiohttp path beside it for comparison), then measures each way to the upstream:
+lean path), then measures each way to the upstream:
 
 - latency at 200 and 1,000 req/s with the open-loop paced client (bench/paced.py: every request
   recorded), added latency = the target's percentile minus the direct percentile;
@@ -388,20 +388,11 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
         work, "sidecar-tls", f"https://127.0.0.1:{up_tls}", upstream={"ca_file": str(cert)}
     )
     sidecar_tls, (sc_tls,) = start_sidecar(procs, work, "sidecar-tls", tls_cfg)
-    aio_cfg = sidecar_config(
-        work,
-        "sidecar-aiohttp",
-        f"http://127.0.0.1:{up}",
-        upstream={"transport": "aiohttp"},
-        server={"listener": "aiohttp"},
-    )
-    sidecar_aio, (sc_aio,) = start_sidecar(procs, work, "sidecar-aiohttp", aio_cfg)
     groups = {
         "plain": [
             Target("direct", f"http://127.0.0.1:{up}{PATH}", upstream, NGINX_HEADERS),
             Target("nginx", f"http://127.0.0.1:{px}{PATH}", nginx),
             Target("sidecar", sc + PATH, sidecar),
-            Target("sidecar (aiohttp path)", sc_aio + PATH, sidecar_aio),
         ],
         "tls": [
             Target(

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from sidecar.config.listen import ListenAddress, parse_listen
 from sidecar.config.models import Config, KeyConfig
 from sidecar.errors import ConfigError
-from sidecar.proxy.transports import TRANSPORTS
 from sidecar.settings import NOT_SHOWN
 
 
@@ -63,11 +62,6 @@ def _cross_checks(cfg: Config) -> list[str]:
         else:
             claimed[ident] = field
 
-    if cfg.upstream.transport not in TRANSPORTS:
-        problems.append(
-            f"upstream.transport: unknown transport {cfg.upstream.transport!r} "
-            f"(known: {', '.join(TRANSPORTS)})"
-        )
     admin = parse_listen(cfg.admin.listen)
     claim(admin, "admin.listen", cfg.admin.listen)
     if not admin.is_loopback and not cfg.admin.allow_remote:

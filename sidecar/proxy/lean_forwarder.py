@@ -1,6 +1,6 @@
 """The lean forwarder: asyncio protocols over a pool of keep-alive connections, llhttp parsing.
 
-``upstream.transport: lean``. One request costs a head built with one ``join``, one write, the
+The sidecar's only forwarder. One request costs a head built with one ``join``, one write, the
 llhttp parser (``httptools``) calling back into :class:`_Connection`, and one future: no client
 session, request or response objects, no stream readers. See
 :class:`~sidecar.proxy.forwarder.Forwarder` for the contract it keeps; the resend rule itself is
@@ -173,7 +173,7 @@ class _Stop(Exception):
 
 
 class LeanForwarder:
-    """``upstream.transport: lean``; see :class:`~sidecar.proxy.forwarder.Forwarder`."""
+    """The forwarder to Gate; see :class:`~sidecar.proxy.forwarder.Forwarder`."""
 
     def __init__(self, cfg: UpstreamConfig) -> None:
         url = urlsplit(cfg.base_url)

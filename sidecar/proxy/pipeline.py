@@ -75,7 +75,6 @@ class KeyRuntime:
     ws: WsRuntime | None = None  # WebSocket sessions (sidecar.proxy.ws); None: upgrades are REST
     admission: Admission = OPEN  # swapped whole on a reload, like policy
     body_timeout_s: float | None = None
-    max_header_bytes: int | None = None  # for listeners that only see a head once it is whole
     safety: Safety = field(default_factory=Safety)  # warn mode, windows, expiry, dead man
 
 
@@ -225,15 +224,6 @@ async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
     response, record = await respond(key, request)
     finish(key, record, response.status)
     return response
-
-
-def refuse_outside_request(key: KeyRuntime, exc: SidecarError) -> None:
-    """Record a refusal the listener made before any request was read (too many connections,
-    a head that never completed or could not be parsed): an audit line and metrics like any
-    other refusal. Method and path are unknown: ``-``."""
-    record = new_record(key, "-", "-")
-    record.label = exc.label
-    finish(key, record, exc.status)
 
 
 def finish(key: KeyRuntime, record: RequestRecord, status: int) -> None:

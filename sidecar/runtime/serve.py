@@ -112,7 +112,7 @@ async def _serve(config: Config, config_path: str) -> int:
     )
     try:
         await runner.setup()  # opens every key listener
-        admin_url = await open_admin_site(runner, config)
+        admin_site = await open_admin_site(runner, config)
     except OSError as exc:
         log.error("cannot start", extra={"error": f"{type(exc).__name__}: {exc.strerror or exc}"})
         await runner.cleanup()
@@ -121,7 +121,7 @@ async def _serve(config: Config, config_path: str) -> int:
     reloader = Reloader(sidecar, config_path)
     if brake_at_start.is_set():
         sidecar.brake_all("SIGUSR1")
-    log.info("admin listener open", extra={"listen": admin_url, "config": config_path})
+    log.info("admin listener open", extra={"listen": admin_site.url, "config": config_path})
     try:
         await stop.wait()
         log.info(
@@ -134,6 +134,7 @@ async def _serve(config: Config, config_path: str) -> int:
         # listener stays up and /readyz answers 503 (the keys' listeners are closed).
         await sidecar.keys.stop_all()
     finally:
+        await admin_site.close()
         await runner.cleanup()
     log.info("stopped")
     return 0
