@@ -25,6 +25,7 @@ import yaml
 from sidecar.keymanager.loading import parse_manager_config
 from sidecar.keymanager.manager import KeyManager
 from sidecar.keymanager.settings import ManagerConfig
+from sidecar.runtime.state import Sidecar
 from tests.fixtures_bao import Bao, eventually, unique
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import make_config, running_sidecar
@@ -70,6 +71,7 @@ class World:
             "state": {"path": f"{self.base}/manager"},
             "check_interval": "200ms",
             "lock_ttl": "3s",
+            "gate_retry_for": "5s",
             "logging": {"format": "json", "level": "info"},
             "accounts": [account],
             **self.manager,
@@ -89,12 +91,41 @@ class World:
             k: v for k, v in self.exchange.state.sub_accounts.keys.items() if v.user_id == USER_ID
         }
 
+    def minted(self) -> list[Any]:
+        """Every key the exchange minted (deleted ones too)."""
+        subs = self.exchange.state.sub_accounts
+        return [*subs.keys.values(), *subs.deleted.values()]
+
     def register_minted(self) -> None:
         """Every secret the exchange ever minted goes to the leak scanner."""
-        for key in self.exchange.state.sub_accounts.keys.values():
+        for key in self.minted():
             register_secret(key.secret)
         for account in self.exchange.state.accounts.values():
             register_secret(account.secret)
+
+    def kv_texts(self) -> dict[str, str]:
+        """Every version of every KV secret under this test's prefix, as text."""
+        admin, out = self.bao.admin(), {}
+        pending = [f"{self.base}/"]
+        while pending:
+            folder = pending.pop()
+            listed = admin.secrets.kv.v2.list_secrets(path=folder, mount_point="secret")
+            for name in listed["data"]["keys"]:
+                path = folder + name
+                if name.endswith("/"):
+                    pending.append(path)
+                    continue
+                meta = admin.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
+                for version in meta["data"]["versions"]:
+                    with contextlib.suppress(hvac.exceptions.InvalidPath):
+                        doc = admin.secrets.kv.v2.read_secret_version(
+                            path=path,
+                            version=int(version),
+                            mount_point="secret",
+                            raise_on_deleted_version=True,
+                        )
+                        out[f"{path}@{version}"] = repr(doc["data"]["data"])
+        return out
 
     def stored_key(self) -> str | None:
         spec = self.store.get("vault") or {}
@@ -126,15 +157,21 @@ class World:
                 await asyncio.wait({task}, timeout=5)
 
 
-async def make_world(bao: Bao, exchange: RunningExchange, *, transit: bool = False) -> World:
+async def make_world(
+    bao: Bao, exchange: RunningExchange, *, transit_mount: str | None = None
+) -> World:
     base = unique("km")
     exchange.state.sub_accounts.activation_delay_s = 0.3
     exchange.state.sub_accounts.source_address = SOURCE_IP
     main_key, main_secret = exchange.new_key(uid=10001)
     await bao.aput(f"{base}/main", {"key": main_key, "secret": main_secret})
-    if transit:
+    if transit_mount is not None:
         store: dict[str, Any] = {
-            "vault_transit": {"key": f"{base}-bot", "api_key_path": f"{base}/bot-key"}
+            "vault_transit": {
+                "key": f"{base}-bot",
+                "mount": transit_mount,
+                "api_key_path": f"{base}/bot-key",
+            }
         }
     else:
         store = {"vault": {"path": f"{base}/bot"}}
@@ -154,6 +191,7 @@ class Bots:
     """Bots trading through the sidecar until stopped: bounded in count and time."""
 
     url: str
+    sidecar: Sidecar
     ok: int = 0
     failed: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -188,7 +226,7 @@ async def trading(world: World) -> AsyncIterator[Bots]:
     async with running_sidecar(sidecar_config(world), environ=world.environ) as sidecar:
         slot = sidecar.sidecar.keys["bot"].source.slot
         await eventually(lambda: slot.ready, 15, "the sidecar loads the first key")
-        bots = Bots(sidecar.url("bot"))
+        bots = Bots(sidecar.url("bot"), sidecar.sidecar)
         task = asyncio.create_task(bots.trade())
         try:
             yield bots
@@ -218,7 +256,7 @@ class ManagerProcess:
 
 
 def start_process(world: World, config: Path, out: Path) -> ManagerProcess:
-    env = {**os.environ, **world.environ}
+    env = {**os.environ, **world.environ, "PYTHONUNBUFFERED": "1"}
     with out.open("ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sidecar", "keys", "run", "--config", str(config)],

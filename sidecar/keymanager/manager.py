@@ -65,7 +65,7 @@ class KeyManager:
             self.forwarder,
             self.slot.current,
             limiter=Limiter(limit, window),
-            retry_for_s=max(cfg.gate.timeout_s * 2, min(60.0, cfg.check_interval * 4)),
+            retry_for_s=cfg.gate_retry_for,
             on_retry=lambda what, why: self.metrics.gate_retries.inc(),
         )
         self.book = ProgressBook(self.session, cfg.state.mount, cfg.state.path)

@@ -143,6 +143,7 @@ class ManagerConfig(Strict):
     check_interval: Duration = 60.0  # how often each account is looked at (drift, due, retire)
     lock_ttl: Duration = 30.0  # a manager that stops renewing loses the lock after this
     gate_rate: tuple[int, Duration] = (80, 10.0)  # Gate's sub-account limit: 80 per 10 s
+    gate_retry_for: Duration = 60.0  # how long a failing Gate call is retried (429, 5xx, timeouts)
     accounts: list[AccountConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -117,8 +117,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     query = dict(parse_qsl(raw_query, keep_blank_values=True))
     call = Call(state, request.method, params, query, parsed, account, record.headers)
     fault = state.sub_accounts.fault(request.method, raw_path, after=False)
-    if fault is not None:  # a test's injected failure, before the call takes effect
-        return answer.error(fault.status, "SERVER_ERROR", "injected failure")
+    if fault is not None and fault.delay_s:  # a test's slow answer: the call still happens
+        await asyncio.sleep(fault.delay_s)
+    elif fault is not None:  # a test's injected failure, before the call takes effect
+        return answer.error(fault.status, fault.label, "injected failure")
     try:
         status, doc = route.handler(call)
     except ApiError as exc:
@@ -133,7 +135,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         settle = params.get("settle", "")
         await ws_push.order_change(state, api_key, account, product, settle, doc, amended)
     if (fault := state.sub_accounts.fault(request.method, raw_path, after=True)) is not None:
-        return answer.error(fault.status, "SERVER_ERROR", "injected failure after the call")
+        return answer.error(fault.status, fault.label, "injected failure after the call")
     return answer(status, doc)
 
 

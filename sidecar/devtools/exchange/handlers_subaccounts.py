@@ -137,7 +137,7 @@ def delete_key(call: Call) -> Result:
     subs = _subs(call)
     key = _key(call, subs)
     del subs.keys[key.key]
-    subs.deleted.append(key.key)
+    subs.deleted[key.key] = key
     call.state.remove_key(key.key)
     return 204, None
 

@@ -80,13 +80,19 @@ class SubKey:
 @dataclass
 class Fault:
     """Answer ``status`` to ``count`` calls of ``method`` on paths matching ``path`` (a regex
-    over the raw path); ``after``: the call takes effect first, then the error is answered."""
+    over the raw path); ``after``: the call takes effect first, then the error is answered.
+    ``delay_s``: wait that long first (a client's timeout), then handle the call as usual."""
 
     method: str
     path: str
-    status: int
+    status: int = 500
     count: int = 1
     after: bool = False
+    delay_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return "TOO_MANY_REQUESTS" if self.status == 429 else "SERVER_ERROR"
 
     def matches(self, method: str, raw_path: str) -> bool:
         return (
@@ -102,7 +108,7 @@ class SubAccounts:
     keys: dict[str, SubKey] = field(default_factory=dict)
     locked: set[int] = field(default_factory=set)
     faults: list[Fault] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)  # key ids, in deletion order
+    deleted: dict[str, SubKey] = field(default_factory=dict)  # by key id, in deletion order
 
     def new_key_id(self) -> tuple[str, str]:
         return secrets.token_hex(16), secrets.token_hex(32)
