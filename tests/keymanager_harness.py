@@ -139,6 +139,19 @@ class World:
         value = answer["data"]["data"].get("key")
         return value if isinstance(value, str) else None
 
+    def progress(self) -> dict[str, str]:
+        answer = self.bao.admin().secrets.kv.v2.read_secret_version(
+            path=f"{self.base}/manager/accounts/bot",
+            mount_point="secret",
+            raise_on_deleted_version=True,
+        )
+        return dict(answer["data"]["data"])
+
+    def no_orphan(self) -> bool:
+        """Every key at Gate is the stored one or the recorded previous one (being retired)."""
+        known = {self.stored_key(), self.progress().get("previous") or None} - {None}
+        return set(self.sub_keys()) <= known
+
     def converged(self) -> bool:
         """One key at Gate for the account, the one in the store; nothing in flight."""
         keys = self.sub_keys()
@@ -153,8 +166,7 @@ class World:
             try:
                 yield manager
             finally:
-                task.cancel()
-                await asyncio.wait({task}, timeout=5)
+                await manager.stop(task, 10)
 
 
 async def make_world(

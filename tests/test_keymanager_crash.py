@@ -56,10 +56,10 @@ async def test_sigkill_after_each_step_converges_without_orphans(
     assert code == 0
     world.register_minted()
     assert bots.failed == [], bots.failed[:3]
-    stored = world.stored_key()
-    assert set(world.sub_keys()) == {stored}
+    # stopped at any point: the keys left are the stored one and, maybe, the one being retired
+    assert world.no_orphan()
     subs = exchange.state.sub_accounts
-    assert {k.key for k in world.minted()} == set(subs.deleted) | {stored}
+    assert {k.key for k in world.minted()} == set(subs.deleted) | set(world.sub_keys())
     texts = [p.read_text(errors="replace") for p in outputs]
     assert any('"orphan_deleted"' in t for t in texts)  # the key killed before its store
     assert no_leak_in_output(*texts) == []

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
-from sidecar.vault.transit.signer import TransitSigner
 from sidecar.devtools.exchange.subaccounts import Fault
+from sidecar.vault.transit.signer import TransitSigner
 from tests.fixtures_bao import Bao, RaftBao, eventually
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_transit import Transit
-from tests.leaks import leaks_in
 from tests.keymanager_harness import SOURCE_IP, make_world, trading
+from tests.leaks import leaks_in
 
 
 async def test_bots_keep_trading_across_three_rotations(

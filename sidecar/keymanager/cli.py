@@ -125,9 +125,7 @@ async def run(cfg: ManagerConfig) -> int:
         async with manager.started():
             task = asyncio.create_task(manager.run(), name="key-manager")
             await stop.wait()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await manager.stop(task, manager.grace_s)
     finally:
         await runner.cleanup()
     return 0

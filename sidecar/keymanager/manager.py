@@ -83,6 +83,8 @@ class KeyManager:
         }
         self.problems: dict[str, str] = {}  # account -> why its last pass failed
         self.passes = 0
+        #: set to stop after the pass in progress: a rotation is never cut between mint and store
+        self.stopping = asyncio.Event()
         self._source_task: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -140,9 +142,10 @@ class KeyManager:
         self.passes += 1
 
     async def run(self) -> None:
-        """The controller: hold the lock, then look at every account each ``check_interval``."""
+        """The controller: hold the lock, then look at every account each ``check_interval``,
+        until :attr:`stopping` is set (the pass in progress finishes first)."""
         failures = 0
-        while True:
+        while not self.stopping.is_set():
             delay = self.cfg.check_interval
             try:
                 await self.wait_main_key()
@@ -155,7 +158,21 @@ class KeyManager:
                 failures += 1
                 delay = min(delay, backoff_s(failures, 5.0))
                 log.warning("key manager cannot act now", extra={"error": str(exc)})
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self.stopping.wait()
+
+    async def stop(self, task: asyncio.Task[None], grace_s: float) -> None:
+        """Let ``task`` (:meth:`run`) finish its pass, at most ``grace_s``; then cancel it."""
+        self.stopping.set()
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if not done:
+            await cancel_and_wait(task)
+
+    @property
+    def grace_s(self) -> float:
+        """Long enough for a rotation in progress to reach the store."""
+        return max(a.activation_timeout + 10.0 for a in self.cfg.accounts)
 
 
 # -- the admin listener ------------------------------------------------------------------------
