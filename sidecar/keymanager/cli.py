@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TextIO
 
 from aiohttp import web
@@ -158,8 +158,15 @@ def render_status(views: list[KeyView], now: float) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-async def one_shot(cfg: ManagerConfig, command: str, account: str | None, out: TextIO) -> int:
-    manager = KeyManager(cfg, environ=os.environ)
+async def one_shot(
+    cfg: ManagerConfig,
+    command: str,
+    account: str | None,
+    out: TextIO,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    manager = KeyManager(cfg, environ=os.environ if environ is None else environ)
     async with manager.started():
         try:
             if command == "status":
