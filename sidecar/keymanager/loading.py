@@ -25,8 +25,10 @@ def _checks(cfg: ManagerConfig) -> list[str]:
     problems = []
     if cfg.gate.transport not in TRANSPORTS:
         problems.append(f"gate.transport: unknown transport {cfg.gate.transport!r}")
-    if not parse_listen(cfg.admin.listen).is_loopback:
-        problems.append(f"admin.listen: {cfg.admin.listen!r} is not loopback")
+    if not parse_listen(cfg.admin.listen).is_loopback and not cfg.admin.allow_remote:
+        problems.append(
+            f"admin.listen: {cfg.admin.listen!r} is not loopback; set admin.allow_remote: true"
+        )
     if not cfg.vault.address:
         problems.append("vault.address: not set and $VAULT_ADDR is empty")
     for i, account in enumerate(cfg.accounts):

@@ -120,6 +120,7 @@ class AccountConfig(Strict):
 
 class ManagerAdmin(Strict):
     listen: Listen = "127.0.0.1:9911"
+    allow_remote: bool = False  # it serves no secret; in a pod the probes need the pod IP
 
 
 class MainKeyConfig(Strict):
