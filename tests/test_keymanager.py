@@ -214,3 +214,11 @@ def test_check_config_command(tmp_path: Path) -> None:
     bad = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "accounts[0]: ip_whitelist: required" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_docs_example_loads_with_the_managers_loader() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "key-lifecycle.md").read_text()
+    [example] = [block.split("```", 1)[0] for block in page.split("```yaml\n")[1:]]
+    cfg = parse_manager_config(yaml.safe_load(example), environ={})
+    assert [a.name for a in cfg.accounts] == ["futures-bot", "spot-bot"]
+    assert cfg.accounts[1].store.vault_transit is not None
