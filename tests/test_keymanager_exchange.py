@@ -107,6 +107,11 @@ async def test_activation_whitelist_last_access_lock_and_limits(exchange: Runnin
     assert status == 200 and subs.keys[good[0]].last_access > 0
     status, doc = await _signed(exchange, elsewhere, "GET", detail)
     assert (status, doc["label"]) == (401, "IP_FORBIDDEN")
+    # its permissions: account read-only, nothing else
+    status, doc = await _signed(exchange, good, "GET", "/api/v4/spot/accounts")
+    assert (status, doc["label"]) == (401, "FORBIDDEN")
+    status, doc = await _signed(exchange, good, "POST", "/api/v4/account/whatever")
+    assert (status, doc["label"]) == (401, "READ_ONLY")
     # a sub-account key cannot manage keys
     status, doc = await _signed(exchange, good, "GET", f"/api/v4/sub_accounts/{UID}/keys")
     assert (status, doc["label"]) == (403, "FORBIDDEN")

@@ -99,7 +99,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 state.now(),
                 state.window_s,
             )
-            state.sub_accounts.admit(api_key, request.remote, state.now())
+            state.sub_accounts.admit(
+                api_key, request.remote, state.now(), request.method, raw_path
+            )
         except (AuthError, SubKeyRefused) as exc:
             record.verdict = exc.label
             return answer.error(401, exc.label, exc.message)

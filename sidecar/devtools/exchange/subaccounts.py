@@ -38,6 +38,16 @@ MAX_WHITELIST = 20
 GATE_ACTIVATION_S = 300.0  # "changes take up to 5 minutes to take effect"
 
 
+# The permission a path needs (API v4 docs, "Sub-account API keys"; spot covers margin, wallet
+# covers withdrawals); any other product's permission is named after its path segment.
+PATH_PERMS = {"margin": "spot", "withdrawals": "wallet", "sub_accounts": "account"}
+
+
+def needed_perm(raw_path: str) -> str:
+    segment = raw_path.removeprefix("/api/v4/").split("/", 1)[0]
+    return PATH_PERMS.get(segment, segment)
+
+
 class SubKeyRefused(Exception):
     """A signed request with a sub-account key that Gate would refuse; ``label`` is Gate's."""
 
@@ -123,9 +133,12 @@ class SubAccounts:
                 return fault
         return None
 
-    def admit(self, api_key: str, peer: str | None, now: float) -> None:
-        """A verified request signed with ``api_key``: refuse it as Gate would, or note its
-        access. Keys that are not sub-account keys pass untouched."""
+    def admit(
+        self, api_key: str, peer: str | None, now: float, method: str = "GET", raw_path: str = ""
+    ) -> None:
+        """A verified request signed with ``api_key``: refuse it as Gate would (not active yet,
+        locked, caller not whitelisted, permission missing or read-only), or note its access.
+        Keys that are not sub-account keys pass untouched."""
         key = self.keys.get(api_key)
         if key is None:
             return
@@ -137,3 +150,9 @@ class SubAccounts:
         if key.ip_whitelist and source not in key.ip_whitelist:
             raise SubKeyRefused("IP_FORBIDDEN", f"IP {source} is not in the key's whitelist")
         key.last_access = int(now)
+        perm = needed_perm(raw_path)
+        granted = {p["name"]: p["read_only"] for p in key.perms}
+        if raw_path and perm in PERM_NAMES and perm not in granted:
+            raise SubKeyRefused("FORBIDDEN", f"the key has no {perm!r} permission")
+        if raw_path and granted.get(perm) is True and method not in ("GET", "HEAD"):
+            raise SubKeyRefused("READ_ONLY", f"the key's {perm!r} permission is read-only")
