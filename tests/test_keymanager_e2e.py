@@ -7,6 +7,7 @@ Durations are seconds (rotate every 2 s, retire after 0.4 s idle); every wait is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sidecar.devtools.exchange.subaccounts import Fault
 from sidecar.vault.transit.signer import TransitSigner
@@ -144,19 +145,22 @@ async def test_vault_sealed_during_the_store_step(
 
 async def test_two_managers_only_one_acts(bao_dev: Bao, exchange: RunningExchange) -> None:
     world = await make_world(bao_dev, exchange)
-    async with world.running() as one, world.running() as two:
+    world.account = {"rotate_every": "1h", "retire_max_wait": "2s"}
+    async with contextlib.AsyncExitStack() as first, contextlib.AsyncExitStack() as second:
+        one = await first.enter_async_context(world.running())
+        two = await second.enter_async_context(world.running())
         await eventually(lambda: one.lock.held or two.lock.held, 10, "one manager leads")
         await eventually(lambda: world.stored_key() is not None, 10, "the first key is minted")
         leader, follower = (one, two) if one.lock.held else (two, one)
         await eventually(lambda: leader.passes >= 5, 10, "the leader works")
         assert not follower.lock.held and follower.passes == 0
-        assert not follower.readiness()["ready"]
-        minted = len(world.minted())
-        assert minted == 1  # one key, not one per manager
-        await leader.lock.release()  # the leader steps down (as at shutdown)...
-        leader.lock.holder = "stepped-down"
+        assert follower.readiness()["problems"][0].startswith("standby")
+        assert len(world.minted()) == 1  # one key, not one per manager
+        # the leader stops (it releases the lock): the follower takes over
+        await (first if leader is one else second).aclose()
         await eventually(lambda: follower.lock.held, 10, "the follower takes over")
         await eventually(lambda: follower.passes > 0, 10, "...and works")
+        assert len(world.minted()) == 1
     world.register_minted()
 
 

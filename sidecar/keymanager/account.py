@@ -142,7 +142,7 @@ class AccountKeeper:
         current = keys.get(stored or "")
         if current is not None:
             await self.repair(current)
-        due = self.due_at(current)
+        due = self.due_at(current, progress)
         self._observe(current, due)
         if (
             rotate
@@ -152,8 +152,12 @@ class AccountKeeper:
             progress = await self.rotate(progress)
         return progress
 
-    def due_at(self, key: dict[str, Any] | None) -> float | None:
+    def due_at(self, key: dict[str, Any] | None, progress: Progress | None = None) -> float | None:
+        """When the key is due for rotation: Gate's ``created_at`` (else when it was stored)
+        plus ``rotate_every``."""
         created = None if key is None else gate_time(key.get("created_at"))
+        if created is None and progress is not None:
+            created = progress.switched_at
         return None if created is None else created + self.cfg.rotate_every
 
     def _observe(self, key: dict[str, Any] | None, due: float | None) -> None:
@@ -329,6 +333,6 @@ class AccountKeeper:
             "none stored" if stored is None else state,
             None if created is None else self.now() - created,
             None if key is None else gate_time(key.get("last_access")),
-            self.due_at(key),
+            self.due_at(key, progress),
             progress.phase.value,
         )

@@ -141,26 +141,37 @@ class KeyManager:
                 self.problems.pop(name, None)
         self.passes += 1
 
-    async def run(self) -> None:
-        """The controller: hold the lock, then look at every account each ``check_interval``,
-        until :attr:`stopping` is set (the pass in progress finishes first)."""
+    async def hold_lock(self) -> None:
+        """Take the lock and keep renewing it (every third of ``lock_ttl``); the one task that
+        writes it, so renewals never race each other."""
         failures = 0
-        while not self.stopping.is_set():
-            delay = self.cfg.check_interval
+        while True:
+            delay = self.cfg.lock_ttl / 3
             try:
-                await self.wait_main_key()
-                held = await self.lock.acquire()
-                self.metrics.lock_held.set(1 if held else 0)
-                if held:
-                    await self.run_once()
+                await self.lock.acquire()
                 failures = 0
-            except (VaultError, RuntimeError) as exc:
+            except VaultError as exc:
                 failures += 1
                 delay = min(delay, backoff_s(failures, 5.0))
-                log.warning("key manager cannot act now", extra={"error": str(exc)})
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self.stopping.wait()
+                log.warning("cannot renew the key manager's lock", extra={"error": str(exc)})
+            self.metrics.lock_held.set(1 if self.lock.held else 0)
+            await asyncio.sleep(delay)
+
+    async def run(self) -> None:
+        """The controller: while holding the lock, look at every account each
+        ``check_interval``, until :attr:`stopping` is set (the pass in progress finishes)."""
+        holder = asyncio.create_task(self.hold_lock(), name="key-manager-lock")
+        try:
+            while not self.stopping.is_set():
+                delay = min(self.cfg.check_interval, 1.0)  # standby: look again soon
+                if self.lock.held and self.slot.ready:
+                    await self.run_once()
+                    delay = self.cfg.check_interval
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self.stopping.wait()
+        finally:
+            await cancel_and_wait(holder)
 
     async def stop(self, task: asyncio.Task[None], grace_s: float) -> None:
         """Let ``task`` (:meth:`run`) finish its pass, at most ``grace_s``; then cancel it."""

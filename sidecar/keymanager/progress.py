@@ -118,10 +118,13 @@ class VaultLock:
         self.ttl_s = ttl_s
         self.holder = uuid.uuid4().hex
         self.version: int | None = None  # the lock version this manager wrote last
+        self._written_at = 0.0  # monotonic time of that write
 
     @property
     def held(self) -> bool:
-        return self.version is not None
+        """Held, and renewed recently enough that no other manager can have taken it over
+        (a margin below ``ttl_s``: renewals that fail, Vault being away, let it lapse)."""
+        return self.version is not None and time.monotonic() - self._written_at < self.ttl_s * 0.8
 
     async def _state(self) -> tuple[int, str | None, float]:
         try:
@@ -138,6 +141,7 @@ class VaultLock:
         return kv.version, holder if isinstance(holder, str) else None, until
 
     async def _write(self, cas: int) -> bool:
+        started = time.monotonic()
         path, mount = self.path, self.mount
         data = {"holder": self.holder, "expires_at": f"{time.time() + self.ttl_s:.3f}"}
 
@@ -153,6 +157,7 @@ class VaultLock:
                 return False  # another manager wrote first
             raise
         self.version = int(answer["data"]["version"])
+        self._written_at = started
         return True
 
     async def acquire(self) -> bool:

@@ -99,9 +99,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 state.now(),
                 state.window_s,
             )
-            state.sub_accounts.admit(
-                api_key, request.remote, state.now(), request.method, raw_path
-            )
+            state.sub_accounts.admit(api_key, request.remote, state.now(), request.method, raw_path)
         except (AuthError, SubKeyRefused) as exc:
             record.verdict = exc.label
             return answer.error(401, exc.label, exc.message)
