@@ -16,6 +16,9 @@ A manager that died mid-way resumes from the record: a key minted but never stor
 died with the process) is an orphan and is deleted; a key whose pair reached the store is
 finished. Every pass also deletes any ``gs-<account>-*`` key that is neither the stored key nor
 the one being retired: whatever crash or lost answer left it there, its secret is gone.
+
+Longer than most modules on purpose: :class:`AccountKeeper` is one state machine (a key's life
+at Gate and in the store), and splitting its steps over files would hide how they hand over.
 """
 
 from __future__ import annotations

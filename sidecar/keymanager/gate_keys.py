@@ -16,7 +16,7 @@ import asyncio
 import enum
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +207,3 @@ class GateKeys:
         """One signed read with the new key itself (no retry): (status, Gate's label)."""
         status, doc = await self._once(minted.credentials(), "GET", PROBE_PATH, b"")
         return status, _label(doc)
-
-
-Sleep = Callable[[float], Awaitable[None]]

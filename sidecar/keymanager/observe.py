@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -37,8 +38,6 @@ class Event(enum.Enum):
 
 def audit(event: Event, account: str, key: str | None = None, **detail: Any) -> None:
     """One audit line; ``key`` is a Gate key id, shown only as its fingerprint."""
-    import time
-
     fields: dict[str, Any] = {
         "time": iso_time(time.time()),
         "event": event.value,

@@ -23,7 +23,7 @@ import hvac
 from sidecar.credentials.sources.vault_kv import VaultKVSource
 from sidecar.credentials.sources.vault_transit import VaultTransitSource
 from sidecar.keymanager.gate_keys import Minted
-from sidecar.vault.errors import VaultError, VaultNotFound
+from sidecar.vault.errors import VaultNotFound
 from sidecar.vault.kv import read_kv2
 from sidecar.vault.session import VaultSession
 from sidecar.vault.transit.importer import import_key, read_key
@@ -160,6 +160,3 @@ def build_store(
         return KVStore(session, vault)
     assert transit is not None
     return TransitStore(session, transit)
-
-
-__all__ = ["KVStore", "Store", "TransitStore", "VaultError", "build_store"]
