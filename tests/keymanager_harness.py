@@ -59,7 +59,7 @@ class World:
             "rotate_every": "2s",
             "activation_timeout": "5s",
             "retire_idle": "400ms",
-            "retire_max_wait": "1500ms",
+            "retire_max_wait": "8s",  # on a busy machine a sidecar may take seconds to switch
             "store_timeout": "8s",
             **self.account,
         }

@@ -162,7 +162,7 @@ def test_the_issue_example_is_valid() -> None:
         ),
         ({"perms": [{"name": "spot", "read_only": False}]}, "accounts[0].perms: permission 'spot'"),
         ({"perms": [{"name": "withdraw"}]}, "accounts[0].perms[0].name"),
-        ({"rotate_every": "1h"}, "rotate_every: must be longer than retire_max_wait"),
+        ({"retire_max_wait": "1m"}, "retire_max_wait must be at least retire_idle"),
         ({"rotate_every": "soon"}, "accounts[0].rotate_every: must be a duration"),
         ({"store": {"vault": {"path": "p", "kv_version": 1}}}, "KV v2"),
         ({"store": {"vault_transit": {"key": "k", "api_key": "x"}}}, "api_key_path: required"),

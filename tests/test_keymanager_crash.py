@@ -30,7 +30,7 @@ async def test_sigkill_after_each_step_converges_without_orphans(
     bao_dev: Bao, exchange: RunningExchange, tmp_path: Path
 ) -> None:
     world = await make_world(bao_dev, exchange)
-    world.account = {"rotate_every": "1500ms", "retire_max_wait": "1200ms"}
+    world.account = {"rotate_every": "1500ms"}
     exchange.state.sub_accounts.activation_delay_s = 0.6  # room to kill between mint and store
     config = world.write_config(tmp_path)
     outputs: list[Path] = []

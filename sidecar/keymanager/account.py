@@ -219,7 +219,8 @@ class AccountKeeper:
     async def retire_if_idle(self, progress: Progress, key: dict[str, Any] | None) -> Progress:
         if progress.previous is not None and key is not None:
             now, switched = self.now(), progress.switched_at or self.now()
-            last = gate_time(key.get("last_access")) or 0.0
+            # Gate counts whole seconds: the last access may have been late in that second.
+            last = (gate_time(key.get("last_access")) or -1.0) + 1.0
             idle_for = now - max(last, switched)
             if idle_for < self.cfg.retire_idle and now - switched < self.cfg.retire_max_wait:
                 return progress

@@ -40,8 +40,6 @@ def _checks(cfg: ManagerConfig) -> list[str]:
         if account.perms is not None:
             asked = {p.name: p.read_only for p in account.perms}
             problems += [f"{where}.perms: {p}" for p in too_wide(policy, asked)]
-        if account.rotate_every <= account.retire_max_wait:
-            problems.append(f"{where}.rotate_every: must be longer than retire_max_wait")
     return problems
 
 
