@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sidecar.config.models import PolicyConfig
 from sidecar.errors import ConfigError
 from sidecar.keymanager.account import KeyView
 from sidecar.keymanager.cli import render_status
-from sidecar.keymanager.gate_keys import Minted, Step, next_step
+from sidecar.keymanager.gate_keys import Limiter, Minted, Step, next_step
 from sidecar.keymanager.loading import parse_manager_config
 from sidecar.keymanager.perms import drift, least_perms, too_wide
 from sidecar.keymanager.progress import Phase, Progress
@@ -222,3 +223,12 @@ def test_the_docs_example_loads_with_the_managers_loader() -> None:
     cfg = parse_manager_config(yaml.safe_load(example), environ={})
     assert [a.name for a in cfg.accounts] == ["futures-bot", "spot-bot"]
     assert cfg.accounts[1].store.vault_transit is not None
+
+
+async def test_the_limiter_keeps_gates_sub_account_budget() -> None:
+    """80 per 10 s at Gate; here 4 per 0.4 s: the 5th and 6th calls wait for their tokens."""
+    limiter = Limiter(4, 0.4)
+    started = time.monotonic()
+    for _ in range(6):
+        await limiter.acquire()
+    assert time.monotonic() - started >= 0.15  # two tokens at 10 per second
