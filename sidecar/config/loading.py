@@ -32,7 +32,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
+def format_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, naming its field (also used by the key manager's own file)."""
     problems = []
     for err in exc.errors():
         msg = err["msg"].removeprefix("Value error, ")
@@ -122,7 +123,7 @@ def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        raise ConfigError(format_errors(exc)) from None
     problems = _cross_checks(cfg)
     if cfg.vault is not None and not cfg.vault.address:
         problems.append("vault.address: not set and $VAULT_ADDR is empty")
@@ -131,17 +132,21 @@ def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     return cfg
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+def read_document(path: str | Path) -> Any:
+    """The parsed YAML of a config file; ConfigError naming the file (and line) otherwise."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"]) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(
             [f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})"]
         ) from None
-    return parse_config(data, environ)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    return parse_config(read_document(path), environ)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from sidecar.config import parse_config
 from sidecar.devtools.bao import DevVault, dev_vault, find_bao
+from sidecar.devtools.demo_keys import automatic_rotation
 from sidecar.devtools.exchange import ExchangeState, create_exchange_app
 from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.state import Sidecar
@@ -210,6 +211,8 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     failures += bool(leaked)
     if vault is not None:
         failures += not await _rotate(state, vault, sidecar, urls["futures-bot"])
+    if vault is not None:  # the key manager's automatic rotation (docs/key-lifecycle.md)
+        failures += not await automatic_rotation(8, state, vault, sidecar, exchange_url)
 
     fut = urls["futures-bot"]
     print("\nTry it yourself (no key, no secret on this side):")
