@@ -31,17 +31,26 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 _SECOND: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, and its text
+_MILLI: list[tuple[int, str]] = [(-1, "")]  # the last millisecond formatted, and its text
 
 
 def iso_time(ts: float) -> str:
-    """``2026-12-01T16:46:05.123Z``; the seconds part is formatted once per second (every log
-    and audit line calls this)."""
+    """``2026-12-01T16:46:05.123Z``; the seconds part is formatted once per second and the
+    whole text once per millisecond (every log and audit line calls this, several requests
+    start in the same millisecond under load)."""
     whole = int(ts)
-    cached_second, text = _SECOND[0]
+    milli = int((ts - whole) * 1000)
+    key = whole * 1000 + milli
+    cached_milli, text = _MILLI[0]
+    if key == cached_milli:
+        return text
+    cached_second, seconds = _SECOND[0]
     if whole != cached_second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _SECOND[0] = (whole, text)
-    return f"{text}.{int((ts - whole) * 1000):03d}Z"
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _SECOND[0] = (whole, seconds)
+    text = f"{seconds}.{milli:03d}Z"
+    _MILLI[0] = (key, text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):

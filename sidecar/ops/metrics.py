@@ -67,12 +67,23 @@ UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+_GROUPS: dict[str, str] = {}  # path -> its group: bots call a few paths over and over
+_GROUPS_MAX = 4096  # paths carry ids: bounded, emptied when full
+
+
 def endpoint_group(path: str) -> str:
     """A bounded label for a request path: its API v4 product, ``other`` or ``invalid``."""
-    if not path.startswith("/api/v4/"):
-        return "invalid"
-    group = path[len("/api/v4/") :].split("/", 1)[0]
-    return group if group in ENDPOINT_GROUPS else "other"
+    group = _GROUPS.get(path)
+    if group is None:
+        if not path.startswith("/api/v4/"):
+            group = "invalid"
+        else:
+            product = path[len("/api/v4/") :].split("/", 1)[0]
+            group = product if product in ENDPOINT_GROUPS else "other"
+        if len(_GROUPS) >= _GROUPS_MAX:
+            _GROUPS.clear()
+        _GROUPS[path] = group
+    return group
 
 
 class Counts:
