@@ -356,25 +356,6 @@ def test_a_body_is_parsed_only_when_a_matching_rule_has_a_condition(
     assert len(calls) == 1
 
 
-def test_a_decision_is_remembered_only_when_neither_body_nor_query_took_part() -> None:
-    """Decisions are cached per (method, path) when no condition was read: the same request
-    again gets the very same decision; a conditioned one is decided afresh every time."""
-    policy = policy_for("spot-only")
-    first = decide(policy, "GET /api/v4/spot/accounts", b"")
-    assert decide(policy, "GET /api/v4/spot/accounts", b"") is first
-    locked = decide(policy, "POST /api/v4/withdrawals", b"{}")
-    assert decide(policy, "POST /api/v4/withdrawals", b"{}") is locked and not locked.allowed
-    for _ in range(2):  # the same method and path, bodies the condition judges differently
-        assert decide(policy, "POST /api/v4/spot/orders", ORDER).allowed
-        margin = decide(policy, "POST /api/v4/spot/orders", {**ORDER, "account": "margin"})
-        assert not margin.allowed and "margin" in margin.reason
-    widened = policy_for({"presets": ["spot-only"], "allow": [rule("POST", "/api/v4/spot/orders")]})
-    for body in ({**ORDER, "account": "margin"}, ORDER, {**ORDER, "account": "margin"}):
-        # The preset's conditioned rule is read first: which rule decides depends on the body.
-        expected = "allow[0]" if body.get("account") == "margin" else "preset spot-only"
-        assert decide(widened, "POST /api/v4/spot/orders", body).rule.startswith(expected)
-
-
 def test_deciding_never_compiles_a_regex(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = policy_for(
         {"presets": ["spot-only", "futures-only"], "deny": [rule("*", "/api/v4/futures/btc/**")]}
