@@ -176,7 +176,7 @@ def _setup(stream: CountingStream, fmt: str, level: str) -> None:
     real = sys.stdout
     sys.stdout = stream
     try:
-        setup_logging(fmt, level)
+        setup_logging(fmt, level, audit_sink=True)
     finally:
         sys.stdout = real
 
@@ -245,3 +245,14 @@ def test_the_text_format_and_the_log_level_apply_to_the_fast_path(
     _setup(stdout, "json", "warning")  # INFO lines hidden: the audit line too, as before
     audit_line(_allowed_record())
     assert stdout.getvalue() == line
+
+
+def test_a_reload_keeps_the_audit_path_the_process_chose(stdout: CountingStream) -> None:
+    """Only `serve` sends audit lines to the sink; a reload that changes the format or level
+    (setup_logging without audit_sink) keeps whichever path was chosen, so a sidecar run in
+    process (the tests' caplog) keeps its audit lines as logging records."""
+    setup_logging("json", "debug")
+    assert AUDIT_SINK.stream is None
+    _setup(stdout, "json", "info")
+    setup_logging("text", "info")
+    assert AUDIT_SINK.stream is not None and not AUDIT_SINK.json

@@ -110,7 +110,7 @@ class AuditSink:
         self._lines: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is queued on
 
-    def install(self, stream: TextIO, *, json_lines: bool, enabled: bool) -> None:
+    def install(self, stream: TextIO | None, *, json_lines: bool, enabled: bool) -> None:
         self.flush()
         self.stream, self.json, self.enabled = stream, json_lines, enabled
 
@@ -151,14 +151,20 @@ class _OrderedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def setup_logging(fmt: str = "json", level: str = "info") -> None:
+def setup_logging(
+    fmt: str = "json", level: str = "info", *, audit_sink: bool | None = None
+) -> None:
+    """Log lines on stdout in ``fmt`` from ``level`` up. ``audit_sink``: audit lines through
+    :data:`AUDIT_SINK` (True, what ``serve`` asks) or as ``logging`` records (False); None keeps
+    the current choice (a reload changing the format or the level)."""
     handler = _OrderedHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    AUDIT_SINK.install(
-        sys.stdout, json_lines=fmt == "json", enabled=root.isEnabledFor(logging.INFO)
-    )
+    if audit_sink is None:
+        audit_sink = AUDIT_SINK.stream is not None
+    stream = sys.stdout if audit_sink else None
+    AUDIT_SINK.install(stream, json_lines=fmt == "json", enabled=root.isEnabledFor(logging.INFO))
     # aiohttp's access log would duplicate the audit line without its decision and rule.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

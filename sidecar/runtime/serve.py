@@ -54,7 +54,7 @@ def loop_factory(choice: str) -> tuple[str, LoopFactory | None]:
 
 
 def serve(config: Config, config_path: str) -> int:
-    setup_logging(config.logging.format, config.logging.level)
+    setup_logging(config.logging.format, config.logging.level, audit_sink=True)
     # One `_created` series per counter doubles what Prometheus stores for no use here.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
