@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import pickle
 import random
@@ -12,8 +13,9 @@ import pytest
 from sidecar.errors import UpstreamUnavailable
 from sidecar.gate.signing import HmacSha512, hmac_sha512_hex, string_to_sign
 from sidecar.policy.engine import DECISION_CACHE_SIZE
-from sidecar.proxy.forwarder import UpstreamRequest
-from sidecar.proxy.lean_forwarder import request_head
+from sidecar.proxy.forwarder import UpstreamConfig, UpstreamRequest
+from sidecar.proxy.lean_forwarder import LeanForwarder, request_head
+from tests.raw_upstream import RawUpstream, Reply
 from tests.test_policy import ORDER, decide, policy_for, rule
 
 
@@ -93,3 +95,31 @@ def test_the_string_to_sign_decodes_a_query_only_when_it_needs_decoding(query: s
         ("GET", "/p", unquote_plus(query), hashlib.sha512(b"").hexdigest(), "1")
     ).encode()
     assert string_to_sign("get", "/p", query, b"", "1") == expected
+
+
+async def test_the_forwarder_holds_max_connections_without_a_semaphore() -> None:
+    """The slot count: never more connections than upstream.max_connections, the other
+    requests wait their turn and all are answered; a request cancelled while it waits takes no
+    slot with it."""
+    upstream = RawUpstream(script=lambda seen, before: Reply(delay_s=0.05))
+    await upstream.start()
+    forwarder = LeanForwarder(UpstreamConfig(base_url=upstream.url, max_connections=2, timeout_s=5))
+
+    async def one() -> int:
+        response = await forwarder.send(UpstreamRequest("GET", "/api/v4/x", "", [], b""))
+        return response.status
+
+    try:
+        first = [asyncio.create_task(one()) for _ in range(2)]
+        await asyncio.sleep(0)
+        waiting = asyncio.create_task(one())  # finds both slots taken: queued
+        rest = [asyncio.create_task(one()) for _ in range(4)]
+        await asyncio.sleep(0)
+        waiting.cancel()
+        assert await asyncio.gather(*first, *rest) == [200] * 6
+        assert upstream.connections == 2  # the cap, and kept-alive connections reused
+        assert len(upstream.seen) == 6  # the cancelled one never went out
+        assert await one() == 200  # every slot came back
+    finally:
+        await forwarder.close()
+        await upstream.stop()
