@@ -74,6 +74,8 @@ class UpstreamResponse:
 
     def gate_label(self) -> str | None:
         """Gate's error ``label`` (for audit and the canary), or None."""
+        if self.status < 400:  # no label to read: skip the Content-Encoding lookup
+            return None
         return error_label(self.status, self.header("Content-Encoding"), self.body)
 
     def json(self) -> object:

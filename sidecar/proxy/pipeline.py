@@ -112,17 +112,20 @@ class ReadyBody:
     def __init__(self, body: bytes) -> None:
         self.body = body
 
-    async def __call__(self, limit: int) -> bytes:
+    def within(self, limit: int) -> bytes:
         if len(self.body) > limit:
             raise BodyTooLarge(f"request body exceeds {limit} bytes")
         return self.body
+
+    async def __call__(self, limit: int) -> bytes:
+        return self.within(limit)
 
 
 async def read_body(key: KeyRuntime, request: BotRequest) -> bytes:
     """The body, within ``max_body_bytes`` and ``body_timeout_s``."""
     reader = request.read_body
-    if isinstance(reader, ReadyBody):  # already whole: no deadline to keep
-        return await reader(key.max_body_bytes)
+    if isinstance(reader, ReadyBody):  # already whole: no deadline to keep, nothing to await
+        return reader.within(key.max_body_bytes)
     try:
         async with asyncio.timeout(key.body_timeout_s):
             body = await request.read_body(key.max_body_bytes)
