@@ -66,14 +66,36 @@ def test_its_own_deployment_identity_and_config(helm: Helm, tmp_path: Path) -> N
     assert "0 chart(s) failed" in out and "[WARNING]" not in out
 
 
-def test_the_example_alert(helm: Helm) -> None:
-    values = {"keyManager": {**ENABLED["keyManager"], "alert": {"enabled": True, "for": "5m"}}}
-    [rule] = find(helm.template(values=values), "PrometheusRule")
-    [alert] = rule["spec"]["groups"][0]["rules"]
-    assert alert["expr"] == (
+def test_its_alert_is_the_prometheus_rules_one_and_its_metrics_are_scraped(helm: Helm) -> None:
+    """One source: the alert lives in files/prometheus-rules.yaml (tests/test_alerts.py runs it
+    through promtool); the key manager's template defines none, and gives Prometheus its
+    /metrics with a PodMonitor."""
+    assert not find(helm.template(values=ENABLED), "PrometheusRule")
+    assert not find(helm.template(values=ENABLED), "PodMonitor")
+    values = {
+        **ENABLED,
+        "prometheusRule": {"enabled": True},
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
+    }
+    docs = helm.template(values=values)
+    [rule] = find(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"].get("app.kubernetes.io/component") != "key-manager"
+    by_alert = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert by_alert["GateSidecarKeyNotRotated"]["expr"] == (
         "gate_sidecar_keys_key_age_seconds > gate_sidecar_keys_rotate_every_seconds"
     )
-    assert alert["for"] == "5m" and "$labels.account" in alert["annotations"]["summary"]
+    [monitor] = _manager(docs, "PodMonitor")
+    [deployment] = _manager(docs, "Deployment")
+    pod = deployment["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    # The bots' ServiceMonitor does not select the manager (it has no Service).
+    [service_monitor] = find(docs, "ServiceMonitor")
+    selector = service_monitor["spec"]["selector"]["matchLabels"].items()
+    assert not selector <= pod["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize(
@@ -83,6 +105,8 @@ def test_the_example_alert(helm: Helm) -> None:
         ({"keyManager": {"enabled": True, "bogus": 1}}, "bogus"),
         ({"keyManager": {"config": {"accounts": [], "vault": {}, "main_key": {}}}}, "vault"),
         ({"keyManager": {"replicas": 3}}, "replicas"),
+        # the example alert moved to the PrometheusRule (prometheusRule.enabled)
+        ({"keyManager": {"alert": {"enabled": True}}}, "alert"),
     ],
 )
 def test_bad_values_are_refused(helm: Helm, values: dict[str, Any], error: str) -> None:
