@@ -69,11 +69,13 @@ test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_BIN)/pytest -q -p no:cacheprovider -m 'not slow and not ccxt and not image'
 
 # Slow benchmarks and soak tests, kept out of the default suite: the slow pytest marker, then
-# bench/run.py (the sidecar beside nginx on loopback; writes bench/results.json, prints a table).
-# nginx, wrk and openssl come from Debian's packages when missing.
+# bench/run.py (the sidecar beside nginx and a Go signing proxy on loopback; writes
+# bench/results.json, prints a table). nginx, wrk, openssl and Go (golang-go, which builds
+# bench/goproxy) come from Debian's packages when missing.
 bench: $(STAMP)
-	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v openssl >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk openssl; }
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v openssl >/dev/null \
+		&& command -v go >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk openssl golang-go; }
 	$(BIN)/python -c 'import uvloop' 2>/dev/null || $(BIN)/pip install --quiet -e '.[fast]'
 	$(BIN)/pytest -q -p no:cacheprovider -m slow
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

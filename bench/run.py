@@ -1,18 +1,24 @@
-"""`make bench`: gate-sidecar beside nginx, on loopback, in one run.
+"""`make bench`: gate-sidecar beside nginx and a Go signing proxy, on loopback, in one run.
 
-Starts a fast upstream (nginx answering Gate-shaped JSON, plain HTTP and TLS), nginx as a reverse
-proxy to it (the reference hop: keep-alive upstream, three added headers) and the sidecar (the
-lean path; the aiohttp path beside it for comparison), then measures each way to the upstream:
+Starts a fast upstream (nginx answering Gate-shaped JSON, plain HTTP and TLS), then three proxies
+to it: nginx as a reverse proxy (the floor: keep-alive upstream, three added headers), the
+anchor a user would write instead of running the sidecar (bench/goproxy/main.go: Go's
+``httputil.ReverseProxy`` with a Director adding KEY, Timestamp and SIGN, built for the run) and
+the sidecar (``full-trading``, env source, defaults: audit line and metrics on). Each is measured
+through both upstreams:
 
-- latency at 200 and 1,000 req/s with the open-loop paced client (bench/paced.py: every request
+- latency at 200 req/s with the open-loop paced client (bench/paced.py: every request
   recorded), added latency = the target's percentile minus the direct percentile;
-- throughput with wrk at 1, 16 and 64 connections, and the proxy's CPU time per request;
+- throughput with wrk at 64 connections, and the proxy's CPU time per request (utime + stime
+  from /proc/<pid>/stat, before and after the wrk run, over the requests wrk counted);
 - the sidecar's RSS with 1 key (after 10k and after 100k requests) and with 100 keys;
-- the in-process cost of path check + policy + signature (bench/micro.py).
+- the in-process cost of path check + policy + signature and of a rate budget's take
+  (bench/micro.py).
 
 Every figure is the median of ``--runs`` runs (interleaved across targets) with min-max. The
-proxies (nginx's one worker, the sidecar) are pinned to core 0 with taskset; the upstream and
-the load generators to the other cores. Writes bench/results.json and prints one table.
+proxies (nginx's one worker, the Go proxy, the sidecar) are pinned to core 0 with taskset; the
+upstream and the load generators to the other cores. Writes bench/results.json, prints one table
+and the issue's targets, each met or not.
 
     python bench/run.py [--runs 3] [--quick]
 
@@ -265,6 +271,10 @@ class Target:
     proc: Proc
     headers: list[str] = field(default_factory=list)
     cafile: str | None = None
+    counted: bool = False  # its requests count towards the RSS marks (the one-key sidecar)
+
+
+SENT: list[int] = []  # requests wrk made through the one-key plain sidecar, run by run
 
 
 def wrk(target: Target, conns: int, seconds: float) -> tuple[float, float]:
@@ -281,6 +291,8 @@ def wrk(target: Target, conns: int, seconds: float) -> tuple[float, float]:
         raise RuntimeError(f"cannot read wrk's output: {out.stdout}")
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout):
         raise RuntimeError(f"{target.name}: wrk saw error answers:\n{out.stdout}")
+    if target.counted:
+        SENT.append(int(m[1]))
     return float(rps[1]), cpu / int(m[1]) * 1e6
 
 
@@ -319,6 +331,7 @@ def machine() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    go_v = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     versions = {}
     for mod in ("aiohttp", "httptools", "uvloop"):
         with contextlib.suppress(Exception):
@@ -329,6 +342,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "nginx": nginx_v,
+        "go": go_v,
         **versions,
         "pinning": f"proxies on core {PROXY_CORE}, upstream and load on cores {LOAD_CORES}",
     }
@@ -341,11 +355,38 @@ def loadavg() -> float:
 # -- the run -------------------------------------------------------------------------------------
 
 
+def build_go_proxy(work: Path) -> Path:
+    """bench/goproxy/main.go, built for this run (Go's standard library only)."""
+    out = work / "goproxy"
+    env = {**os.environ, "GOPROXY": "off"}  # the standard library only: nothing to download
+    subprocess.run(
+        ["go", "build", "-o", str(out), str(HERE / "goproxy" / "main.go")],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return out
+
+
+def start_go_proxy(
+    procs: list[Proc], binary: Path, name: str, upstream: str, cafile: Path | None = None
+) -> tuple[Proc, int]:
+    port = free_port()
+    argv = [str(binary), "-listen", f"127.0.0.1:{port}", "-upstream", upstream]
+    if cafile is not None:
+        argv += ["-cafile", str(cafile)]
+    env = {**os.environ, "GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
+    proc = start(procs, name, pinned(PROXY_CORE, argv), env=env, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
 def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, Any]:
     wrk_s = 2.0 if quick else 3.0
-    rates = {200: 2.0 if quick else 4.0, 1000: 1.5 if quick else 3.0}
-    conns = [1, 16, 64]
+    rates = {200: 2.0 if quick else 4.0}
+    conns = [64]
     cert, key = tls_files(work)
+    go_binary = build_go_proxy(work)
     body = GATE_BODY.replace("'", "\\'")
     up, up_tls, px, px_tls = (free_port() for _ in range(4))
     answer = f"location / {{ default_type application/json; return 200 '{body}'; }}"
@@ -380,40 +421,38 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
     wait_port(up_tls)
     nginx = start(procs, "nginx-proxy", pinned(PROXY_CORE, ["nginx", "-c", str(proxy_conf)]))
     wait_port(px)
+    go, go_port = start_go_proxy(procs, go_binary, "go-proxy", f"http://127.0.0.1:{up}")
+    go_tls, go_tls_port = start_go_proxy(
+        procs, go_binary, "go-proxy-tls", f"https://127.0.0.1:{up_tls}", cert
+    )
 
     sidecar, (sc,) = start_sidecar(
         procs, work, "sidecar", sidecar_config(work, "sidecar", f"http://127.0.0.1:{up}")
     )
+    rss_start = round(sidecar.rss_mb(), 1)  # started, not yet served
     tls_cfg = sidecar_config(
         work, "sidecar-tls", f"https://127.0.0.1:{up_tls}", upstream={"ca_file": str(cert)}
     )
     sidecar_tls, (sc_tls,) = start_sidecar(procs, work, "sidecar-tls", tls_cfg)
-    aio_cfg = sidecar_config(
-        work,
-        "sidecar-aiohttp",
-        f"http://127.0.0.1:{up}",
-        upstream={"transport": "aiohttp"},
-        server={"listener": "aiohttp"},
-    )
-    sidecar_aio, (sc_aio,) = start_sidecar(procs, work, "sidecar-aiohttp", aio_cfg)
     groups = {
         "plain": [
             Target("direct", f"http://127.0.0.1:{up}{PATH}", upstream, NGINX_HEADERS),
             Target("nginx", f"http://127.0.0.1:{px}{PATH}", nginx),
-            Target("sidecar", sc + PATH, sidecar),
-            Target("sidecar (aiohttp path)", sc_aio + PATH, sidecar_aio),
+            Target("go", f"http://127.0.0.1:{go_port}{PATH}", go),
+            Target("sidecar", sc + PATH, sidecar, counted=True),
         ],
         "tls": [
             Target(
                 "direct", f"https://127.0.0.1:{up_tls}{PATH}", upstream, NGINX_HEADERS, str(cert)
             ),
             Target("nginx", f"http://127.0.0.1:{px_tls}{PATH}", nginx),
+            Target("go", f"http://127.0.0.1:{go_tls_port}{PATH}", go_tls),
             Target("sidecar", sc_tls + PATH, sidecar_tls),
         ],
     }
     for targets in groups.values():  # warm every path (connections, caches)
         for t in targets:
-            wrk(t, 4, 1)
+            wrk(t, 64, 1)
 
     raw: dict[str, dict[str, dict[str, list[float]]]] = {
         g: {t.name: {} for t in ts} for g, ts in groups.items()
@@ -450,56 +489,79 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
                     col = f"{pct}_us@{rate}"
                     added = [v - d for v, d in zip(samples[col], direct[col], strict=True)]
                     row[f"added_{col}"] = summary(added)
-            if name != "nginx":
-                for rate in rates:
-                    for pct in ("p50", "p99"):
-                        col = f"added_{pct}_us@{rate}"
-                        ref = max(results[group]["nginx"][col]["median"], 1.0)
-                        row[f"{col}_x_nginx"] = round(row[col]["median"] / ref, 2)
-                row["rps@64_pct_nginx"] = round(
-                    100 * row["rps@64"]["median"] / results[group]["nginx"]["rps@64"]["median"], 1
-                )
-                # The plain difference to nginx, run by run: unlike the ratio of added latencies
-                # it does not depend on what the direct baseline costs the client (with TLS the
-                # client's own TLS is in "direct", which shrinks nginx's added latency).
-                for pct in ("p50", "p99"):
-                    col = f"{pct}_us@200"
-                    ref_runs = by_target["nginx"][col]
-                    over = [v - n for v, n in zip(samples[col], ref_runs, strict=True)]
-                    row[f"over_nginx_{col}"] = summary(over)
+        go_row = results[group]["go"]
+        for name in ("nginx", "sidecar"):
+            row = results[group][name]
+            row["rps@64_x_go"] = round(row["rps@64"]["median"] / go_row["rps@64"]["median"], 2)
+            for pct in ("p50", "p99"):
+                col = f"added_{pct}_us@200"
+                row[f"{col}_minus_go"] = round(row[col]["median"] - go_row[col]["median"], 1)
     results["load_during"] = {"min": min(load), "max": max(load)}
+    results["rss"] = {"1_key_start_mb": rss_start, **measure_rss(work, procs, sidecar, sc, up)}
+    micro = subprocess.run([PY, str(HERE / "micro.py")], check=True, capture_output=True, text=True)
+    results["in_process_us"] = json.loads(micro.stdout)
+    results["targets"] = verdicts(results)
+    return results
 
-    # RSS: one key through 10k and 100k requests, then 100 keys.
-    rss = {"1_key_start_mb": round(sidecar.rss_mb(), 1)}
-    sent = 0
-    t_end = time.monotonic() + 120
+
+def measure_rss(work: Path, procs: list[Proc], sidecar: Proc, url: str, up: int) -> dict[str, Any]:
+    """The sidecar's RSS with one key (env source) after 10k and 100k requests (counted from
+    the start of the run: the runs above sent most of them), then with 100 keys."""
+    rss: dict[str, Any] = {}
+    sent = sum(SENT)
+    t_end = time.monotonic() + 150  # about 10 s on a quiet machine
     marks = {10_000: "1_key_after_10k_mb", 100_000: "1_key_after_100k_mb"}
-    base = Target("sidecar", sc + PATH, sidecar)
-    # wrk cannot stop at a count: measure how many a 1 s run does, then run to each mark.
+    base = Target("sidecar", url + PATH, sidecar, counted=True)
+    # wrk cannot stop at a count: run it in short bursts and read the count after each.
+    for mark in [m for m in marks if sent >= m]:
+        rss[marks.pop(mark)] = round(sidecar.rss_mb(), 1)
     while marks and time.monotonic() < t_end:
-        rps, _ = wrk(base, 16, 1)
-        sent += int(rps)
+        wrk(base, 64, 2)
+        sent = sum(SENT)
         for mark in [m for m in marks if sent >= m]:
             rss[marks.pop(mark)] = round(sidecar.rss_mb(), 1)
     rss["requests_sent"] = sent
     many_cfg = sidecar_config(work, "sidecar-100", f"http://127.0.0.1:{up}", keys=100)
     many, urls = start_sidecar(procs, work, "sidecar-100", many_cfg)
     assert len(urls) == 100
-    for url in urls:  # one request through each key, so each listener has served
-        with urllib.request.urlopen(url + PATH, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1)
+    for key_url in urls:  # one request through each key, so each listener has served
+        with urllib.request.urlopen(key_url + PATH, timeout=5) as resp:  # noqa: S310 (loopback)
             assert resp.status == 200
     rss["100_keys_mb"] = round(many.rss_mb(), 1)
-    results["rss"] = rss
-    micro = subprocess.run([PY, str(HERE / "micro.py")], check=True, capture_output=True, text=True)
-    results["in_process_us"] = json.loads(micro.stdout)
-    return results
+    many.stop()
+    return rss
+
+
+# The targets of the performance issue, judged on this run's medians.
+TARGETS = {
+    "rps@64 >= 1.5x go": lambda r, g: r[g]["sidecar"]["rps@64_x_go"] >= 1.5,
+    "cpu_us_per_req <= 45": lambda r, g: r[g]["sidecar"]["cpu_us_per_req"]["median"] <= 45,
+    "added p50 @200 <= go": lambda r, g: r[g]["sidecar"]["added_p50_us@200_minus_go"] <= 0,
+    "added p99 @200 <= go": lambda r, g: r[g]["sidecar"]["added_p99_us@200_minus_go"] <= 0,
+}
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    out = {
+        f"{group}: {name}": check(results, group)
+        for group in ("plain", "tls")
+        for name, check in TARGETS.items()
+    }
+    rss, micro = results["rss"], results["in_process_us"]
+    out["rss 1 key after 100k <= 50 MB"] = rss.get("1_key_after_100k_mb", 1e9) <= 50
+    out["rss 100 keys <= 60 MB"] = rss["100_keys_mb"] <= 60
+    out["path check + policy + signature <= 10 us"] = (
+        max(micro[c]["total_us"] for c in ("GET", "POST")) <= 10
+    )
+    out["budget take <= 3 us"] = micro["budget"]["take_us"] <= 3
+    return out
 
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        "| upstream | target | p50 @200/s | added p50 (x nginx) | p99 @200/s | added p99 (x nginx) "
-        "| added p50 @1000/s (x nginx) | req/s c=1 | c=16 | c=64 (% nginx) | CPU µs/req |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| upstream | target | req/s at 64 connections (x Go) | CPU µs per request "
+        "| added p50 @200/s | added p99 @200/s |",
+        "|---|---|---|---|---|---|",
     ]
 
     def ms(cell: dict[str, float]) -> str:
@@ -510,28 +572,25 @@ def table(results: dict[str, Any]) -> str:
 
     for group in ("plain", "tls"):
         for name, row in results[group].items():
-
-            def added(key: str, row: dict[str, Any] = row) -> str:
-                if f"added_{key}" not in row:
-                    return "-"
-                ratio = row.get(f"added_{key}_x_nginx")
-                return ms(row[f"added_{key}"]) + (f" ({ratio}x)" if ratio is not None else "")
-
-            pct = row.get("rps@64_pct_nginx")
+            if name == "direct":
+                continue
+            ratio = row.get("rps@64_x_go")
+            cpu = row["cpu_us_per_req"]
             lines.append(
-                f"| {group} | {name} | {ms(row['p50_us@200'])} | {added('p50_us@200')} "
-                f"| {ms(row['p99_us@200'])} | {added('p99_us@200')} | {added('p50_us@1000')} "
-                f"| {rps(row['rps@1'])} | {rps(row['rps@16'])} "
-                f"| {rps(row['rps@64'])}{f' ({pct}%)' if pct is not None else ''} "
-                f"| {row['cpu_us_per_req']['median']:.0f} |"
+                f"| {group} | {name} | {rps(row['rps@64'])}"
+                f"{f' ({ratio}x)' if ratio is not None else ''} "
+                f"| {cpu['median']:.0f} ({cpu['min']:.0f}-{cpu['max']:.0f}) "
+                f"| {ms(row['added_p50_us@200'])} | {ms(row['added_p99_us@200'])} |"
             )
     rss = results["rss"]
     micro = results["in_process_us"]
     lines.append("")
     for group in ("plain", "tls"):
-        over = results[group]["sidecar"].get("over_nginx_p50_us@200")
-        if over is not None:
-            lines.append(f"{group}: the sidecar's p50 at 200 req/s minus nginx's: {ms(over)}")
+        d = results[group]["direct"]
+        lines.append(
+            f"{group}: direct to the upstream p50 {ms(d['p50_us@200'])} at 200 req/s, "
+            f"{rps(d['rps@64'])} req/s at 64 connections"
+        )
     lines.append(
         f"RSS: 1 key {rss['1_key_start_mb']} MB at start, {rss.get('1_key_after_10k_mb')} MB "
         f"after 10k requests, {rss.get('1_key_after_100k_mb')} MB after 100k; "
@@ -542,7 +601,15 @@ def table(results: dict[str, Any]) -> str:
         f"{micro['GET']['path_check_us']} / {micro['POST']['path_check_us']}, policy "
         f"{micro['GET']['policy_us']} / {micro['POST']['policy_us']}, signature "
         f"{micro['GET']['sign_us']} / {micro['POST']['sign_us']}; total "
-        f"{micro['GET']['total_us']} / {micro['POST']['total_us']}."
+        f"{micro['GET']['total_us']} / {micro['POST']['total_us']}; "
+        f"a rate budget's take {micro['budget']['take_us']}."
+    )
+    lines.append("")
+    lines.append(
+        "Targets: "
+        + "; ".join(
+            f"{name} {'met' if ok else 'NOT met'}" for name, ok in results["targets"].items()
+        )
     )
     return "\n".join(lines)
 
@@ -553,9 +620,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="shorter runs, for trying things out")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args()
-    for tool in ("nginx", "wrk", "openssl"):
+    for tool in ("nginx", "wrk", "openssl", "go"):
         if not shutil.which(tool):
-            print(f"{tool} is missing: make bench installs it (apt-get install nginx wrk openssl)")
+            print(f"{tool} is missing: make bench installs it (nginx wrk openssl golang-go)")
             return 2
     procs: list[Proc] = []
     started_at = time.time()

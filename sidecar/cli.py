@@ -1,4 +1,4 @@
-"""The ``gate-sidecar`` command: serve, check-config, demo."""
+"""The ``gate-sidecar`` command: serve, check-config, demo, import-key, keys."""
 
 from __future__ import annotations
 
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sidecar.vault.transit.cli import add_import_key_parser
 
     add_import_key_parser(sub)
+    from sidecar.keymanager.cli import add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 

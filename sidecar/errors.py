@@ -113,6 +113,13 @@ class NotFound(SidecarError):
     label = "SIDECAR_NOT_FOUND"
 
 
+class MethodNotAllowed(SidecarError):
+    """A method the listener never serves (CONNECT: the sidecar is no tunnel)."""
+
+    status = 405
+    label = "SIDECAR_METHOD_NOT_ALLOWED"
+
+
 class RequestTimeout(SidecarError):
     """The request's head or body did not arrive within its deadline."""
 

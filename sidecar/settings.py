@@ -20,3 +20,13 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 #: A validation message that ends so is reported without the offending value (it may hold a
 #: secret, e.g. a password in a URL); see sidecar.config.loading.
 NOT_SHOWN = "(value not shown)"
+
+
+def refuse_removed(data: object, section: str, removed: dict[str, str]) -> object:
+    """The body of a ``mode="before"`` validator: a setting that no longer exists is named with
+    why it went, rather than reported as merely unknown."""
+    if isinstance(data, dict):
+        for name, why in removed.items():
+            if name in data:
+                raise ValueError(f"{section}.{name} was removed: {why}; delete the setting")
+    return data

@@ -72,12 +72,15 @@ async def running_sidecar(
     await runner.setup()
     try:
         sidecar = app[SIDECAR]
-        admin_url = await open_admin_site(runner, config)
+        admin_site = await open_admin_site(runner, config)
         # Env and file sources answer at once; let their first poll land so tests see a
         # settled state. Vault sources may legitimately take longer: tests wait on those.
         for handle in sidecar.keys.values():
             if handle.config.source.kind in ("env", "file"):
                 await asyncio.wait_for(handle.source.attempted.wait(), timeout=10)
-        yield RunningSidecar(admin_url, sidecar)
+        try:
+            yield RunningSidecar(admin_site.url, sidecar)
+        finally:
+            await admin_site.close()
     finally:
         await runner.cleanup()

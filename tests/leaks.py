@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.proxy import aiohttp_listener
-from sidecar.proxy.pipeline import BotResponse
+from sidecar.proxy import lean_http, lean_listener
 
 MIN_LEN = 12
 _secrets: set[str] = set()
@@ -61,13 +60,16 @@ def no_leaks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[None]:
     answers: list[str] = []
-    original = aiohttp_listener._web_response
+    original = lean_http.response_bytes
 
-    def scanned(response: BotResponse) -> Any:
-        answers.append(repr(response.headers) + response.body.decode("latin-1"))
-        return original(response)
+    def scanned(*args: Any, **kwargs: Any) -> bytes:
+        # Every answer a key listener (and the admin listener's connection cap) writes.
+        answer = original(*args, **kwargs)
+        answers.append(answer.decode("latin-1"))
+        return answer
 
-    monkeypatch.setattr(aiohttp_listener, "_web_response", scanned)
+    monkeypatch.setattr(lean_http, "response_bytes", scanned)
+    monkeypatch.setattr(lean_listener, "response_bytes", scanned)
     # Capture INFO lines too (audit, rotation, Vault); a test may still choose another level.
     caplog.set_level(logging.INFO)
     yield

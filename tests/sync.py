@@ -27,7 +27,7 @@ async def eventually(
     predicate: Check,
     timeout: float,
     what: str = "condition",
-    step: float = 0.05,
+    step: float = 0.02,
     ignoring: tuple[type[BaseException], ...] = (),
 ) -> float:
     """Wait (bounded) until ``predicate()`` holds (it may be a coroutine function); the seconds it
@@ -51,7 +51,7 @@ def eventually_blocking(
     predicate: Callable[[], bool],
     timeout: float,
     what: str = "condition",
-    step: float = 0.05,
+    step: float = 0.02,
     ignoring: tuple[type[BaseException], ...] = (),
 ) -> float:
     """:func:`eventually` for code that may block (fixtures starting a server, worker threads)."""

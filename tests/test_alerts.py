@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 RULES_FILE = CHART / "files" / "prometheus-rules.yaml"
 DASHBOARD_FILE = CHART / "files" / "dashboard.json"
 DOCS = REPO / "docs" / "kubernetes.md"
-OPERATIONS = REPO / "docs" / "operations.md"
+# The metrics tables: the sidecar's, its WebSocket listener's and the key manager's.
+METRIC_TABLES = [REPO / "docs" / p for p in ("operations.md", "websocket.md", "key-lifecycle.md")]
 RUNBOOK = "https://docs.example.com/kubernetes.md"
 APT_PACKAGE = "prometheus"
 
@@ -124,7 +125,9 @@ def test_every_alert_links_its_runbook_section_in_the_docs(rule_groups: dict[str
 
 
 def documented_metrics() -> set[str]:
-    return set(re.findall(r"^\| `(gate_sidecar_[a-z_]+)`", OPERATIONS.read_text(), re.M))
+    """Every metric a docs table names (a key-lifecycle.md row adds its labels: ``{account}``)."""
+    pattern = re.compile(r"^\| `(gate_sidecar_[a-z_]+)[`{]", re.M)
+    return {name for page in METRIC_TABLES for name in pattern.findall(page.read_text())}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -137,7 +140,11 @@ def test_every_metric_the_rules_and_the_dashboard_use_is_one_the_sidecar_exports
     rule_groups: dict[str, Any],
 ) -> None:
     known = documented_metrics()
-    assert "gate_sidecar_key_ready" in known
+    assert {
+        "gate_sidecar_key_ready",
+        "gate_sidecar_ws_frames_total",
+        "gate_sidecar_keys_key_age_seconds",
+    } <= known
     exprs = [rule["expr"] for rule in alerts(rule_groups).values()] + dashboard_queries()
     for expr in exprs:
         assert metric_names(expr) <= known, (expr, metric_names(expr) - known)
@@ -162,7 +169,7 @@ class Case:
     quiet_at: str | None  # an eval time before it fires (before `for:` passed), if any
     labels: dict[str, str]  # besides severity and the instance labels
     value: str = ""  # what `{{ $value | ... }}` renders to
-    extra: dict[str, str] = field(default_factory=dict)
+    also: list[dict[str, str]] = field(default_factory=list)  # more alerts firing, their labels
 
 
 CASES = [
@@ -287,6 +294,68 @@ CASES = [
         quiet_at="1m",
         labels={"key": "bot"},
     ),
+    Case(
+        "GateSidecarDeadManDisarmed",
+        [
+            # A REST bot that keeps trading while its spot countdown is no longer armed.
+            series("gate_sidecar_dead_man_armed", "1 1 0x7", key="bot", scope="spot"),
+            series(
+                "gate_sidecar_requests_total",
+                "0+10x8",
+                key="bot",
+                method="POST",
+                group="spot",
+                status="201",
+            ),
+            # A WebSocket-only bot whose frames keep coming: its futures scope alerts too.
+            series("gate_sidecar_dead_man_armed", "1 1 0x7", key="ws", scope="futures/usdt"),
+            series("gate_sidecar_ws_frames_total", "0+5x8", key="ws", direction="in"),
+            series("gate_sidecar_ws_frames_total", "0+50x8", key="ws", direction="out"),
+            # A bot that fell silent: its countdown ran out by design, no alert.
+            series("gate_sidecar_dead_man_armed", "1 1 0x7", key="quiet", scope="spot"),
+            series(
+                "gate_sidecar_requests_total",
+                "0 10 10x7",
+                key="quiet",
+                method="POST",
+                group="spot",
+                status="201",
+            ),
+            # A bot that only receives (pushes to it, nothing from it) is silent too.
+            series("gate_sidecar_dead_man_armed", "0x9", key="listener", scope="spot"),
+            series("gate_sidecar_ws_frames_total", "0x9", key="listener", direction="in"),
+            series("gate_sidecar_ws_frames_total", "0+50x8", key="listener", direction="out"),
+            # A trading bot whose countdown stays armed: no alert.
+            series("gate_sidecar_dead_man_armed", "1x9", key="armed", scope="spot"),
+            series(
+                "gate_sidecar_requests_total",
+                "0+10x8",
+                key="armed",
+                method="POST",
+                group="spot",
+                status="201",
+            ),
+        ],
+        fires_at="5m",
+        quiet_at="4m",
+        labels={"key": "bot", "scope": "spot"},
+        also=[{"key": "ws", "scope": "futures/usdt"}],
+    ),
+    Case(
+        "GateSidecarKeyNotRotated",
+        [
+            # rotate_every 1d; the key turns older than that at 7m and stays so.
+            series("gate_sidecar_keys_rotate_every_seconds", "86400x60", account="futures-bot"),
+            series("gate_sidecar_keys_key_age_seconds", "86000+60x60", account="futures-bot"),
+            # An account rotated a few minutes after its key came due: no alert.
+            series("gate_sidecar_keys_rotate_every_seconds", "86400x60", account="spot-bot"),
+            series("gate_sidecar_keys_key_age_seconds", "86000+60x15 0+60x44", account="spot-bot"),
+        ],
+        fires_at="37m",
+        quiet_at="35m",
+        labels={"account": "futures-bot"},
+        value="1d 0h 30m 20s",
+    ),
 ]
 
 
@@ -296,18 +365,20 @@ def render_annotation(template: str, labels: dict[str, str], value: str) -> str:
     return re.sub(r"\{\{ \$value \| \w+ \}\}", value, text)
 
 
-def unit_test(case: Case, rule: dict[str, Any]) -> dict[str, Any]:
-    labels = {**INSTANCE, **case.labels, "severity": rule["labels"]["severity"]}
-    if "instance" not in case.labels and "key" not in case.labels:
-        labels = {**INSTANCE, "severity": rule["labels"]["severity"]}
+def expected_alert(case: Case, rule: dict[str, Any], own: dict[str, str]) -> dict[str, Any]:
+    labels = {**INSTANCE, **own, "severity": rule["labels"]["severity"]}
     annotations = {
         k: render_annotation(v, labels, case.value) for k, v in rule["annotations"].items()
     }
+    return {"exp_labels": labels, "exp_annotations": annotations}
+
+
+def unit_test(case: Case, rule: dict[str, Any]) -> dict[str, Any]:
     checks: list[dict[str, Any]] = [
         {
             "eval_time": case.fires_at,
             "alertname": case.alert,
-            "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}],
+            "exp_alerts": [expected_alert(case, rule, own) for own in [case.labels, *case.also]],
         }
     ]
     if case.quiet_at is not None:
@@ -397,6 +468,8 @@ def test_the_dashboard_shows_what_an_operator_needs_per_key() -> None:
         "gate_sidecar_secret_version_info",
         "gate_sidecar_rate_limited_total",
         "gate_sidecar_rate_budget_fallback",
+        "gate_sidecar_dead_man_armed",
+        "gate_sidecar_dead_man_fires_in_seconds",
     ):
         assert metric in queries, metric
     assert "by (key, reason)" in queries
@@ -518,7 +591,12 @@ async def test_a_real_prometheus_scraping_a_sidecar_finds_data_for_every_dashboa
         # No Redis listens there: the budget serves from the local share, as when Redis is down.
         "shared": f"redis://127.0.0.1:{free_port()}/0",
     }
-    entry, environ, api_key, secret = env_key("bot", "spot-only", rate_limit=budget)
+    # The first request arms the spot countdown (the exchange keeps it), and the traffic keeps
+    # it armed for the whole test; `keep` disarms it when the sidecar stops.
+    dead_man = {"timeout_s": 30, "scopes": ["spot"], "on_shutdown": "keep"}
+    entry, environ, api_key, secret = env_key(
+        "bot", "spot-only", rate_limit=budget, dead_man=dead_man
+    )
     exchange.state.add_key(api_key, secret)
     config = make_config(exchange.url, [entry])
     queries = {q: grafana_to_promql(q) for q in dashboard_queries()}
@@ -545,6 +623,15 @@ async def test_a_real_prometheus_scraping_a_sidecar_finds_data_for_every_dashboa
                     missing[promql] = answer
         assert prometheus.process.poll() is None, (tmp_path / "prometheus.log").read_text()
         assert not missing, f"no data after {rounds} rounds: {missing}"
+        # The dead-man alert's join on real series (the labels a scrape adds included): quiet
+        # while the scope is armed, and its traffic side matches the armed scope.
+        expr = alerts(yaml.safe_load(RULES_FILE.read_text()))["GateSidecarDeadManDisarmed"]["expr"]
+        armed = expr.replace("gate_sidecar_dead_man_armed == 0", "gate_sidecar_dead_man_armed == 1")
+        assert armed != expr
+        answer = await prometheus.query(http, armed)
+        assert has_data(answer), answer
+        assert {r["metric"]["scope"] for r in answer["data"]["result"]} == {"spot"}
+        assert not has_data(await prometheus.query(http, expr))
 
 
 async def test_an_unknown_metric_in_a_query_returns_nothing_and_would_fail(

@@ -1,4 +1,5 @@
-"""Latency the sidecar adds: the same signed GET direct to the exchange vs through the sidecar.
+"""Latency the sidecar adds: the same signed GET direct to the exchange vs through the sidecar;
+and the Go signing proxy `make bench` measures the sidecar against signs as Gate verifies.
 
 Slow (make bench): bounded to N requests each way, sequential, one keep-alive connection, so the
 difference is the hop itself (parse, policy, sign, forward, relay), not queueing.
@@ -6,14 +7,20 @@ difference is the hop itself (parse, policy, sign, forward, relay), not queueing
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import statistics
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.fixtures_exchange import RunningExchange, gate_sign
 from tests.fixtures_sidecar import env_key, make_config, running_sidecar
+from tests.sync import eventually
 
 N = 2000
 PATH = "/api/v4/futures/usdt/accounts"
@@ -48,3 +55,61 @@ async def test_the_added_latency_of_one_hop_is_measured(exchange: RunningExchang
     print(f"\ndirect:  {_summary(direct)}\nsidecar: {_summary(proxied)}")
     print(f"added (paired): p50 {statistics.median(added) * 1000:.3f} ms")
     assert statistics.median(added) < 0.05  # a generous bound: catches a pathological regression
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+async def test_the_go_anchor_of_make_bench_signs_as_gate_verifies(
+    exchange: RunningExchange, tmp_path: Path
+) -> None:
+    """bench/goproxy is a fair anchor only if it does the sidecar's job: Gate's verifying
+    exchange accepts its signatures (a GET, a query to unescape, a POST with a body)."""
+    api_key, secret = "go-anchor-key", "go-anchor-secret-" + "s" * 47
+    exchange.state.add_key(api_key, secret)
+    binary = tmp_path / "goproxy"
+    main = Path(__file__).resolve().parent.parent / "bench" / "goproxy" / "main.go"
+    build = await asyncio.create_subprocess_exec(
+        "go", "build", "-o", str(binary), str(main), env={**os.environ, "GOPROXY": "off"}
+    )
+    assert await asyncio.wait_for(build.wait(), timeout=300) == 0
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        str(binary),
+        "-listen",
+        f"127.0.0.1:{port}",
+        "-upstream",
+        exchange.url,
+        env={**os.environ, "GATE_KEY": api_key, "GATE_SECRET": secret},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def listening() -> bool:
+                async with http.get(base + PATH) as resp:
+                    assert resp.status == 200, await resp.text()
+                    return True
+
+            errors = (aiohttp.ClientConnectionError,)
+            await eventually(listening, 20, "the Go proxy listening", step=0.1, ignoring=errors)
+            query = "/api/v4/spot/orders?currency_pair=BTC%5FUSDT&status=open"  # sent as is
+            async with http.get(URL(base + query, encoded=True)) as resp:
+                assert resp.status == 200, await resp.text()
+            order = b'{"currency_pair":"BTC_USDT","side":"buy","amount":"1","price":"1"}'
+            async with http.post(
+                base + "/api/v4/spot/orders",
+                data=order,
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                assert resp.status < 300, await resp.text()
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), timeout=10)
+    verdicts = [r.verdict for r in exchange.state.requests]
+    assert verdicts[-3:] == ["ok", "ok", "ok"]

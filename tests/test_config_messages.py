@@ -109,8 +109,8 @@ MESSAGES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "a value outside a choice",
-        {"keys": [KEY], "server": {"listener": "nginx"}},
-        ["server.listener: expected 'lean' or 'aiohttp' (got 'nginx')"],
+        {"keys": [KEY], "logging": {"format": "xml"}},
+        ["logging.format: expected 'json' or 'text' (got 'xml')"],
     ),
 ]
 

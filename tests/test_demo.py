@@ -29,6 +29,9 @@ def test_the_demo_walks_through_and_exits_cleanly() -> None:
     # walk-through rotates it there.
     assert "Local OpenBao dev server (holds the futures key)" in out
     assert "the next request was signed with the new key: yes" in out
+    assert "The key manager (gate-sidecar keys) rotates the futures key by itself" in out
+    assert "minted gs-futures-bot-1 at Gate (perms: account, futures (rw); whitelist" in out
+    assert "signed with it: yes" in out
     assert "Demo passed." in out
     assert "Traceback" not in proc.stderr
     steps = [int(m.group(1)) for m in re.finditer(r"^(\d+)\. ", out, re.M)]

@@ -23,7 +23,6 @@ from sidecar.errors import (
     UpstreamTooLarge,
     UpstreamUnavailable,
 )
-from sidecar.proxy.aiohttp_forwarder import AiohttpForwarder
 from sidecar.proxy.forwarder import (
     Forwarder,
     UpstreamConfig,
@@ -131,7 +130,6 @@ async def _memory() -> Harness:
 
 
 HARNESSES: dict[str, Callable[[], Awaitable[Harness]]] = {
-    "aiohttp": _network(AiohttpForwarder),
     "lean": _network(LeanForwarder),
     "memory": _memory,
 }

@@ -229,10 +229,10 @@ async def test_a_websocket_trading_frame_gets_the_same_verdict_as_its_rest_twin(
     from sidecar.proxy.brake import Brake
     from sidecar.proxy.forwarder import UpstreamConfig
     from sidecar.proxy.guarding import ws_refusal
+    from sidecar.proxy.lean_forwarder import LeanForwarder
     from sidecar.proxy.market import Market
-    from sidecar.proxy.transports import build_forwarder
 
-    forwarder = build_forwarder(UpstreamConfig(base_url=exchange.url))
+    forwarder = LeanForwarder(UpstreamConfig(base_url=exchange.url))
     guards, brake, market = Guards(GuardsConfig(**LIMITS)), Brake("bot"), Market(forwarder)
     try:
         big = await ws_refusal(guards, brake, market, "futures.order_place", "usdt", fut(size=250))

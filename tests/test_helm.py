@@ -576,14 +576,12 @@ def test_the_schema_knows_exactly_the_sidecars_server_settings() -> None:
 
 def test_the_schema_knows_exactly_the_sidecars_upstream_settings() -> None:
     from sidecar.proxy.forwarder import UpstreamConfig
-    from sidecar.proxy.transports import TRANSPORTS
     from sidecar.proxy.ws_settings import UpstreamWsConfig
 
     schema = json.loads((CHART / "values.schema.json").read_text())
     upstream = schema["properties"]["config"]["properties"]["upstream"]["properties"]
     assert sorted(upstream) == sorted(UpstreamConfig.model_fields)
     assert sorted(upstream["ws"]["properties"]) == sorted(UpstreamWsConfig.model_fields)
-    assert sorted(upstream["transport"]["enum"]) == sorted(TRANSPORTS)
 
 
 def test_another_chart_can_include_the_named_templates(helm: Helm, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The lean key listener (server.listener: lean): HTTP/1.1 over raw sockets, its limits, the
-handover to aiohttp for WebSocket upgrades, TLS, and the peer it gives the pipeline."""
+"""The key listener (the lean one, the only one): HTTP/1.1 over raw sockets, its limits, a
+declined upgrade, TLS, and the peer it gives the pipeline. WebSocket upgrades and the refusals
+at the edge: tests/test_front_door.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import gzip
 import json
 import ssl
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from aiohttp import web
 
 from sidecar.config import parse_config
 from sidecar.config.listen import parse_listen
-from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
 from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.pipeline import BotRequest, KeyRuntime, respond
@@ -29,6 +29,7 @@ from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.listeners import LeanListener, serve_lean
 from tests.certs import self_signed
 from tests.doubles import MemoryForwarder
+from tests.sync import eventually
 
 PATH = "/api/v4/spot/accounts"
 
@@ -43,6 +44,11 @@ class Lean:
     runtime: KeyRuntime
     listener: LeanListener
     delay_s: float = 0.0
+
+    @property
+    def host(self) -> str:
+        """The Host header line an HTTP/1.1 request to this listener carries."""
+        return f"Host: 127.0.0.1:{self.port}\r\n"
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
@@ -78,7 +84,7 @@ async def lean_sidecar(listen: str = "127.0.0.1:0", **server: Any) -> AsyncItera
     holder: list[Lean] = []
 
     async def upstream(request: UpstreamRequest) -> UpstreamResponse:
-        await asyncio.sleep(holder[0].delay_s)
+        await asyncio.sleep(holder[0].delay_s)  # pace: the fake upstream's latency
         echo = {"method": request.method, "body": request.body.decode(), "path": request.path}
         return UpstreamResponse(200, [("X-Up", "1")], json.dumps(echo).encode())
 
@@ -181,7 +187,9 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
         bodies = [b'{"i":1}', b'{"i":22}', b'{"i":333}']
         writer.write(
             b"".join(
-                f"POST {PATH} HTTP/1.1\r\n{JSON}Content-Length: {len(b)}\r\n\r\n".encode() + b
+                f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}"
+                f"Content-Length: {len(b)}\r\n\r\n".encode()
+                + b
                 for b in bodies
             )
         )
@@ -195,9 +203,13 @@ async def test_a_request_sent_while_the_one_before_is_answered_is_served_next() 
     async with lean_sidecar(header_timeout_s=5) as lean:
         lean.delay_s = 0.2
         reader, writer = await lean.connect()
-        writer.write(f"POST {PATH} HTTP/1.1\r\n{JSON}Content-Length: 3\r\n\r\n[1]".encode())
-        await asyncio.sleep(0.05)  # the first is at the upstream now
-        writer.write(f"POST {PATH} HTTP/1.1\r\n{JSON}Content-Length: 3\r\n\r\n[2]".encode())
+        writer.write(
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Content-Length: 3\r\n\r\n[1]".encode()
+        )
+        await eventually(lambda: len(lean.forwarder.sent) == 1, 5, "the first at the upstream")
+        writer.write(
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Content-Length: 3\r\n\r\n[2]".encode()
+        )
         bodies = [json.loads((await read_response(reader))[2])["body"] for _ in range(2)]
         assert bodies == ["[1]", "[2]"]
         writer.close()
@@ -215,7 +227,10 @@ async def test_an_http10_request_without_keep_alive_is_answered_and_closed() -> 
 async def test_a_head_request_gets_headers_and_no_body() -> None:
     async with lean_sidecar() as lean:
         reader, writer = await lean.connect()
-        writer.write(f"HEAD {PATH} HTTP/1.1\r\n\r\nGET {PATH} HTTP/1.1\r\n\r\n".encode())
+        writer.write(
+            f"HEAD {PATH} HTTP/1.1\r\n{lean.host}\r\n"
+            f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode()
+        )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 200")
         status, _, body = await read_response(reader)  # the next answer follows at once
@@ -228,7 +243,7 @@ async def test_a_gzip_body_is_forwarded_decoded_without_its_encoding() -> None:
         packed = gzip.compress(b'{"text":"buy"}')
         status, _, body = await exchange(
             lean,
-            f"POST {PATH} HTTP/1.1\r\n{JSON}Content-Encoding: gzip\r\n"
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Content-Encoding: gzip\r\n"
             f"Content-Length: {len(packed)}\r\n\r\n".encode()
             + packed,
         )
@@ -240,7 +255,7 @@ async def test_a_chunked_body_is_forwarded_whole() -> None:
     async with lean_sidecar() as lean:
         status, _, body = await exchange(
             lean,
-            f"POST {PATH} HTTP/1.1\r\n{JSON}Transfer-Encoding: chunked\r\n\r\n"
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Transfer-Encoding: chunked\r\n\r\n"
             '3\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n'.encode(),
         )
         assert status == 200 and json.loads(body)["body"] == '{"a":1}'
@@ -250,7 +265,7 @@ async def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None
     async with lean_sidecar() as lean:
         reader, writer = await lean.connect()
         writer.write(
-            f"POST {PATH} HTTP/1.1\r\n{JSON}Expect: 100-continue\r\n"
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Expect: 100-continue\r\n"
             "Content-Length: 2\r\n\r\n".encode()
         )
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -286,32 +301,32 @@ REFUSALS: list[tuple[str, bytes, int, str]] = [
     ("garbage", b"\x16\x03\x01 not http\r\n\r\n", 400, "BAD_REQUEST"),
     (
         "more headers than max_headers",
-        (f"GET {PATH} HTTP/1.1\r\n" + "X-N: 1\r\n" * 11 + "\r\n").encode(),
+        (f"GET {PATH} HTTP/1.1\r\nHost: x\r\n" + "X-N: 1\r\n" * 11 + "\r\n").encode(),
         431,
         "HEADERS_TOO_LARGE",
     ),
     (
         "a head over max_header_bytes",
-        f"GET {PATH} HTTP/1.1\r\nX-Big: {'a' * 2000}\r\n\r\n".encode(),
+        f"GET {PATH} HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 2000}\r\n\r\n".encode(),
         431,
         "HEADERS_TOO_LARGE",
     ),
     (
         "a Content-Length over max_body_bytes",
-        f"POST {PATH} HTTP/1.1\r\nContent-Length: 1001\r\n\r\n".encode(),
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n".encode(),
         413,
         "BODY_TOO_LARGE",
     ),
     (
         "a chunked body over max_body_bytes",
-        f"POST {PATH} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         f"3e9\r\n{'a' * 1001}\r\n0\r\n\r\n".encode(),
         413,
         "BODY_TOO_LARGE",
     ),
     (
         "a gzip body that inflates over max_body_bytes",
-        f"POST {PATH} HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: "
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: "
         f"{len(gzip.compress(b'0' * 5000))}\r\n\r\n".encode()
         + gzip.compress(b"0" * 5000),
         413,
@@ -319,7 +334,8 @@ REFUSALS: list[tuple[str, bytes, int, str]] = [
     ),
     (
         "a gzip body that does not inflate",
-        f"POST {PATH} HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope".encode(),
+        f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+        "Content-Length: 4\r\n\r\nnope".encode(),
         400,
         "BAD_REQUEST",
     ),
@@ -345,7 +361,7 @@ async def test_the_listener_refuses_with_a_sidecar_error_and_closes(
 async def test_a_head_that_does_not_arrive_in_time_is_408_and_closed() -> None:
     async with lean_sidecar(header_timeout_s=0.2) as lean:
         reader, writer = await lean.connect()
-        writer.write(f"GET {PATH} HTTP/1.1\r\nX-Slow: ".encode())
+        writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}X-Slow: ".encode())
         status, _, body = await read_response(reader)
         assert (status, label(body)) == (408, "SIDECAR_REQUEST_TIMEOUT")
         assert await closed(reader)
@@ -354,7 +370,7 @@ async def test_a_head_that_does_not_arrive_in_time_is_408_and_closed() -> None:
 async def test_a_body_that_does_not_arrive_in_time_is_408_and_closed() -> None:
     async with lean_sidecar(body_timeout_s=0.2) as lean:
         reader, writer = await lean.connect()
-        writer.write(f"POST {PATH} HTTP/1.1\r\nContent-Length: 10\r\n\r\n{{".encode())
+        writer.write(f"POST {PATH} HTTP/1.1\r\n{lean.host}Content-Length: 10\r\n\r\n{{".encode())
         status, _, body = await read_response(reader)
         assert (status, label(body)) == (408, "SIDECAR_REQUEST_TIMEOUT")
         assert lean.forwarder.sent == []
@@ -364,21 +380,20 @@ async def test_a_silent_or_idle_connection_is_closed_after_its_timeout() -> None
     async with lean_sidecar(header_timeout_s=0.2, idle_timeout_s=0.3) as lean:
         silent, _ = await lean.connect()
         reader, writer = await lean.connect()
-        writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
         assert (await read_response(reader))[0] == 200
         assert await closed(silent) and await closed(reader)
 
 
 async def test_connections_beyond_max_connections_get_503_overloaded() -> None:
     async with lean_sidecar(max_connections=2) as lean:
-        held = [await lean.connect() for _ in range(2)]
-        await asyncio.sleep(0.05)
+        held = [await lean.connect() for _ in range(2)]  # accepted in order: no wait needed
         reader, _ = await lean.connect()
         status, _, body = await read_response(reader)
         assert (status, label(body)) == (503, "SIDECAR_OVERLOADED")
         assert await closed(reader)
         reader, writer = held[0]  # the ones it holds are served as usual
-        writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
         assert (await read_response(reader))[0] == 200
 
 
@@ -387,8 +402,8 @@ async def test_closing_lets_an_in_flight_request_finish_and_closes_idle_ones() -
         lean.delay_s = 0.3
         idle_reader, _ = await lean.connect()
         reader, writer = await lean.connect()
-        writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
-        await asyncio.sleep(0.1)
+        writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
+        await eventually(lambda: len(lean.forwarder.sent) == 1, 5, "the request in flight")
         closing = asyncio.create_task(lean.listener.close())
         assert await closed(idle_reader)
         status, headers, _ = await read_response(reader)
@@ -397,7 +412,7 @@ async def test_closing_lets_an_in_flight_request_finish_and_closes_idle_ones() -
         assert not lean.listener.is_open
 
 
-# -- the peer, TLS and the handover ------------------------------------------------------------
+# -- the peer, TLS and a declined upgrade ---------------------------------------------------------
 
 
 def _tls_pair(tmp: Path) -> tuple[ssl.SSLContext, Path]:
@@ -413,19 +428,11 @@ def _tls_pair(tmp: Path) -> tuple[ssl.SSLContext, Path]:
 
 @contextlib.asynccontextmanager
 async def extra_listener(
-    lean: Lean,
-    *,
-    tls: ssl.SSLContext | None = None,
-    routes: Callable[[web.Application], None] | None = None,
+    lean: Lean, *, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[LeanListener]:
-    """A second lean listener for the same key; ``routes`` replace the key app behind it."""
-    app = create_key_app(lean.runtime)
-    if routes is not None:
-        app = web.Application()
-        routes(app)
+    """A second listener for the same key."""
     listener = await serve_lean(
         lean.runtime,
-        app,
         parse_listen("127.0.0.1:0"),
         mode=0o660,
         shutdown_grace_s=1,
@@ -443,7 +450,7 @@ async def test_a_unix_socket_listener_is_created_with_its_mode_and_serves(tmp_pa
     async with lean_sidecar(listen=f"unix:{sock}") as lean:
         assert lean.url == f"unix:{sock}" and stat.S_IMODE(sock.stat().st_mode) == 0o600
         reader, writer = await asyncio.open_unix_connection(str(sock))
-        writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
         assert (await read_response(reader))[0] == 200
         writer.close()
 
@@ -462,7 +469,7 @@ async def test_the_pipeline_gets_the_bots_transport_as_its_peer(
     monkeypatch.setattr(lean_listener, "respond", spying)
     async with lean_sidecar() as lean:
         reader, writer = await lean.connect()
-        writer.write(f"GET {PATH} HTTP/1.1\r\n\r\n".encode())
+        writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
         await read_response(reader)
         host, port = writer.get_extra_info("sockname")[:2]
         assert peers == [f"{host}:{port}"]
@@ -485,41 +492,50 @@ async def test_a_tls_listener_serves_https(tmp_path: Path) -> None:
                 )
 
 
-def _ws_routes(app: web.Application) -> None:
-    async def echo(request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for msg in ws:
-            await ws.send_str("echo:" + msg.data)
-        return ws
-
-    async def plain(request: web.Request) -> web.StreamResponse:
-        return web.Response(text="served by aiohttp")
-
-    app.router.add_get("/ws", echo)
-    app.router.add_get("/h2c", plain)
-
-
-async def test_a_websocket_upgrade_is_handed_to_the_aiohttp_app() -> None:
-    async with (
-        lean_sidecar() as lean,
-        extra_listener(lean, routes=_ws_routes) as listener,
-        aiohttp.ClientSession() as http,
-    ):
-        async with http.get(listener.url + PATH) as resp:  # first a plain request, kept alive
-            assert resp.status == 200
-        async with http.ws_connect(listener.url + "/ws") as ws:
-            await ws.send_str("hi")
-            assert await ws.receive_str() == "echo:hi"
-            assert listener.open_connections >= 1
-
-
-async def test_any_upgrade_request_is_handed_over_whole() -> None:
-    async with lean_sidecar() as lean, extra_listener(lean, routes=_ws_routes) as listener:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", int(listener.url.split(":")[-1])
+async def test_a_declined_upgrade_is_served_and_the_request_after_it_in_the_same_write_too() -> (
+    None
+):
+    """An ``h2c`` upgrade is not taken: the request is served as HTTP/1.1, and the one that
+    came in the same write behind it is answered, not dropped (issue 17, finding 8)."""
+    async with lean_sidecar() as lean:
+        reader, writer = await lean.connect()
+        writer.write(
+            f"GET {PATH} HTTP/1.1\r\n{lean.host}Connection: Upgrade, HTTP2-Settings\r\n"
+            "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+            f'POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Content-Length: 7\r\n\r\n{{"n":2}}'.encode()
         )
-        writer.write(b"GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
-        status, _, body = await read_response(reader)
-        assert (status, body) == (200, b"served by aiohttp")
+        first = await read_response(reader)
+        second = await read_response(reader)
+        assert (first[0], json.loads(first[2])["method"]) == (200, "GET")
+        assert (second[0], json.loads(second[2])["body"]) == (200, '{"n":2}')
         writer.close()
+
+
+async def test_a_declined_upgrade_with_a_body_gets_its_body_also_when_it_comes_later() -> None:
+    """llhttp ends an upgrade request at its head; Java's HttpClient offers h2c on a POST with a
+    body, so the listener reads that body itself, in whatever pieces it arrives."""
+    async with lean_sidecar() as lean:
+        reader, writer = await lean.connect()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Connection: Upgrade, HTTP2-Settings\r\n"
+            "Upgrade: h2c\r\nHTTP2-Settings: AA\r\nContent-Length: 7\r\n\r\n"
+        ).encode()
+        writer.write(head + b'{"n"')
+        await eventually(lambda: bool(lean.listener.lean.connections), 5, "connected")
+        writer.write(b":1}" + f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())
+        first = await read_response(reader)
+        second = await read_response(reader)
+        assert (first[0], json.loads(first[2])["body"]) == (200, '{"n":1}')
+        assert (second[0], json.loads(second[2])["method"]) == (200, "GET")
+        writer.close()
+
+
+async def test_an_upgrade_request_with_a_chunked_body_is_refused() -> None:
+    async with lean_sidecar() as lean:
+        status, _, body = await exchange(
+            lean,
+            f"POST {PATH} HTTP/1.1\r\n{lean.host}{JSON}Connection: Upgrade\r\nUpgrade: h2c\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".encode(),
+        )
+        assert (status, label(body)) == (400, "SIDECAR_BAD_REQUEST")
+        assert lean.forwarder.sent == []

@@ -1,5 +1,6 @@
 """Listener limits and refusals outside the app (issue 13, gaps 1, 5 and 6): deadlines, the
-connection cap, head size caps, aiohttp's own parser refusals, clients that vanish mid-body."""
+connection cap, head size caps, the HTTP parser's refusals, clients that vanish mid-body; the key
+listener (the lean one, the only one) and the admin listener (aiohttp)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from sidecar.proxy.lean_listener import BODY, BUSY, LeanServer
+from sidecar.runtime.listeners import LeanListener
 from sidecar.runtime.sites import ACCEPT_BURST_S, quiet_accept_errors
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_sidecar import RunningSidecar, env_key, make_config, running_sidecar
 from tests.leaks import register_secret
 from tests.rawhttp import parse_response, raw_exchange
+from tests.sync import eventually
 
 LIMITS = {
     "header_timeout_s": 0.5,
@@ -51,16 +55,27 @@ class Setup:
     def head(self, target: str = "/api/v4/spot/accounts", method: str = "GET") -> bytes:
         return f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n".encode()
 
+    @property
+    def lean(self) -> LeanServer:
+        listener = self.sidecar.sidecar.keys["bot"].listener
+        assert isinstance(listener, LeanListener)
+        return listener.lean
 
-@pytest.fixture(params=["lean", "aiohttp"])
-async def setup(exchange: RunningExchange, request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
-    """Both key listeners (server.listener) keep the same limits and refuse the same way."""
+    async def phase(self, phase: int) -> None:
+        """Wait until a connection of the bot's listener is in ``phase`` (BUSY: a request is
+        being handled; BODY: a body is arriving)."""
+        await eventually(
+            lambda: any(c.phase == phase for c in self.lean.connections), 5, f"phase {phase}"
+        )
+
+
+@pytest.fixture
+async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:
     entry, environ, api_key, secret = env_key("bot", "full-trading")
     other, env2, api_key2, secret2 = env_key("other", "read-only")
     exchange.state.add_key(api_key, secret)
     exchange.state.add_key(api_key2, secret2)
-    server = {**LIMITS, "listener": request.param}
-    config = make_config(exchange.url, [entry, other], server=server)
+    config = make_config(exchange.url, [entry, other], server=LIMITS)
     async with running_sidecar(config, {**environ, **env2}) as sidecar:
         yield Setup(sidecar, exchange)
 
@@ -105,7 +120,7 @@ async def test_a_head_dripped_byte_by_byte_still_meets_the_deadline(setup: Setup
     async def drip() -> None:
         for byte in setup.head():
             writer.write(bytes([byte]))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # pace: one byte every 50 ms
 
     dripping = asyncio.create_task(drip())
     data = await asyncio.wait_for(reader.read(), timeout=5)
@@ -141,7 +156,7 @@ async def test_a_stalled_head_pipelined_behind_a_request_being_handled_gets_its_
     reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
     writer.write(setup.head() + b"\r\n")
     await writer.drain()
-    await asyncio.sleep(0.1)  # a read of its own: the first request is being handled
+    await setup.phase(BUSY)  # a read of its own: the first request is being handled
     writer.write(setup.head("/api/v4/spot/open_orders") + b"X-Slow: 1\r\n")  # never ends
     await writer.drain()
     sent = time.perf_counter()
@@ -163,11 +178,11 @@ async def test_a_pipelined_head_that_completes_in_time_is_served_in_order(setup:
     reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
     writer.write(setup.head() + b"\r\n")
     await writer.drain()
-    await asyncio.sleep(0.1)
+    await setup.phase(BUSY)
     second = setup.head("/api/v4/spot/open_orders")
     writer.write(second)  # half now, the rest within the deadline
     await writer.drain()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # pace: the rest of the head comes later
     writer.write(b"Connection: close\r\n\r\n")
     data = await asyncio.wait_for(reader.read(), timeout=5)
     writer.close()
@@ -181,7 +196,7 @@ async def test_a_pipelined_head_over_the_size_cap_is_431_after_the_answer_before
     reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
     writer.write(setup.head() + b"\r\n")
     await writer.drain()
-    await asyncio.sleep(0.1)
+    await setup.phase(BUSY)
     writer.write(setup.head("/api/v4/spot/open_orders"))
     for i in range(15):  # 15 lines of 160 bytes, never the blank line: over 2048 bytes
         writer.write(b"X-H%d: %s\r\n" % (i, b"a" * 150))
@@ -221,7 +236,7 @@ async def test_connections_beyond_the_cap_get_a_quick_503_and_the_others_keep_wo
 ) -> None:
     caplog.set_level(logging.INFO)
     held = [await asyncio.open_connection("127.0.0.1", setup.port) for _ in range(4)]
-    await asyncio.sleep(0.05)
+    await eventually(lambda: len(setup.lean.connections) == 4, 5, "4 connections held")
     started = time.perf_counter()
     status, body = await raw_exchange("127.0.0.1", setup.port, setup.head() + b"\r\n")
     assert (status, json.loads(body)["label"]) == (503, "SIDECAR_OVERLOADED")
@@ -231,7 +246,7 @@ async def test_connections_beyond_the_cap_get_a_quick_503_and_the_others_keep_wo
     await _ok(setup.sidecar.admin_url + "/healthz")
     for _, writer in held:
         writer.close()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: not setup.lean.connections, 5, "the held connections closed")
     await _ok(setup.sidecar.url("bot") + "/api/v4/spot/accounts")
     assert "SIDECAR_OVERLOADED" in [a["label"] for a in _audit(caplog)]
 
@@ -305,9 +320,9 @@ async def test_a_bot_that_disconnects_mid_body_gets_no_500_and_logs_no_traceback
     head = setup.head("/api/v4/spot/orders", "POST")
     writer.write(head + b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{")
     await writer.drain()
-    await asyncio.sleep(0.1)
+    await setup.phase(BODY)
     writer.transport.abort()
-    await asyncio.sleep(0.3)
+    await eventually(lambda: bool(_audit(caplog)), 5, "the disconnect audited")
     assert len(setup.exchange.state.requests) == before
     assert [(a["label"], a["status"]) for a in _audit(caplog)] == [
         ("SIDECAR_CLIENT_DISCONNECTED", 400)
@@ -325,7 +340,6 @@ async def test_an_invalid_gzip_body_is_a_json_400_with_no_unhandled_exception(
     head += b"Content-Length: %d\r\n\r\n" % len(junk)
     status, body = await raw_exchange("127.0.0.1", setup.port, head + junk)
     assert (status, json.loads(body)["label"]) == (400, "SIDECAR_BAD_REQUEST")
-    await asyncio.sleep(0.1)
     assert "Unhandled exception" not in caplog.text
     _no_tracebacks(caplog)
 
@@ -337,8 +351,8 @@ async def test_the_admin_listener_has_the_same_deadline_and_cap(setup: Setup) ->
     port = setup.admin_port
     status, body = await raw_exchange("127.0.0.1", port, b"GET /healthz HTTP/1.1\r\nX-Slow: 1\r\n")
     assert (status, json.loads(body)["label"]) == (408, "SIDECAR_REQUEST_TIMEOUT")
+    # Accepted in order: the fifth connection finds four held (no wait needed).
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
-    await asyncio.sleep(0.05)
     status, body = await raw_exchange("127.0.0.1", port, b"GET /healthz HTTP/1.1\r\n\r\n")
     assert (status, json.loads(body)["label"]) == (503, "SIDECAR_OVERLOADED")
     for _, writer in held:

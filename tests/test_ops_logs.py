@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import logging.handlers
+import sys
+from collections.abc import Iterator
 
 import pytest
 
-from sidecar.ops.audit import audit_fields, audit_line
-from sidecar.ops.logs import JsonFormatter, TextFormatter
+from sidecar.ops.audit import audit_fields, audit_json, audit_line
+from sidecar.ops.logs import AUDIT_SINK, JsonFormatter, TextFormatter, setup_logging
 from sidecar.proxy.record import RequestRecord
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, ops_setup
@@ -135,3 +139,121 @@ async def test_each_request_writes_exactly_one_audit_line(
     assert denied["status"] == 403 and denied["label"] == "SIDECAR_POLICY_DENIED"
     assert denied["upstream_status"] is None and denied["version"] is None
     assert "amount" not in caplog.text
+
+
+# -- the audit sink: the process's audit lines, formatted without logging, written in batches --
+
+
+class CountingStream(io.StringIO):
+    """A stdout that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def stdout(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingStream]:
+    """A counting stdout for setup_logging (called in the test: pytest sets its own stdout
+    between a fixture and the test); logging as it was, after."""
+    stream = CountingStream()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield stream
+    finally:
+        AUDIT_SINK.flush()
+        AUDIT_SINK.stream = None
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _setup(stream: CountingStream, fmt: str, level: str) -> None:
+    """setup_logging as `serve` runs it, onto ``stream`` as stdout."""
+    real = sys.stdout
+    sys.stdout = stream
+    try:
+        setup_logging(fmt, level, audit_sink=True)
+    finally:
+        sys.stdout = real
+
+
+def _odd_record(path: str) -> RequestRecord:
+    record = _allowed_record()
+    record.path, record.client_cert = path, 'CN "bot" \\ é'
+    return record
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _allowed_record(),
+        _odd_record('/api/v4/spot/"orders"\\\x01'),
+        _odd_record("/api/v4/ünïcode/\u2028"),
+        RequestRecord("k", "-", "-", 0, time=1.5),  # unfinished: no latency, no status
+    ],
+)
+def test_the_fast_json_line_reads_as_the_formatters_line(record: RequestRecord) -> None:
+    line = audit_json(record)
+    assert line.endswith("\n") and "\n" not in line[:-1] and line.isascii()
+    reference = json.loads(_emit(JsonFormatter(), record))
+    assert list(json.loads(line).items()) == list(reference.items())  # same fields, same order
+
+
+def test_audit_lines_go_out_in_one_write_per_loop_iteration(stdout: CountingStream) -> None:
+    _setup(stdout, "json", "info")
+
+    async def burst() -> int:
+        for _ in range(50):
+            audit_line(_allowed_record())
+        written_now = stdout.writes
+        await asyncio.sleep(0)  # hold: the end of this iteration: the queued flush runs
+        await asyncio.sleep(0)  # hold: and the write it scheduled
+        return written_now
+
+    assert asyncio.run(burst()) == 0  # nothing written while the iteration runs
+    assert stdout.writes == 1
+    lines = stdout.getvalue().splitlines()
+    assert len(lines) == 50 and all(json.loads(x)["logger"] == "sidecar.audit" for x in lines)
+
+
+def test_a_log_line_comes_after_the_audit_lines_queued_before_it(stdout: CountingStream) -> None:
+    _setup(stdout, "json", "info")
+
+    async def interleaved() -> None:
+        audit_line(_allowed_record())
+        logging.getLogger("sidecar.serve").info("shutting down")
+        audit_line(_allowed_record())
+
+    asyncio.run(interleaved())
+    AUDIT_SINK.flush()
+    msgs = [json.loads(x)["msg"] for x in stdout.getvalue().splitlines()]
+    assert msgs == ["request", "shutting down", "request"]
+
+
+def test_the_text_format_and_the_log_level_apply_to_the_fast_path(
+    stdout: CountingStream,
+) -> None:
+    _setup(stdout, "text", "info")
+    audit_line(_allowed_record())  # no loop running: written at once
+    line = stdout.getvalue()
+    assert "INFO    sidecar.audit: request time=2001-09-09T01:46:40.000Z key=futures-bot" in line
+    assert line.endswith("\n") and line.count("\n") == 1
+    _setup(stdout, "json", "warning")  # INFO lines hidden: the audit line too, as before
+    audit_line(_allowed_record())
+    assert stdout.getvalue() == line
+
+
+def test_a_reload_keeps_the_audit_path_the_process_chose(stdout: CountingStream) -> None:
+    """Only `serve` sends audit lines to the sink; a reload that changes the format or level
+    (setup_logging without audit_sink) keeps whichever path was chosen, so a sidecar run in
+    process (the tests' caplog) keeps its audit lines as logging records."""
+    setup_logging("json", "debug")
+    assert AUDIT_SINK.stream is None
+    _setup(stdout, "json", "info")
+    setup_logging("text", "info")
+    assert AUDIT_SINK.stream is not None and not AUDIT_SINK.json

@@ -206,3 +206,41 @@ def test_vault_metrics_are_absent_without_a_session_or_a_token() -> None:
     no_token = _state_samples(VaultStatus(False, None, 0, 0, {}))
     assert no_token[("gate_sidecar_vault_ready", ())] == 0
     assert ("gate_sidecar_vault_token_ttl_seconds", ()) not in no_token
+
+
+def test_the_plain_counters_render_as_prometheus_clients_own_would() -> None:
+    """Counts and Histograms keep integers and render on scrape; the text a scraper reads is
+    the one prometheus_client's Counter and Histogram write for the same events."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from sidecar.ops.metrics import ADDED_BUCKETS, Counts, Histograms
+
+    values = [0.0, 0.0001, 0.00010001, 0.0003, 0.001, 0.7, 3.0]  # on, around and past bounds
+    ours_h = Histograms("t_latency_seconds", "doc", ADDED_BUCKETS)
+    ours_c = Counts("t_requests", "doc", ["key", "status"])
+    registry = CollectorRegistry()
+    theirs_h = Histogram(
+        "t_latency_seconds", "doc", ["key"], buckets=ADDED_BUCKETS, registry=registry
+    )
+    theirs_c = Counter("t_requests", "doc", ["key", "status"], registry=registry)
+    for i, value in enumerate(values):
+        key = "ab"[i % 2]
+        ours_h.observe(key, value)
+        theirs_h.labels(key).observe(value)
+        ours_c.inc(key, 200 + i % 3)
+        theirs_c.labels(key, str(200 + i % 3)).inc()
+    theirs = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if not s.name.endswith("_created")
+    }
+    ours = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in (ours_h, ours_c)
+        for m in family.collect()
+        for s in m.samples
+    }
+    assert ours.keys() == theirs.keys()
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value), name

@@ -267,3 +267,38 @@ async def test_sighup_with_a_broken_file_keeps_the_old_config_serving(
             assert 'gate_sidecar_config_reloads_total{result="rejected"} 1.0' in await resp.text()
         sp.send(signal.SIGTERM)
         assert await asyncio.wait_for(sp.proc.wait(), timeout=15) == 0
+
+
+def _audit_lines(sp: SidecarProcess) -> list[dict[str, Any]]:
+    return [d for d in sp.lines if d.get("logger") == "sidecar.audit"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+async def test_every_audit_line_of_the_answers_before_a_signal_is_written(
+    exchange: RunningExchange, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The audit lines are written in batches, once per loop iteration: a signal arriving the
+    moment the last answer is read still finds every line of the answers before it written, and
+    written before the signal's own lines (the shutdown, the reload)."""
+    entries, environ, _ = exchange_keys(exchange, {"bot": "read-only"})
+    config = tmp_path / "sidecar.yaml"
+    _write_config(config, exchange, entries)
+    n = 200
+    async with sidecar_process(config, environ) as sp, aiohttp.ClientSession() as http:
+        url = sp.urls()["bot"] + "/api/v4/spot/accounts"
+        for _ in range(n // 20):  # 20 at a time: many answers, and lines, per loop iteration
+            statuses = await asyncio.gather(*(_status(http, "GET", url) for _ in range(20)))
+            assert set(statuses) == {200}
+        sp.send(sig)
+        if sig == signal.SIGTERM:
+            assert await asyncio.wait_for(sp.proc.wait(), timeout=15) == 0
+            after = "shutting down: draining in-flight requests"
+        else:
+            await sp.wait_line(lambda d: d.get("msg") == "config reloaded")
+            after = "config reloaded"
+            sp.send(signal.SIGTERM)
+            assert await asyncio.wait_for(sp.proc.wait(), timeout=15) == 0
+    audit = _audit_lines(sp)
+    assert len(audit) == n and {d["status"] for d in audit} == {200}
+    last_audit = max(i for i, d in enumerate(sp.lines) if d.get("logger") == "sidecar.audit")
+    assert last_audit < next(i for i, d in enumerate(sp.lines) if d.get("msg") == after)

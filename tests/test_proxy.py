@@ -44,21 +44,12 @@ async def _setup(
         yield Setup(exchange, sidecar, keys)
 
 
-# Both ways through the sidecar: the lean listener and forwarder (the default), and aiohttp's.
-PATHS = {
-    "lean": ({"listener": "lean"}, {"transport": "lean"}),
-    "aiohttp": ({"listener": "aiohttp"}, {"transport": "aiohttp"}),
-}
-
-
-@pytest.fixture(params=sorted(PATHS))
-async def setup(exchange: RunningExchange, request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
-    server, upstream = PATHS[request.param]
+@pytest.fixture
+async def setup(exchange: RunningExchange) -> AsyncIterator[Setup]:
     async for s in _setup(
         exchange,
         {"full": "full-trading", "futures": "futures-only", "reader": "read-only"},
-        server={"max_body_bytes": 4096, **server},
-        upstream=upstream,
+        server={"max_body_bytes": 4096},
     ):
         yield s
 

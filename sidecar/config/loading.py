@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from sidecar.config import messages
 from sidecar.config.listen import ListenAddress, parse_listen
-from sidecar.config.messages import format_errors
 from sidecar.config.models import Config, KeyConfig
 from sidecar.errors import ConfigError
-from sidecar.proxy.transports import TRANSPORTS
+
+
+def format_errors(exc: ValidationError, root: type[BaseModel] = Config) -> list[str]:
+    """One line per problem, naming its field (sidecar.config.messages); the key manager's own
+    file passes its model as ``root`` (or gets the lines without suggestions)."""
+    return messages.format_errors(exc, root)
 
 
 def _cross_checks(cfg: Config) -> list[str]:
@@ -35,11 +40,6 @@ def _cross_checks(cfg: Config) -> list[str]:
         else:
             claimed[ident] = field
 
-    if cfg.upstream.transport not in TRANSPORTS:
-        problems.append(
-            f"upstream.transport: unknown transport {cfg.upstream.transport!r} "
-            f"(known: {', '.join(TRANSPORTS)})"
-        )
     admin = parse_listen(cfg.admin.listen)
     claim(admin, "admin.listen", cfg.admin.listen)
     if not admin.is_loopback and not cfg.admin.allow_remote:
@@ -126,17 +126,21 @@ def preflight(
     return problems
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+def read_document(path: str | Path) -> Any:
+    """The parsed YAML of a config file; ConfigError naming the file (and line) otherwise."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"]) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(
             [f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})"]
         ) from None
-    return parse_config(data, environ)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    return parse_config(read_document(path), environ)

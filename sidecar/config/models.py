@@ -35,7 +35,7 @@ from sidecar.proxy.deadman.settings import GATE_MIN_TIMEOUT_S, DeadManConfig
 from sidecar.proxy.forwarder import UpstreamConfig
 from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.ws_settings import KeyWsConfig
-from sidecar.settings import PositiveSeconds, Strict
+from sidecar.settings import PositiveSeconds, Strict, refuse_removed
 from sidecar.vault.settings import VaultConfig
 
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -80,11 +80,14 @@ class ServerConfig(ListenerLimits):
 
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 10.0
-    # How each key's listener is served: the lean asyncio/llhttp one, or aiohttp's server (both
-    # run the same pipeline; the lean one hands WebSocket upgrades to aiohttp).
-    listener: Literal["lean", "aiohttp"] = "lean"
     # auto: uvloop when it is installed (pip install 'gate-sidecar[fast]'), else asyncio's loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: object) -> object:
+        why = "every key listener is the lean one, WebSocket upgrades included"
+        return refuse_removed(data, "server", {"listener": why})
 
 
 # -- sources -----------------------------------------------------------------------------

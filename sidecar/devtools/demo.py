@@ -20,6 +20,7 @@ from aiohttp import web
 
 from sidecar.config import parse_config
 from sidecar.devtools.bao import DevVault, dev_vault, find_bao
+from sidecar.devtools.demo_keys import automatic_rotation
 from sidecar.devtools.exchange import ExchangeState, create_exchange_app
 from sidecar.runtime.app import SIDECAR, create_app
 from sidecar.runtime.state import Sidecar
@@ -102,11 +103,16 @@ class Narration:
     def __init__(self) -> None:
         self.count = 0
 
-    def step(self, title: str, *, gap: bool = False) -> None:
+    def next_number(self) -> int:
+        """The next step's number, for a step that prints its own title."""
         self.count += 1
+        return self.count
+
+    def step(self, title: str, *, gap: bool = False) -> None:
+        number = self.next_number()
         if gap:
             print()
-        print(f"{self.count}. {title}")
+        print(f"{number}. {title}")
 
 
 def _short(body: bytes, limit: int = 240) -> str:
@@ -230,6 +236,9 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     failures += bool(leaked)
     if vault is not None:
         failures += not await _rotate(state, vault, sidecar, urls["futures-bot"], narration)
+    if vault is not None:  # the key manager's automatic rotation (docs/key-lifecycle.md)
+        number = narration.next_number()
+        failures += not await automatic_rotation(number, state, vault, sidecar, exchange_url)
 
     fut = urls["futures-bot"]
     print("\nTry it yourself (no key, no secret on this side):")

@@ -22,7 +22,7 @@ def browser_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
         if lower == "origin":
             return "requests carrying an Origin header (a web page's) are refused"
         if lower == "sec-fetch-site" and value.strip().lower() != "none":
-            return f"a {value.strip()[:20]!r} browser request (Sec-Fetch-Site) is refused"
+            return "a browser's cross-origin request (Sec-Fetch-Site) is refused"
     return None
 
 
@@ -50,4 +50,5 @@ def host_refusal(host: str | None, forms: frozenset[str]) -> str | None:
         return None  # HTTP/1.0 clients send none; a browser always sends one
     if host.strip().lower().removesuffix(".") in forms:
         return None
-    return f"Host {host[:64]!r} is not this listener's address (list it in allowed_hosts)"
+    # The value is not quoted: nothing a client sent is echoed back (or logged).
+    return "the Host header is not this listener's address (list it in allowed_hosts)"

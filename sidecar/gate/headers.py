@@ -26,15 +26,15 @@ HOP_BY_HOP = frozenset(
 # nobody thought of (method or URL overrides such as X-HTTP-Method-Override / X-Original-URL,
 # client-IP claims such as True-Client-IP / CF-Connecting-IP, a browser's Origin, Referer and
 # Sec-Fetch-*) never reaches Gate. What Gate reads (Gate API v4 docs, "Headers worth knowing"; the
-# official SDKs and ccxt): the body's Content-Type (and a Content-Encoding the listener did not
-# decode), what the answer may be (Accept, Accept-Encoding), who the client is (User-Agent), and
+# official SDKs and ccxt): the body's Content-Type (a request Content-Encoding never crosses: the
+# listener decodes the body or refuses it), what the answer may be (Accept, Accept-Encoding), who
+# the client is (User-Agent), and
 # Gate's own request options: broker attribution X-Gate-Channel-Id, order expiry x-gate-exptime,
 # X-Gate-Size-Decimal (the Python SDK, futures) and X-Client-Request-Id. A key adds more with
 # `forward_headers`; the credential headers below can never be added that way.
 GATE_REQUEST_HEADERS = frozenset(
     {
         "content-type",
-        "content-encoding",
         "accept",
         "accept-encoding",
         "user-agent",
@@ -65,11 +65,10 @@ NEVER_FORWARDED = frozenset(
 
 DROP_FROM_GATE = frozenset({"set-cookie", "set-cookie2"})
 
-# Request body encodings the listener (aiohttp's HTTP parser) decodes before the handler reads the
-# body. The sidecar signs and forwards the *decoded* bytes, so their Content-Encoding label must
-# go too: Gate would otherwise try to gunzip plain JSON. Any other coding reaches the handler
-# raw and keeps its label.
-DECODED_BY_LISTENER = frozenset({"gzip", "deflate", "br", "zstd"})
+# A request's Content-Encoding never crosses: the listener decodes the body (gzip, x-gzip,
+# deflate) or refuses it (415), and the sidecar signs and forwards the decoded bytes, so the label
+# would make Gate try to gunzip plain JSON. Not even a key's forward_headers may name it.
+REQUEST_ENCODING = "content-encoding"
 
 
 def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
@@ -93,6 +92,8 @@ def forwardable_extra(name: str) -> str | None:
         return f"{name!r} is a credential or forwarding header and is never forwarded"
     if lower in HOP_BY_HOP:
         return f"{name!r} is a hop-by-hop header; the sidecar sets it for its own connection"
+    if lower == REQUEST_ENCODING:
+        return f"{name!r}: request bodies reach Gate decoded, without their encoding"
     return None
 
 
@@ -100,8 +101,7 @@ def upstream_headers(
     incoming: Iterable[tuple[str, str]], extra: frozenset[str] = frozenset()
 ) -> list[tuple[str, str]]:
     """The bot's headers Gate uses (:data:`GATE_REQUEST_HEADERS` plus the key's lower-case
-    ``extra`` names), minus those named in ``Connection`` and the Content-Encoding of a request
-    body the listener already decoded."""
+    ``extra`` names), minus those named in ``Connection``; never a request Content-Encoding."""
     items = list(incoming)
     listed = _connection_listed(items)
     out = []
@@ -112,7 +112,7 @@ def upstream_headers(
             or lower in NEVER_FORWARDED
             or lower in HOP_BY_HOP
             or lower in listed
-            or (lower == "content-encoding" and value.strip().lower() in DECODED_BY_LISTENER)
+            or lower == REQUEST_ENCODING
         ):
             continue
         out.append((name, value))

@@ -32,7 +32,8 @@ def body_refusal(body: bytes, content_type: str | None) -> str | None:
     """Why a request body cannot go to Gate as it is (None for an empty or a JSON one)."""
     if not body or is_json_media_type(content_type):
         return None
-    shown = "no Content-Type" if content_type is None else f"Content-Type {content_type[:40]!r}"
+    # The client's value is not quoted: nothing a client sent is echoed back (or logged).
+    shown = "no Content-Type" if content_type is None else "another Content-Type"
     return f"a request body must be JSON (Content-Type: application/json), got {shown}"
 
 
@@ -50,8 +51,8 @@ def query_refusal(raw_query: str) -> str | None:
 
 def header_value_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
     """Why a header value cannot be forwarded exactly (None when every one can)."""
-    for name, value in headers:
+    for _, value in headers:
         # isascii() and isprintable(): the common case, without a regex; a tab needs the regex.
         if not (value.isascii() and value.isprintable()) and not _VISIBLE.fullmatch(value):
-            return f"header {name[:40]!r} has a value outside printable ASCII"
+            return "a header value is outside printable ASCII"  # neither name nor value echoed
     return None

@@ -6,14 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar.errors import SidecarError, Unauthenticated, error_body
+from sidecar.errors import (
+    HeadersTooLarge,
+    SidecarError,
+    Unauthenticated,
+    VersionNotSupported,
+    error_body,
+)
 from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import BrakeSwitch, SidecarView
 from sidecar.proxy.admission import TokenFile
-from sidecar.proxy.aiohttp_listener import head_refusal
 
 VIEW = web.AppKey("sidecar_view", SidecarView)
 BRAKES = web.AppKey("brake_switch", BrakeSwitch)
@@ -84,6 +89,18 @@ async def cancel_only(request: web.Request) -> web.Response:
         body = {"label": "SIDECAR_NOT_FOUND", "message": f"no running key named {name[:64]!r}"}
         return web.json_response(body, status=404)
     return web.json_response({"key": name, "cancel_only": on, "changed": changed})
+
+
+def head_refusal(request: web.BaseRequest, max_header_bytes: int) -> SidecarError | None:
+    """A request line that is not HTTP/1.x (505), or a whole head over ``max_header_bytes``
+    that arrived at once (431), as the key listeners refuse them."""
+    if request.version not in (HttpVersion10, HttpVersion11):
+        return VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served")
+    size = len(request.method) + len(request.raw_path) + 11
+    size += sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    if size > max_header_bytes:
+        return HeadersTooLarge(f"the request head exceeds {max_header_bytes} bytes")
+    return None
 
 
 def head_checks(max_header_bytes: int) -> Middleware:

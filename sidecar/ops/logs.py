@@ -3,15 +3,25 @@
 Extra fields passed with ``extra={...}`` become JSON fields. Callers pass names, versions and
 fingerprints, never credentials: there is deliberately no "redact by regex" safety net that would
 make it look acceptable to log a secret-bearing object.
+
+The audit line of every request does not go through ``logging`` once :func:`setup_logging` has
+run (the process, ``gate-sidecar serve``): it is formatted by :mod:`sidecar.ops.audit` and handed
+to the :data:`AUDIT_SINK`, which writes the lines of one event-loop iteration to stdout in one
+write. The handler of every other line empties the sink first, so stdout keeps the order in which
+lines were made; ``serve`` empties it on SIGTERM, SIGINT and SIGHUP and at exit, so no line is
+lost. Without :func:`setup_logging` (the sidecar run in process, the tests' ``caplog``) the audit
+line stays a ``logging`` record.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -21,17 +31,26 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 _SECOND: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, and its text
+_MILLI: list[tuple[int, str]] = [(-1, "")]  # the last millisecond formatted, and its text
 
 
 def iso_time(ts: float) -> str:
-    """``2026-12-01T16:46:05.123Z``; the seconds part is formatted once per second (every log
-    and audit line calls this)."""
+    """``2026-12-01T16:46:05.123Z``; the seconds part is formatted once per second and the
+    whole text once per millisecond (every log and audit line calls this, several requests
+    start in the same millisecond under load)."""
     whole = int(ts)
-    cached_second, text = _SECOND[0]
+    milli = int((ts - whole) * 1000)
+    key = whole * 1000 + milli
+    cached_milli, text = _MILLI[0]
+    if key == cached_milli:
+        return text
+    cached_second, seconds = _SECOND[0]
     if whole != cached_second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _SECOND[0] = (whole, text)
-    return f"{text}.{int(ts % 1 * 1000):03d}Z"
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _SECOND[0] = (whole, seconds)
+    text = f"{seconds}.{milli:03d}Z"
+    _MILLI[0] = (key, text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -81,11 +100,71 @@ def _text_value(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def setup_logging(fmt: str = "json", level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+class AuditSink:
+    """Audit lines bound for stdout, written together once per event-loop iteration."""
+
+    def __init__(self) -> None:
+        self.stream: TextIO | None = None  # None: not installed, audit lines go to `logging`
+        self.json = True
+        self.enabled = True  # False when the log level hides INFO lines
+        self._lines: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is queued on
+
+    def install(self, stream: TextIO | None, *, json_lines: bool, enabled: bool) -> None:
+        self.flush()
+        self.stream, self.json, self.enabled = stream, json_lines, enabled
+
+    def write(self, line: str) -> None:
+        """Queue one whole line (ending in a newline); written at the end of this iteration."""
+        self._lines.append(line)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: nothing would flush later
+            self.flush()
+            return
+        if self._loop is not loop:  # also when a flush was queued on a loop that since closed
+            self._loop = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._loop = None
+        if not self._lines or self.stream is None:
+            return
+        text = "".join(self._lines)
+        self._lines.clear()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # stdout closed or broken: nowhere left to write to
+            pass
+
+
+AUDIT_SINK = AuditSink()
+atexit.register(AUDIT_SINK.flush)
+
+
+class _OrderedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes the queued audit lines before its own line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        AUDIT_SINK.flush()
+        super().emit(record)
+
+
+def setup_logging(
+    fmt: str = "json", level: str = "info", *, audit_sink: bool | None = None
+) -> None:
+    """Log lines on stdout in ``fmt`` from ``level`` up. ``audit_sink``: audit lines through
+    :data:`AUDIT_SINK` (True, what ``serve`` asks) or as ``logging`` records (False); None keeps
+    the current choice (a reload changing the format or the level)."""
+    handler = _OrderedHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if audit_sink is None:
+        audit_sink = AUDIT_SINK.stream is not None
+    stream = sys.stdout if audit_sink else None
+    AUDIT_SINK.install(stream, json_lines=fmt == "json", enabled=root.isEnabledFor(logging.INFO))
     # aiohttp's access log would duplicate the audit line without its decision and rule.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -4,17 +4,28 @@ Every app gets its own :class:`CollectorRegistry` (never the global one), so in-
 several apps in one process never collide. Label values are bounded: key names come from the
 config, endpoints are reduced to a product group (``spot``, ``futures``...) rather than the raw
 path, methods and denial reasons to fixed sets.
+
+The per-request series (requests, denials, upstream errors, the two latency histograms) are
+plain integers and floats in dicts, rendered into metric families only when /metrics is scraped
+(:class:`Counts`, :class:`Histograms`): prometheus_client's ``labels(...).inc()`` and
+``observe()`` take a lock and look the child up each time, several microseconds per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Info
 from prometheus_client.aiohttp import make_aiohttp_handler
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
 
 from sidecar import __version__
 from sidecar.ops.reasons import denial_reason
@@ -56,12 +67,86 @@ UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+_GROUPS: dict[str, str] = {}  # path -> its group: bots call a few paths over and over
+_GROUPS_MAX = 4096  # paths carry ids: bounded, emptied when full
+
+
 def endpoint_group(path: str) -> str:
     """A bounded label for a request path: its API v4 product, ``other`` or ``invalid``."""
-    if not path.startswith("/api/v4/"):
-        return "invalid"
-    group = path[len("/api/v4/") :].split("/", 1)[0]
-    return group if group in ENDPOINT_GROUPS else "other"
+    group = _GROUPS.get(path)
+    if group is None:
+        if not path.startswith("/api/v4/"):
+            group = "invalid"
+        else:
+            product = path[len("/api/v4/") :].split("/", 1)[0]
+            group = product if product in ENDPOINT_GROUPS else "other"
+        if len(_GROUPS) >= _GROUPS_MAX:
+            _GROUPS.clear()
+        _GROUPS[path] = group
+    return group
+
+
+class Counts:
+    """A counter family kept as plain integers by label values; rendered on :meth:`collect`."""
+
+    __slots__ = ("doc", "labels", "name", "values")
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str]) -> None:
+        self.name, self.doc, self.labels = name, doc, list(labels)
+        self.values: dict[tuple[object, ...], int] = {}
+
+    def inc(self, *labels: object) -> None:
+        values = self.values
+        values[labels] = values.get(labels, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for labels, count in sorted(self.values.items(), key=lambda item: str(item[0])):
+            family.add_metric([str(v) for v in labels], count)
+        yield family
+
+
+class Histograms:
+    """A histogram family by key: a count per bucket and a sum, rendered on :meth:`collect`."""
+
+    __slots__ = ("bounds", "doc", "les", "name", "values")
+
+    def __init__(self, name: str, doc: str, bounds: Sequence[float]) -> None:
+        self.name, self.doc, self.bounds = name, doc, tuple(bounds)
+        # The `le` labels as prometheus_client writes them ("0.005", "1.0", "+Inf").
+        self.les = [floatToGoString(b) for b in (*bounds, float("inf"))]  # type: ignore[no-untyped-call]
+        self.values: dict[str, list[float]] = {}  # key -> [per-bucket counts..., +Inf, sum]
+
+    def observe(self, key: str, value: float) -> None:
+        row = self.values.get(key)
+        if row is None:
+            row = self.values[key] = [0] * (len(self.bounds) + 2)
+        row[bisect_left(self.bounds, value)] += 1  # the first bound >= value: le semantics
+        row[-1] += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.doc, labels=["key"])
+        for key, row in sorted(self.values.items()):
+            buckets, total = [], 0.0
+            for le, count in zip(self.les, row, strict=False):
+                total += count
+                buckets.append((le, total))
+            family.add_metric([key], buckets, sum_value=row[-1])
+        yield family
+
+
+class _PerRequest:
+    """The per-request families, for the registry."""
+
+    def __init__(self, families: Sequence[Counts | Histograms]) -> None:
+        self.families = families
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield from family.collect()
 
 
 class Metrics:
@@ -70,37 +155,41 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
-        self.requests = Counter(
+        self.requests = Counts(
             f"{PREFIX}_requests",
             "Requests answered, by key, method, endpoint group and HTTP status.",
             ["key", "method", "group", "status"],
-            registry=reg,
         )
-        self.denials = Counter(
+        self.denials = Counts(
             f"{PREFIX}_denials",
             "Requests the sidecar refused for what they asked, by key and reason.",
             ["key", "reason"],
-            registry=reg,
         )
-        self.upstream_errors = Counter(
+        self.upstream_errors = Counts(
             f"{PREFIX}_upstream_errors",
             "Error answers from Gate (HTTP >= 400), by key and Gate's label.",
             ["key", "label"],
-            registry=reg,
         )
-        self.upstream_latency = Histogram(
+        self.upstream_latency = Histograms(
             f"{PREFIX}_upstream_latency_seconds",
             "Round trip to Gate for forwarded requests.",
-            ["key"],
-            buckets=UPSTREAM_BUCKETS,
-            registry=reg,
+            UPSTREAM_BUCKETS,
         )
-        self.added_latency = Histogram(
+        self.added_latency = Histograms(
             f"{PREFIX}_added_latency_seconds",
             "Time the sidecar itself added to a request (total minus the round trip to Gate).",
-            ["key"],
-            buckets=ADDED_BUCKETS,
-            registry=reg,
+            ADDED_BUCKETS,
+        )
+        reg.register(
+            _PerRequest(
+                [
+                    self.requests,
+                    self.denials,
+                    self.upstream_errors,
+                    self.upstream_latency,
+                    self.added_latency,
+                ]
+            )
         )
         self.credential_events = Counter(
             f"{PREFIX}_credential_events",
@@ -123,20 +212,22 @@ class Metrics:
     # -- event feeds --------------------------------------------------------------------------
     def observe(self, record: RequestRecord) -> None:
         """Request observer (called once per request, after the response is built)."""
+        key = record.key
         method = record.method if record.method in METHODS else "OTHER"
-        group = endpoint_group(record.path)
-        self.requests.labels(record.key, method, group, str(record.status)).inc()
-        reason = denial_reason(record)
-        if reason is not None:
-            self.denials.labels(record.key, reason).inc()
-        if record.upstream_latency_s is not None:
-            self.upstream_latency.labels(record.key).observe(record.upstream_latency_s)
-            status = record.upstream_status or 0
-            if status >= 400:
-                self.upstream_errors.labels(record.key, record.label or "none").inc()
-        added = record.added_latency_s
-        if added is not None:
-            self.added_latency.labels(record.key).observe(max(0.0, added))
+        self.requests.inc(key, method, endpoint_group(record.path), record.status)
+        if record.decision != "allow" or record.label is not None:  # else nothing was refused
+            reason = denial_reason(record)
+            if reason is not None:
+                self.denials.inc(key, reason)
+        upstream = record.upstream_latency_s
+        if upstream is not None:
+            self.upstream_latency.observe(key, upstream)
+            if (record.upstream_status or 0) >= 400:
+                self.upstream_errors.inc(key, record.label or "none")
+        latency = record.latency_s
+        if latency is not None:
+            added = latency - (upstream or 0.0)
+            self.added_latency.observe(key, added if added > 0.0 else 0.0)
 
     def on_credential_event(self, key: str, event: str, detail: str) -> None:
         """Rotation listener; ``detail`` (a version or a reason) stays out of the labels."""

@@ -31,6 +31,9 @@ from sidecar.policy.presets import LOCKED, PRESETS, Rule
 
 NO_RULE_TEXT = "no rule allows it"
 _KNOWN_METHODS = frozenset(METHODS)
+# Decisions remembered per key, by (method, path), for those the body and query cannot change.
+# Paths carry ids (order ids, currency pairs), so the cache is bounded: emptied when full.
+DECISION_CACHE_SIZE = 4096
 
 
 class RuleSpec(Protocol):
@@ -118,6 +121,9 @@ class Policy:
         self._deny = tuple(_Matcher(r, lenient=True) for r in deny)
         self._candidates = tuple(_Matcher(r) for r in own if _may_unlock(r.path))
         self._unlockers = self._candidates if allow_withdrawals else ()
+        # (method, path) -> the decision, for the decisions no condition took part in. A reload
+        # compiles a new Policy, so the cache never outlives the rules it was filled from.
+        self._cache: dict[tuple[str, str], Decision] = {}
 
     # -- what the policy holds (for sidecar.policy.describe) ----------------------------------
     @property
@@ -136,24 +142,41 @@ class Policy:
 
     # -- the hot path -------------------------------------------------------------------------
     def decide(self, method: str, path: str, raw_query: str, body: bytes | Body) -> Decision:
-        """``body`` as bytes, or as the request's :class:`Body` so that it is parsed only once."""
+        """``body`` as bytes, or as the request's :class:`Body` so that it is parsed only once.
+
+        A decision that read neither the body nor the query (no rule with a condition matched
+        before it) depends on the method and the path alone: it is remembered for them."""
+        cached = self._cache.get((method, path))
+        if cached is not None:
+            return cached
+        decision, conditional = self._decide(method, path, raw_query, body)
+        if not conditional and decision.origin is not UNKNOWN_METHOD:
+            if len(self._cache) >= DECISION_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[(method, path)] = decision
+        return decision
+
+    def _decide(
+        self, method: str, path: str, raw_query: str, body: bytes | Body
+    ) -> tuple[Decision, bool]:
+        """The decision, and whether a rule's condition (the body, the query) took part."""
         method = method.upper()
         if method not in _KNOWN_METHODS:
             reason = f"{method[:16]!r} is not a Gate API method"
-            return Decision(False, UNKNOWN_METHOD.kind.value, reason, UNKNOWN_METHOD)
+            return Decision(False, UNKNOWN_METHOD.kind.value, reason, UNKNOWN_METHOD), False
         for deny in self._deny:
             if deny.matches(method, path):
-                return deny.decision(False, f"denied by {deny.rule.origin}")
+                return deny.decision(False, f"denied by {deny.rule.origin}"), False
         for locked in _LOCKED:
             if locked.matches(method, path):
-                return self._locked(locked, method, path)
+                return self._locked(locked, method, path), False
         refusal: Decision | None = None
         parsed = body if isinstance(body, Body) else Body(body)
         for allow in self._allow:
             if not allow.matches(method, path):
                 continue
             if allow.condition is None:
-                return allow.decision(True, "allowed")
+                return allow.decision(True, "allowed"), refusal is not None
             doc = parsed.doc  # parsed at most once, and only for a rule that needs the body
             why = (
                 str(doc)
@@ -161,9 +184,11 @@ class Policy:
                 else allow.condition.refusal(raw_query, doc)
             )
             if why is None:
-                return allow.decision(True, "allowed")
+                return allow.decision(True, "allowed"), True
             refusal = refusal or allow.decision(False, why)
-        return refusal or Decision(False, NO_RULE_TEXT, NO_RULE_TEXT, NO_RULE)
+        if refusal is not None:
+            return refusal, True
+        return Decision(False, NO_RULE_TEXT, NO_RULE_TEXT, NO_RULE), False
 
     def _locked(self, locked: _Matcher, method: str, path: str) -> Decision:
         opener = next((u for u in self._unlockers if u.matches(method, path)), None)

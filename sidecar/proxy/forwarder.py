@@ -2,7 +2,7 @@
 
 The key listener's handler builds an :class:`UpstreamRequest` and gets an
 :class:`UpstreamResponse` from whatever :class:`Forwarder` the runtime was given
-(``upstream.transport``, see :mod:`sidecar.proxy.transports`). Nothing else in the sidecar knows
+(:class:`~sidecar.proxy.lean_forwarder.LeanForwarder`, or a test double). Nothing else knows
 how bytes reach Gate, so a second implementation replaces the first without any other change, as
 long as it passes the one contract suite (``tests/test_forward_contract.py``).
 """
@@ -15,20 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Protocol
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sidecar.errors import StaleConnection
 from sidecar.gate.headers import header_value
 from sidecar.gate.labels import error_label, json_answer
 from sidecar.proxy.ws_settings import UpstreamWsConfig
-from sidecar.settings import PositiveSeconds, Strict
+from sidecar.settings import PositiveSeconds, Strict, refuse_removed
 
 
 class UpstreamConfig(Strict):
     """The ``upstream:`` section: where Gate is and how to reach it."""
 
     base_url: str = "https://api.gateio.ws"
-    transport: str = "lean"  # a name registered in sidecar.proxy.transports
     connect_timeout_s: PositiveSeconds = 5.0
     timeout_s: PositiveSeconds = 30.0
     ca_file: Path | None = None
@@ -37,6 +36,12 @@ class UpstreamConfig(Strict):
     # Gate's largest answers (a full order book, a long history page) are a few MiB; beyond this
     # the bot gets 502 SIDECAR_UPSTREAM_TOO_LARGE instead of the sidecar buffering without bound.
     max_response_bytes: Annotated[int, Field(ge=1)] = 64 * 1024 * 1024
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: object) -> object:
+        why = "the lean forwarder is the only one (the aiohttp forwarder is gone)"
+        return refuse_removed(data, "upstream", {"transport": why})
 
     @field_validator("base_url")
     @classmethod
@@ -69,6 +74,8 @@ class UpstreamResponse:
 
     def gate_label(self) -> str | None:
         """Gate's error ``label`` (for audit and the canary), or None."""
+        if self.status < 400:  # no label to read: skip the Content-Encoding lookup
+            return None
         return error_label(self.status, self.header("Content-Encoding"), self.body)
 
     def json(self) -> object:

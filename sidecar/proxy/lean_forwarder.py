@@ -1,8 +1,12 @@
 """The lean forwarder: asyncio protocols over a pool of keep-alive connections, llhttp parsing.
 
-``upstream.transport: lean``. One request costs a head built with one ``join``, one write, the
+The sidecar's only forwarder. One request costs a head built with one ``join``, one write, the
 llhttp parser (``httptools``) calling back into :class:`_Connection`, and one future: no client
-session, request or response objects, no stream readers. See
+session, request or response objects, no stream readers, no semaphore and no timer. The
+connection cap is a plain count (a request waits in a queue only when every connection is busy)
+and ``upstream.timeout_s`` is kept by one sweep per forwarder (:meth:`LeanForwarder._sweep`)
+over the exchanges in flight, so a timeout fires between ``timeout_s`` and ``timeout_s`` plus a
+quarter of it (at most one second) late. See
 :class:`~sidecar.proxy.forwarder.Forwarder` for the contract it keeps; the resend rule itself is
 :func:`~sidecar.proxy.forwarder.deliver`'s, this module only tells a stale connection apart.
 """
@@ -10,6 +14,8 @@ session, request or response objects, no stream readers. See
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import ssl
 import time
 from typing import cast
@@ -49,14 +55,16 @@ def request_head(request: UpstreamRequest, host: str) -> bytes:
     """The request's head, byte for byte: the bot's headers in order, plus Host and framing."""
     target = request.path + ("?" + request.raw_query if request.raw_query else "")
     lines = [f"{request.method} {target} HTTP/1.1", f"Host: {host}"]
-    for name, value in request.headers:
-        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-            raise UpstreamUnavailable("a header cannot be sent (it contains a line break)")
-        lines.append(f"{name}: {value}")
+    lines += [f"{name}: {value}" for name, value in request.headers]
     if request.body or request.method in _BODY_METHODS:
         lines.append(f"Content-Length: {len(request.body)}")
     lines.append("\r\n")
-    return _encode("\r\n".join(lines))
+    text = "\r\n".join(lines)
+    # Exactly the line breaks put here, one per line: a CR or LF inside a name or value (or
+    # the request line) would add one. Two scans of the whole head instead of four per header.
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+        raise UpstreamUnavailable("a header cannot be sent (it contains a line break)")
+    return _encode(text)
 
 
 class _Connection(asyncio.Protocol):
@@ -69,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
+        self.deadline = 0.0  # the loop time by which the exchange in flight must be answered
         self._waiter: asyncio.Future[UpstreamResponse] | None = None
         self._limit = 0
         self._head_only = False
@@ -173,7 +182,7 @@ class _Stop(Exception):
 
 
 class LeanForwarder:
-    """``upstream.transport: lean``; see :class:`~sidecar.proxy.forwarder.Forwarder`."""
+    """The forwarder to Gate; see :class:`~sidecar.proxy.forwarder.Forwarder`."""
 
     def __init__(self, cfg: UpstreamConfig) -> None:
         url = urlsplit(cfg.base_url)
@@ -186,8 +195,12 @@ class LeanForwarder:
         self._connect_timeout = cfg.connect_timeout_s
         self._timeout = cfg.timeout_s
         self._limit = cfg.max_response_bytes
-        self._slots = asyncio.Semaphore(cfg.max_connections)
+        self._max = cfg.max_connections
+        self._busy = 0  # requests holding one of the max_connections slots
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[_Connection] = []  # most recently used last: taken first
+        self._inflight: set[_Connection] = set()  # exchanges the sweep watches
+        self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
@@ -196,27 +209,70 @@ class LeanForwarder:
         data = request_head(request, self._host_header) + request.body
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
-        async with self._slots:
+        if self._busy < self._max and not self._queue:
+            self._busy += 1
+        else:
+            await self._wait_for_slot(loop)
+        try:
             conn = self._take_idle() or await self._connect(deadline)
             if self._closed:
                 conn.close()
                 raise UpstreamUnavailable("the forwarder is closed")
             waiter = conn.exchange(data, self._limit, request.method == "HEAD")
-            # A plain timer rather than asyncio.timeout(): one handle, nothing else per request.
-            timer = loop.call_at(deadline, conn.time_out)
+            conn.deadline = deadline
+            inflight = self._inflight
+            inflight.add(conn)
+            if self._sweeper is None:
+                self._sweeper = loop.create_task(self._sweep())
             try:
                 answer = await waiter
             except BaseException:
                 conn.close()
                 raise
             finally:
-                timer.cancel()
+                inflight.discard(conn)
             if conn.reusable and not self._closed:
                 conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             else:
                 conn.close()
             return answer
+        finally:
+            self._release()
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for a slot, first come first served; :meth:`_release` hands it over."""
+        slot = loop.create_future()
+        self._queue.append(slot)
+        try:
+            await slot
+        except BaseException:
+            if slot.done() and not slot.cancelled():  # handed over as it was cancelled
+                self._release()
+            raise
+
+    def _release(self) -> None:
+        queue = self._queue
+        while queue:
+            slot = queue.popleft()
+            if not slot.done():
+                slot.set_result(None)  # the slot passes to the next request as it stands
+                return
+        self._busy -= 1
+
+    async def _sweep(self) -> None:
+        """Fail the exchanges past their deadline: one task for the forwarder, instead of a
+        timer armed and cancelled for every request."""
+        every = min(1.0, self._timeout / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            if self._closed and not self._inflight:
+                self._sweeper = None
+                return
+            now = loop.time()
+            for conn in [c for c in self._inflight if now >= c.deadline]:
+                conn.time_out()
 
     def _take_idle(self) -> _Connection | None:
         now = time.monotonic()
@@ -253,3 +309,9 @@ class LeanForwarder:
         for conn in self._idle:
             conn.close()
         self._idle.clear()
+        sweeper = self._sweeper
+        if sweeper is not None and not self._inflight:  # else it ends with the last exchange
+            self._sweeper = None
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper

@@ -1,31 +1,41 @@
-"""The lean key listener: an asyncio protocol and llhttp (``httptools``) in front of the pipeline.
+"""The key listener: an asyncio protocol and llhttp (``httptools``) in front of the pipeline.
+
+It owns every connection of a key's listener from accept to close, whatever the connection
+turns into: each request head is parsed once, here, and every ``server:`` limit
+(``max_connections``, ``header_timeout_s``, ``body_timeout_s``, ``idle_timeout_s``,
+``max_header_bytes``, ``max_headers``) applies to every connection, a WebSocket upgrade's
+included. Deadlines are checked by one sweep per listener rather than a timer per request.
 
 Bytes become a :class:`~sidecar.proxy.pipeline.BotRequest` once the whole request has arrived;
-:func:`~sidecar.proxy.pipeline.answer` decides and forwards exactly as for aiohttp's listener,
-and the response goes back in one write. Requests on one connection are answered in order.
+:func:`~sidecar.proxy.pipeline.respond` decides and forwards, and the answer goes back in one
+write (:func:`~sidecar.proxy.lean_http.response_bytes`, the one writer). Requests on one
+connection are answered in order. What the head itself shows to be unreadable or unserved
+(CONNECT, a missing or doubled ``Host``, an encoding the sidecar does not decode: see
+:func:`~sidecar.proxy.lean_http.read_head`) is refused here, recorded by :func:`record_refusal`
+(the one place a listener refusal becomes an audit line and a metric), and the connection closes.
 
-What this listener does not serve itself (an HTTP/1.1 ``Upgrade`` such as a WebSocket, CONNECT,
-a ``br``/``zstd`` request body) is handed, connection and all, to the key's aiohttp application
-(``fallback``): the bytes of that request are replayed into aiohttp's protocol and aiohttp owns
-the connection from then on.
-
-The limits (``server:`` ``header_timeout_s``, ``body_timeout_s``, ``idle_timeout_s``,
-``max_connections``, ``max_header_bytes``, ``max_headers``) are enforced here; deadlines are
-checked by one sweep per listener rather than a timer per request.
+A WebSocket upgrade (``GET`` with ``Upgrade: websocket``, on a key with WebSocket sessions) is
+answered ``101`` by the same connection once the requests before it are answered and the
+session's checks pass (:func:`sidecar.proxy.ws.handler.serve_ws`); its frames then go to a
+:class:`~sidecar.proxy.ws.bot.BotSocket` on the same transport, and the connection keeps
+counting against ``max_connections`` until it closes. Any other upgrade (``h2c``) is declined:
+the request is served as HTTP/1.1 and the bytes after it are parsed as the next request.
 
 It is longer than most modules on purpose: one connection's state machine (phases, deadlines,
-the bytes kept for a handover, the answer queue) is read and written by the parser callbacks,
+the answer queue, the switch to WebSocket frames) is read and written by the parser callbacks,
 the answering task and the sweep alike, and is easiest to check whole. What needs no connection
-(response bytes, body decoding) lives in :mod:`sidecar.proxy.lean_http`.
+(the answer bytes, head checks, body decoding) lives in :mod:`sidecar.proxy.lean_http`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import logging
 import re
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 import httptools
@@ -41,31 +51,39 @@ from sidecar.errors import (
     Unauthenticated,
     VersionNotSupported,
 )
+from sidecar.gate.paths import check_path
 from sidecar.proxy.client_tokens import CLIENTS, CLOSE_REASON
 from sidecar.proxy.lean_http import (
     CONTINUE,
     DECODED_HERE,
+    Head,
     decode_body,
+    error_bytes,
+    read_head,
     response_bytes,
 )
 from sidecar.proxy.limits import ListenerLimits
-from sidecar.proxy.peer import UNKNOWN_PEER, peer_from_transport
+from sidecar.proxy.peer import UNKNOWN_PEER, Peer, peer_from_transport
 from sidecar.proxy.pipeline import (
     BotRequest,
     KeyRuntime,
     ReadyBody,
-    error_response,
     finish,
-    refuse_outside_request,
+    new_record,
     respond,
 )
-from sidecar.proxy.pipeline import new_record as _new_record
+from sidecar.proxy.ws.bot import BotSocket, handshake
+from sidecar.proxy.ws.handler import close_sessions, serve_ws
 
-IDLE, HEAD, BODY, BUSY = range(4)  # a connection's phase
+log = logging.getLogger("sidecar.listener")
+
+IDLE, HEAD, BODY, BUSY, UPGRADED = range(5)  # a connection's phase
 
 LINGER_S = 1.0  # how long a refused connection is kept half-closed (see BotConnection._linger)
 
 _VERSION = re.compile(rb"HTTP/\d\.\d")
+_MAX_QUEUED = 8  # pipelined requests read ahead before reading pauses
+_FIRST_LINE = 8192  # bytes of a head kept to tell a request line of another HTTP version
 
 
 def _other_http_version(head: bytes) -> bool:
@@ -82,28 +100,50 @@ def _other_http_version(head: bytes) -> bool:
     )
 
 
-_MAX_QUEUED = 8  # pipelined requests read ahead before reading pauses
+def _safe_target(url: bytes) -> str:
+    """The part of a refused request's target an audit line may carry: a canonical path (and
+    its query, of which the record keeps only the length), else ``-``. Nothing else the client
+    sent is ever echoed."""
+    target = url.decode("latin-1")
+    try:
+        check_path(target.partition("?")[0])
+    except SidecarError:
+        return "-"
+    return target
+
+
+def record_refusal(
+    runtime: KeyRuntime,
+    error: SidecarError,
+    method: str = "-",
+    url: bytes = b"",
+    peer: Peer = UNKNOWN_PEER,
+) -> None:
+    """Record a refusal the listener made (an audit line and metrics, like any other answer).
+    ``method`` is one llhttp recognised (or ``-``); the path only when canonical."""
+    record = new_record(runtime, method, _safe_target(url) if url else "-", peer)
+    record.label = error.label
+    finish(runtime, record, error.status)
 
 
 class _Stop(Exception):
     """Raised from a parser callback to stop parsing; ``BotConnection.stop`` says why."""
 
 
-HANDOVER = "handover"  # BotConnection.stop: this request goes to the aiohttp application
+@dataclass(slots=True)
+class _Queued:
+    request: BotRequest
+    keep_alive: bool
+    http10: bool
+    websocket: bool
 
 
 class LeanServer:
     """One key listener's connections, limits and deadline sweep (the protocol factory)."""
 
-    def __init__(
-        self,
-        runtime: KeyRuntime,
-        limits: ListenerLimits,
-        fallback: Callable[[], asyncio.Protocol] | None = None,
-    ) -> None:
+    def __init__(self, runtime: KeyRuntime, limits: ListenerLimits) -> None:
         self.runtime = runtime
         self.limits = limits
-        self.fallback = fallback
         self.connections: set[BotConnection] = set()
         self.closing = False
         self._drained = asyncio.Event()
@@ -127,7 +167,7 @@ class LeanServer:
 
     @property
     def busy(self) -> int:
-        return sum(1 for c in self.connections if c.phase != IDLE or c.queue)
+        return sum(1 for c in self.connections if c.phase not in (IDLE, UPGRADED) or c.queue)
 
     def settled(self) -> None:
         """A connection went idle or closed: when closing, maybe the last in-flight one."""
@@ -135,11 +175,14 @@ class LeanServer:
             self._drained.set()
 
     async def close(self, grace_s: float) -> None:
-        """Let in-flight requests finish (up to ``grace_s``), then close every connection."""
+        """Close WebSocket sessions (1001), let in-flight requests finish (up to ``grace_s``),
+        then close every connection."""
         self.closing = True
         for conn in list(self.connections):
             if conn.phase == IDLE and not conn.queue:
                 conn.close()
+        if self.runtime.ws is not None:
+            await close_sessions(self.runtime.ws)
         self.settled()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), grace_s)
@@ -162,15 +205,20 @@ class BotConnection(asyncio.Protocol):
         self.peer = UNKNOWN_PEER
         self.phase = IDLE
         self.deadline = 0.0
-        self.queue: collections.deque[tuple[BotRequest, bool, bool]] = collections.deque()
+        self.queue: deque[_Queued] = deque()
         self.worker: asyncio.Task[None] | None = None
-        self.raw: list[bytes] = []  # this request's bytes so far, for a handover
-        self.raw_exact = True
+        self.first_bytes = b""  # the start of the current head, to tell HTTP/2 from garbage
+        self.read_in_head = 0  # bytes read since the current head began (a bound, not exact)
         self.completed_in_chunk = False
-        self.stop: SidecarError | str | None = None  # set by a callback before it raises _Stop
+        self.stop: SidecarError | None = None  # set by a callback before it raises _Stop
         self.refused = False
         self.release: Callable[[], None] | None = None  # forgets it in sidecar.proxy.client_tokens
         self.revoked = False  # its client token was revoked: closed after the answer in flight
+        self.socket: BotSocket | None = None  # once upgraded to a WebSocket
+        self.held: list[bytes] = []  # bytes after a WebSocket upgrade head, until the 101
+        self.raw_left = (
+            0  # body bytes of a declined upgrade still to come (llhttp ends at its head)
+        )
         self._reset()
 
     def _reset(self) -> None:
@@ -179,7 +227,7 @@ class BotConnection(asyncio.Protocol):
         self.head_size = 0
         self.body: list[bytes] = []
         self.body_size = 0
-        self.coding = ""
+        self.head = Head()
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -191,8 +239,8 @@ class BotConnection(asyncio.Protocol):
             return
         if len(self.server.connections) >= self.limits.max_connections:
             exc = Overloaded("too many connections to this key listener; retry shortly")
-            refuse_outside_request(self.server.runtime, exc)  # audited and counted, as any refusal
-            self._write_error(exc, keep_alive=False)
+            record_refusal(self.server.runtime, exc, peer=self.peer)
+            self.transport.write(error_bytes(exc))
             transport.close()
             return
         self.server.connections.add(self)
@@ -204,55 +252,117 @@ class BotConnection(asyncio.Protocol):
             self.release()
         self.transport = None
         self.server.settled()
+        if self.socket is not None:
+            self.socket.lost()
         # An in-flight answer finishes (the order still reaches Gate once); its write is dropped.
         if self.phase == BODY and self.url and not self.refused:
             # The bot went away mid-body: nothing was signed or sent; audited like a refusal.
-            runtime = self.server.runtime
             gone = ClientDisconnected("the client closed the connection mid-body")
-            method = self.parser.get_method().decode("ascii")
-            record = _new_record(runtime, method, self.url.decode("latin-1"), self.peer)
-            record.label = gone.label
-            finish(runtime, record, gone.status)
+            record_refusal(self.server.runtime, gone, self._method(), self.url, self.peer)
+
+    def pause_writing(self) -> None:
+        if self.socket is not None:
+            self.socket.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.socket is not None:
+            self.socket.resume_writing()
 
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return
+        if self.raw_left:
+            self._raw_body(data)
+            return
+        if self.phase == UPGRADED:
+            if self.socket is not None:
+                self.socket.feed(data)
+            else:  # before the 101: kept for the WebSocket (reading is paused meanwhile)
+                self.held.append(data)
+            return
         if self.phase == IDLE:
             self.phase = HEAD
-            self.raw = []
-            self.raw_exact = True
+            self.read_in_head = 0
+            self.first_bytes = b""
             self._expect(self.limits.header_timeout_s)
         if self.phase == HEAD:
-            self.raw.append(data)
+            self.read_in_head += len(data)
+            if b"\n" not in self.first_bytes and len(self.first_bytes) < _FIRST_LINE:
+                self.first_bytes += data[:_FIRST_LINE]
         self.completed_in_chunk = False
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError:
+        except httptools.HttpParserCallbackError as exc:
             stop, self.stop = self.stop, None
-            if stop == HANDOVER:
-                self._hand_over()
-            else:
-                internal = SidecarError("internal error in gate-sidecar")
-                self._refuse(stop if isinstance(stop, SidecarError) else internal)
+            if stop is None:  # a bug in a callback, not a refusal: named, never the bytes
+                log.error("listener callback failed (%s)", type(exc.__context__).__name__)
+                stop = SidecarError("internal error in gate-sidecar")
+            self._refuse(stop)
             return
-        except httptools.HttpParserUpgrade:
-            return  # handled in on_headers_complete
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgraded(data[upgrade.args[0] :] if upgrade.args else b"")
+            return
         except httptools.HttpParserError:
-            if _other_http_version(b"".join(self.raw)):
+            if _other_http_version(self.first_bytes):
                 self._refuse(VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
             else:
                 self._refuse(BadRequest("the request is not valid HTTP/1.1"))
             return
-        if self.phase == HEAD and sum(map(len, self.raw)) > self.limits.max_header_bytes:
+        if self.phase == HEAD and self.read_in_head > self.limits.max_header_bytes:
             self._refuse(self._head_too_large())
+
+    def _upgraded(self, rest: bytes) -> None:
+        """llhttp stopped after a head asking for an upgrade (the request itself is queued)."""
+        queued = self.queue[-1] if self.queue else None
+        if queued is not None and queued.websocket:
+            self.phase = UPGRADED  # what follows are frames, for the session (or nothing)
+            self.deadline = 0.0
+            if rest:
+                self.held.append(rest)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        # Declined (h2c, or a WebSocket on a key without sessions): the request is ordinary
+        # HTTP/1.1 and the bytes after it are its body (llhttp ends an upgrade request at its
+        # head), then the next request.
+        if self.raw_left:
+            self._raw_body(rest)
+        else:
+            self._next_request(rest)
+
+    def _raw_body(self, data: bytes) -> None:
+        """Bytes of a declined upgrade request's body (``Content-Length`` long)."""
+        take = data[: self.raw_left]
+        self.body.append(take)
+        self.raw_left -= len(take)
+        if self.raw_left:
+            return
+        try:
+            self._complete()
+        except SidecarError as exc:
+            self._refuse(exc)
+            return
+        self._next_request(data[len(take) :])
+
+    def _next_request(self, rest: bytes) -> None:
+        """After an upgrade request llhttp will not read on: a new parser for what follows."""
+        self.parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.phase = HEAD
+            self.first_bytes = rest[:_FIRST_LINE]
+            self.read_in_head = len(rest)
+            self._expect(self.limits.header_timeout_s)
+            self._feed(rest)
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
         if self.phase != HEAD or self.completed_in_chunk:
-            # Pipelined: sent while the request before it is answered, or in the same read. Its
-            # bytes are not all in self.raw, so it cannot be handed over; it is served in turn.
+            # Pipelined: sent while the request before it is answered, or in the same read.
             self.phase = HEAD
-            self.raw_exact = False
+            self.read_in_head = 0
             self._expect(self.limits.header_timeout_s)
 
     def on_url(self, url: bytes) -> None:
@@ -260,8 +370,12 @@ class BotConnection(asyncio.Protocol):
         self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
         self.head_size += len(name) + len(value) + 4
+        if self.phase == BODY:  # a chunked body's trailer: bounded, read, never forwarded
+            if self.head_size > self.limits.max_header_bytes:
+                self._stop(self._head_too_large())
+            return
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
         if len(self.headers) > self.limits.max_headers:
             self._stop(HeadersTooLarge(f"more than {self.limits.max_headers} headers"))
         if self.head_size > self.limits.max_header_bytes:
@@ -269,27 +383,23 @@ class BotConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        if parser.get_http_version() not in ("1.1", "1.0"):
-            self._stop(VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served"))
-        expect = False
-        length = -1
-        for name, value in self.headers:
-            lower = name.lower()
-            if lower == "content-encoding":
-                self.coding = value.strip().lower()
-            elif lower == "content-length" and value.strip().isdigit():
-                length = int(value)
-            elif lower == "expect" and value.strip().lower() == "100-continue":
-                expect = True
-        method = parser.get_method()
-        if parser.should_upgrade() or method == b"CONNECT" or self.coding in ("br", "zstd"):
-            self._stop(HANDOVER)
-        if length > self.server.runtime.max_body_bytes:
+        try:
+            head = read_head(parser.get_method(), parser.get_http_version(), self.headers)
+        except SidecarError as exc:
+            self._stop(exc)
+        if head.websocket and self.server.runtime.ws is None:
+            head.websocket = False  # a key without WebSocket sessions: an ordinary GET
+        if parser.should_upgrade() or head.websocket:
+            if head.chunked or (head.websocket and head.length > 0):
+                self._stop(BadRequest("an upgrade request with this body is not served"))
+            if not head.websocket:  # declined: llhttp leaves the body to the listener
+                self.raw_left = max(head.length, 0)
+        if head.length > self.server.runtime.max_body_bytes:
             self._stop(self._body_too_large())
+        self.head = head
         self.phase = BODY
-        self.raw = []
         self._expect(self.limits.body_timeout_s)
-        if expect and self.transport is not None:
+        if head.expect_continue and self.transport is not None:
             self.transport.write(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -299,26 +409,33 @@ class BotConnection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.raw_left:
+            return  # a declined upgrade: its body comes after llhttp stops (_raw_body)
+        try:
+            self._complete()
+        except SidecarError as exc:
+            self._stop(exc)
+
+    def _complete(self) -> None:
+        """The request is whole: queue it for the answering task."""
         parser = self.parser
         body = b"".join(self.body)
+        head = self.head
+        headers = self.headers
+        if head.coding in DECODED_HERE:
+            body = decode_body(head.coding, body, self.server.runtime.max_body_bytes)
+        if head.labelled:  # the body goes on decoded (or was "identity"): its label must not
+            headers = [h for h in headers if h[0].lower() != "content-encoding"]
         request = BotRequest(
-            parser.get_method().decode("ascii"),
-            self.url.decode("latin-1"),
-            self.headers,
-            ReadyBody(body),
-            self.peer,
+            self._method(), self.url.decode("latin-1"), headers, ReadyBody(body), self.peer
         )
-        if self.coding in DECODED_HERE:
-            try:
-                request.read_body = ReadyBody(
-                    decode_body(self.coding, body, self.server.runtime.max_body_bytes)
-                )
-            except SidecarError as exc:
-                self._stop(exc)
         keep_alive = parser.should_keep_alive() and not self.server.closing
-        if keep_alive and self.release is None:  # admission holds for the connection's life
+        if keep_alive and self.release is None and not head.websocket:
+            # Admission holds for the connection's life (a WebSocket session holds its own).
             self.release = CLIENTS.hold(self.server.runtime, self.headers, self._token_revoked)
-        self.queue.append((request, keep_alive, parser.get_http_version() == "1.0"))
+        self.queue.append(
+            _Queued(request, keep_alive, parser.get_http_version() == "1.0", head.websocket)
+        )
         self._reset()
         self.phase = BUSY
         self.deadline = 0.0
@@ -328,7 +445,13 @@ class BotConnection(asyncio.Protocol):
         elif len(self.queue) >= _MAX_QUEUED and self.transport is not None:
             self.transport.pause_reading()
 
-    def _stop(self, why: SidecarError | str) -> None:
+    def _method(self) -> str:
+        try:
+            return self.parser.get_method().decode("ascii")
+        except (httptools.HttpParserError, UnicodeDecodeError):
+            return "-"
+
+    def _stop(self, why: SidecarError) -> None:
         self.stop = why
         raise _Stop
 
@@ -343,11 +466,20 @@ class BotConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             while self.queue:
-                request, keep_alive, http10 = self.queue.popleft()
+                queued = self.queue.popleft()
+                request = queued.request
                 runtime = self.server.runtime
+                if queued.websocket:
+                    await self._websocket(request)
+                    return
                 response, record = await respond(runtime, request)
                 transport = self.transport
-                keep_alive = keep_alive and not self.server.closing and not self.revoked
+                keep_alive = (
+                    queued.keep_alive
+                    and not self.server.closing
+                    and not response.close
+                    and not self.revoked
+                )
                 if transport is not None:
                     transport.write(
                         response_bytes(
@@ -355,7 +487,7 @@ class BotConnection(asyncio.Protocol):
                             response.headers,
                             response.body,
                             keep_alive=keep_alive,
-                            http10=http10,
+                            http10=queued.http10,
                             head=request.method == "HEAD",
                         )
                     )
@@ -368,7 +500,7 @@ class BotConnection(asyncio.Protocol):
                 if not keep_alive:
                     self.close()
                     return
-                if len(self.queue) < _MAX_QUEUED:
+                if len(self.queue) < _MAX_QUEUED and self.phase != UPGRADED:
                     transport.resume_reading()
             if self.phase == BUSY:
                 self.phase = IDLE
@@ -378,62 +510,80 @@ class BotConnection(asyncio.Protocol):
         finally:
             self.worker = None
 
-    def _refuse(self, error: SidecarError) -> None:
+    async def _websocket(self, request: BotRequest) -> None:
+        """Serve a WebSocket upgrade: refused with a JSON answer before the ``101``, or relayed
+        until either side closes; the connection closes after it."""
+        runtime = self.server.runtime
+        ws = runtime.ws
+        assert ws is not None  # websocket is set only for keys with sessions
+        try:
+            # The same admission as REST: a browser page opening a WebSocket to a key's listener
+            # (cross-site WebSocket hijacking) is refused before anything reaches Gate.
+            runtime.admission.check(request.headers, request.peer)
+            accept = handshake(request.headers)
+            await serve_ws(
+                request.target,
+                request.headers,
+                request.peer.client_cert,
+                runtime,
+                ws,
+                lambda limit: self._switch(accept, limit),
+            )
+        except SidecarError as exc:  # before the 101: an ordinary refusal
+            self._refuse(exc, request.method, request.target.encode("latin-1"))
+            return
+        except Exception:
+            log.exception("websocket session failed", extra={"key": runtime.name})
+        self.close()
+
+    def _switch(self, accept: list[tuple[str, str]], max_message_bytes: int) -> BotSocket:
+        """Answer ``101`` and read frames from now on."""
+        transport = self.transport
+        if transport is None:
+            raise ClientDisconnected("the client closed the connection before the upgrade")
+        if self.server.closing:
+            raise Overloaded("the listener is shutting down; reconnect")
+        transport.write(response_bytes(101, accept, b"", keep_alive=True))
+        self.phase = UPGRADED
+        self.deadline = 0.0  # the session keeps its own idle deadline (keys[].ws.idle_timeout_s)
+        socket = self.socket = BotSocket(transport, max_message_bytes)
+        held, self.held = b"".join(self.held), []
+        transport.resume_reading()
+        if held:
+            socket.feed(held)
+        return socket
+
+    def _refuse(
+        self, error: SidecarError, method: str | None = None, url: bytes | None = None
+    ) -> None:
         """Answer a request the listener itself refuses, after any queued answers, and close.
         Its audit line is written with its answer, so audit lines follow the answers' order."""
+        if self.refused:
+            return
         self.refused = True
         runtime = self.server.runtime
-        record = None
-        if self.url:  # the request line was read: record the refusal like any other answer
-            method = self.parser.get_method().decode("ascii")
-            record = _new_record(runtime, method, self.url.decode("latin-1"), self.peer)
-            record.label = error.label
+        if url is None:
+            url = self.url  # the request line read so far (empty: refused before one)
+            method = self._method() if url else "-"
         self.phase = BUSY
         self.deadline = 0.0
 
         def answer(_: object = None) -> None:
-            if record is not None:
-                finish(runtime, record, error.status)
-            else:  # refused before a request line (a stalled or unparsable head): still audited
-                refuse_outside_request(runtime, error)
-            self._write_error(error, keep_alive=False)
+            record_refusal(runtime, error, method or "-", url, self.peer)
+            if self.transport is not None:
+                self.transport.write(error_bytes(error))
             self._linger()
 
-        if self.worker is None:
+        if self.worker is None or self.worker is asyncio.current_task():
+            self.queue.clear()  # the refused request is the last one served
             answer()
-        else:  # answer in order: after the queued requests
-            self.queue.clear()
+        else:  # answer in order: after the requests before it (all of them are answered)
             self.worker.add_done_callback(answer)
-
-    def _write_error(self, error: SidecarError, *, keep_alive: bool) -> None:
-        if self.transport is not None:
-            response = error_response(error)
-            data = response_bytes(
-                response.status, response.headers, response.body, keep_alive=keep_alive
-            )
-            self.transport.write(data)
-
-    def _hand_over(self) -> None:
-        transport = self.transport
-        fallback = self.server.fallback
-        if transport is None:
-            return
-        if fallback is None or not self.raw_exact or self.worker is not None:
-            self._refuse(BadRequest("this request cannot be served on this connection"))
-            return
-        self.server.connections.discard(self)
-        if self.release is not None:  # the WebSocket session holds its own
-            self.release()
-        self.transport = None
-        protocol = fallback()
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        protocol.data_received(b"".join(self.raw))
 
     def _token_revoked(self) -> None:
         """The client token this connection was opened with left the token file: audited, then
         closed now if idle, else once the answer in flight is written."""
-        refuse_outside_request(self.server.runtime, Unauthenticated(CLOSE_REASON))
+        record_refusal(self.server.runtime, Unauthenticated(CLOSE_REASON), peer=self.peer)
         self.revoked = True
         if self.phase == IDLE and not self.queue:
             self.close()
@@ -464,6 +614,7 @@ class BotConnection(asyncio.Protocol):
         if transport is None:
             return
         self.deadline = 0.0
+        transport.resume_reading()  # paused for a WebSocket upgrade: read (and drop) till close
         if transport.can_write_eof():  # not on TLS: there the pause alone must do
             transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER_S, self.close)

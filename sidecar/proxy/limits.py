@@ -2,7 +2,8 @@
 that one slow or hostile client cannot hold the process: deadlines for a request's head and body,
 an idle keep-alive timeout, a cap on open connections and on the size of a request's head.
 
-The names are shared by every listener implementation; each enforces them its own way.
+The key listener (:mod:`sidecar.proxy.lean_listener`) and the admin listener
+(:mod:`sidecar.runtime.guarded`) enforce the same names.
 """
 
 from __future__ import annotations

@@ -94,7 +94,6 @@ class KeyRuntime:
     ws: WsRuntime | None = None  # WebSocket sessions (sidecar.proxy.ws); None: upgrades are REST
     admission: Admission = OPEN  # swapped whole on a reload, like policy
     body_timeout_s: float | None = None
-    max_header_bytes: int | None = None  # for listeners that only see a head once it is whole
     safety: Safety = field(default_factory=Safety)  # warn mode, windows, expiry, dead man
 
 
@@ -132,17 +131,20 @@ class ReadyBody:
     def __init__(self, body: bytes) -> None:
         self.body = body
 
-    async def __call__(self, limit: int) -> bytes:
+    def within(self, limit: int) -> bytes:
         if len(self.body) > limit:
             raise BodyTooLarge(f"request body exceeds {limit} bytes")
         return self.body
+
+    async def __call__(self, limit: int) -> bytes:
+        return self.within(limit)
 
 
 async def read_body(key: KeyRuntime, request: BotRequest) -> bytes:
     """The body, within ``max_body_bytes`` and ``body_timeout_s``."""
     reader = request.read_body
-    if isinstance(reader, ReadyBody):  # already whole: no deadline to keep
-        return await reader(key.max_body_bytes)
+    if isinstance(reader, ReadyBody):  # already whole: no deadline to keep, nothing to await
+        return reader.within(key.max_body_bytes)
     try:
         async with asyncio.timeout(key.body_timeout_s):
             body = await request.read_body(key.max_body_bytes)
@@ -244,15 +246,6 @@ async def answer(key: KeyRuntime, request: BotRequest) -> BotResponse:
     response, record = await respond(key, request)
     finish(key, record, response.status)
     return response
-
-
-def refuse_outside_request(key: KeyRuntime, exc: SidecarError) -> None:
-    """Record a refusal the listener made before any request was read (too many connections,
-    a head that never completed or could not be parsed): an audit line and metrics like any
-    other refusal. Method and path are unknown: ``-``."""
-    record = new_record(key, "-", "-")
-    record.label = exc.label
-    finish(key, record, exc.status)
 
 
 def finish(key: KeyRuntime, record: RequestRecord, status: int) -> None:

@@ -18,7 +18,7 @@ from sidecar.ops import admin
 from sidecar.ops.listener_metrics import admin_refusals
 from sidecar.proxy.admission import TokenFile
 from sidecar.proxy.forwarder import Forwarder
-from sidecar.proxy.transports import build_forwarder
+from sidecar.proxy.lean_forwarder import LeanForwarder
 from sidecar.runtime.state import Sidecar
 
 SIDECAR = web.AppKey("sidecar", Sidecar)
@@ -32,7 +32,7 @@ def create_app(
 ) -> web.Application:
     """The admin app running ``config``.
 
-    ``forwarder`` replaces the one ``upstream.transport`` names (tests pass a double); the
+    ``forwarder`` replaces the lean forwarder to Gate (tests pass a double); the
     sidecar closes it on shutdown either way.
     """
     app = web.Application(middlewares=[admin.head_checks(config.server.max_header_bytes)])
@@ -42,7 +42,7 @@ def create_app(
         sidecar = Sidecar(
             config,
             os.environ if environ is None else environ,
-            build_forwarder(config.upstream) if forwarder is None else forwarder,
+            LeanForwarder(config.upstream) if forwarder is None else forwarder,
         )
         app[SIDECAR] = sidecar
         app[admin.VIEW] = sidecar

@@ -1,30 +1,23 @@
-"""aiohttp's request handler with the ``server:`` limits: one client cannot hold the process.
+"""The admin listener's connections: aiohttp's request handler under the ``server:`` limits.
 
-aiohttp gives knobs for some limits (``keepalive_timeout``, ``max_line_size``,
-``max_field_size``, ``max_headers`` of its request handler); the rest is added here:
+The admin listener stays on aiohttp (docs/development.md says why); only public parts of it are
+used. aiohttp's own knobs carry the idle timeout and its parser's line and header caps; the rest
+is added here without reading anything private:
 
-- a deadline for a request's head (first byte to blank line, ``header_timeout_s``) and a cap on
-  its size (``max_header_bytes``), answered 408 / 431 and closed;
-- every refusal aiohttp's own parser makes (a target starting ``%2F``, too many headers, a broken
-  request line) answered as ``SIDECAR_*`` JSON that echoes nothing, reported to ``refuse`` (audit
-  line and metrics for a key), and logged without a traceback; a client that goes away mid-body
-  is not an error either.
+- :class:`AdminServer`, the protocol factory: the connection beyond ``max_connections`` gets a
+  ``503 SIDECAR_OVERLOADED`` and is closed before aiohttp allocates anything for it;
+- :class:`HeadWatch`: the same bytes aiohttp reads go through llhttp (``httptools``) callbacks
+  that only time and measure heads, so a head that takes longer than ``header_timeout_s``,
+  grows over ``max_header_bytes`` or has more than ``max_headers`` fields is answered (408 /
+  431) and closed. The admin listener serves a few scrapes a minute: a second look at its heads
+  costs nothing that matters;
+- every refusal aiohttp's parser makes is answered as ``SIDECAR_*`` JSON that echoes nothing,
+  reported to ``refuse`` (metrics) and logged without a traceback; a client that goes away
+  mid-body is not an error either.
 
-The connection cap and accept() errors are :mod:`sidecar.runtime.sites`.
-
-A request head pipelined behind a request still being handled gets the same deadline and cap
-from its first byte; its refusal is written only once the answers to the requests before it have
-been (HTTP/1.1 answers go in order), then the connection closes. One case is not covered: the
-first bytes of a next head that arrive in the same read as the end of the previous request (the
-parser keeps them inside llhttp, out of reach); the head timer starts with its next bytes, and a
-head that never sends any is closed by ``idle_timeout_s`` instead.
-
-Where no public hook exists this reads attributes of aiohttp's ``RequestHandler`` (all present
-from 3.14, the floor): ``_request_count`` and ``_messages`` (requests parsed on the connection,
-and those queued behind the one being handled), ``_request_in_progress``, ``_waiter`` (set while
-the handler waits for the next request), ``_upgraded`` and ``_payload_parser`` (the connection
-was upgraded, e.g. a WebSocket): with the body stream of the last parsed request they tell a
-request head apart from a request body.
+A refusal by the head watch is written at once and closes the connection: an answer aiohttp is
+still writing for an earlier pipelined request on it is cut short (the admin routes answer at
+once; no bot pipelines to the admin listener).
 """
 
 from __future__ import annotations
@@ -32,37 +25,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
+import httptools
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 
 from sidecar.errors import (
     BadRequest,
     HeadersTooLarge,
+    Overloaded,
     RequestTimeout,
     SidecarError,
     error_body,
     for_status,
 )
+from sidecar.proxy.lean_http import error_bytes
 from sidecar.proxy.limits import ListenerLimits
 
 log = logging.getLogger("sidecar.listener")
 
-#: Reports one refusal made outside the application (audit line and metrics for a key).
+#: Reports one refusal made outside the application (metrics of the admin listener).
 Refuse = Callable[[SidecarError], None]
 
-
-def raw_response(exc: SidecarError) -> bytes:
-    """A complete HTTP/1.1 answer for ``exc`` that closes the connection."""
-    body = error_body(exc)
-    reason = HTTPStatus(exc.status).phrase
-    head = (
-        f"HTTP/1.1 {exc.status} {reason}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
+OVERLOAD_WAIT_S = 0.5  # how long an over-cap connection may take to send its request head
+# Client-caused conditions aiohttp reports through log_exception: not sidecar bugs.
+_CLIENT_FAULTS = (HttpProcessingError, ConnectionError, web.RequestPayloadError, TimeoutError)
 
 
 def parser_error(status: int, exc: BaseException | None) -> SidecarError:
@@ -83,12 +71,70 @@ def report(refuse: Refuse, exc: SidecarError) -> None:
         log.exception("refusal observer failed")
 
 
-# Client-caused conditions aiohttp reports through log_exception: not sidecar bugs.
-_CLIENT_FAULTS = (HttpProcessingError, ConnectionError, web.RequestPayloadError, TimeoutError)
+class HeadWatch:
+    """llhttp callbacks timing and measuring each request head of one admin connection."""
+
+    def __init__(self, limits: ListenerLimits, refuse: Callable[[SidecarError], None]) -> None:
+        self.limits = limits
+        self.refuse = refuse
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self.timer: asyncio.TimerHandle | None = None
+        self.size = 0
+        self.count = 0
+
+    def feed(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None:
+            return
+        if self.timer is not None:
+            self.size += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.stop()  # no admin route upgrades; aiohttp answers it
+        except httptools.HttpParserError:
+            self.stop()  # aiohttp's parser refuses it too, as JSON (AdminHandler.handle_error)
+            return
+        if self.timer is not None and self.size > self.limits.max_header_bytes:
+            self._refuse(HeadersTooLarge(f"request head over {self.limits.max_header_bytes} bytes"))
+
+    def stop(self) -> None:
+        self.parser = None
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _refuse(self, exc: SidecarError) -> None:
+        self.stop()
+        self.refuse(exc)
+
+    # -- httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.size, self.count = 0, 0
+        self.timer = asyncio.get_running_loop().call_later(
+            self.limits.header_timeout_s,
+            self._refuse,
+            RequestTimeout(
+                f"the request head did not arrive within {self.limits.header_timeout_s:g} s"
+            ),
+        )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.timer is None:
+            return  # a trailer
+        self.count += 1
+        if self.count > self.limits.max_headers:
+            self._refuse(HeadersTooLarge(f"more than {self.limits.max_headers} headers"))
+
+    def on_headers_complete(self) -> None:
+        self._stop_timer()
 
 
-class GuardedHandler(web.RequestHandler):
-    """aiohttp's request handler plus the head deadline, head size cap and JSON refusals."""
+class AdminHandler(web.RequestHandler):
+    """aiohttp's request handler with the head watch and JSON refusals."""
 
     def __init__(
         self,
@@ -97,7 +143,8 @@ class GuardedHandler(web.RequestHandler):
         loop: asyncio.AbstractEventLoop,
         limits: ListenerLimits,
         refuse: Refuse,
-        on_lost: Callable[[GuardedHandler], None],
+        on_made: Callable[[AdminHandler], None],
+        on_lost: Callable[[AdminHandler], None],
     ) -> None:
         super().__init__(
             manager,
@@ -111,97 +158,36 @@ class GuardedHandler(web.RequestHandler):
             lingering_time=limits.body_timeout_s,
             access_log=None,  # type: ignore[arg-type]  # the audit line is the access log
         )
-        self._limits = limits
-        self._refuse = refuse
-        self._on_lost = on_lost
-        self._head_bytes = 0
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._last_payload: Any = None  # the body stream of the last request parsed
-        self._deferred: SidecarError | None = None  # a refusal waiting for earlier answers
+        self.refuse = refuse
+        self.on_made = on_made
+        self.on_lost = on_lost
+        self.watch = HeadWatch(limits, self._answer_and_close)
+        self.wire: asyncio.Transport | None = None
 
-    # -- the head deadline and size cap -------------------------------------------------------
-    def _between_requests(self) -> bool:
-        waiter = self._waiter
-        return (waiter is not None and not waiter.done()) or self._request_count == 0
-
-    def _awaiting_head(self) -> bool:
-        """The next bytes start a request head: the connection is idle, or the last request's
-        body is complete (a pipelined head while that request is still handled)."""
-        if self._upgraded or self._payload_parser is not None:
-            return False  # a WebSocket (or another upgrade): its bytes are not HTTP heads
-        if self._between_requests():
-            return True
-        last = self._last_payload
-        return last is not None and last.is_eof()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.wire = cast(asyncio.Transport, transport)
+        self.on_made(self)
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._deferred is not None:
-            return  # refused already: the answer goes out after the earlier ones, then close
-        in_head = self._head_timer is not None or self._awaiting_head()
-        before = self._request_count
-        if in_head and self._head_timer is None:
-            self._head_bytes = 0
-            self._head_timer = self._loop.call_later(
-                self._limits.header_timeout_s, self._head_timed_out
-            )
-        super().data_received(data)
-        if self._request_count != before and self._messages:
-            self._last_payload = self._messages[-1][1]
-        if not in_head:
-            return
-        if self._request_count != before:  # the head is complete (and possibly more)
-            self._stop_head_timer()
-            return
-        self._head_bytes += len(data)
-        if self._head_bytes > self._limits.max_header_bytes:
-            self._refuse_raw(
-                HeadersTooLarge(f"the request head exceeds {self._limits.max_header_bytes} bytes")
-            )
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        self._refuse_raw(
-            RequestTimeout(
-                f"the request head did not arrive within {self._limits.header_timeout_s:g} s"
-            )
-        )
-
-    def _refuse_raw(self, exc: SidecarError) -> None:
-        """Refuse a head that never completed: now if the connection is idle, else once the
-        requests before it have been answered (:meth:`finish_response`)."""
-        self._stop_head_timer()
-        if self._request_in_progress or self._messages:
-            self._deferred = exc
-        else:
-            self._answer_and_close(exc)
+        self.watch.feed(data)
+        if self.wire is not None and not self.wire.is_closing():
+            super().data_received(data)
 
     def _answer_and_close(self, exc: SidecarError) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(raw_response(exc))
-        report(self._refuse, exc)
+        wire = self.wire
+        if wire is not None and not wire.is_closing():
+            wire.write(error_bytes(exc))
+        report(self.refuse, exc)
         self.force_close()
-
-    async def finish_response(
-        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        resp, reset = await super().finish_response(request, resp, start_time)
-        exc = self._deferred
-        if exc is not None and not self._messages:  # the last answer before the refused head
-            self._deferred = None
-            if not reset and resp.keep_alive:
-                self._answer_and_close(exc)
-            # else the connection closes anyway, and the unfinished head with it
-        return resp, reset
+        if wire is not None:
+            wire.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._stop_head_timer()
-        self._on_lost(self)
+        self.watch.stop()
+        self.wire = None
+        self.on_lost(self)
         super().connection_lost(exc)
 
     # -- refusals by aiohttp's parser, and its logging -----------------------------------------
@@ -212,13 +198,13 @@ class GuardedHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        self._stop_head_timer()
+        self.watch.stop()
         mapped = parser_error(status, exc)
         if mapped.status >= 500:
-            log.error("request failed in the HTTP server", exc_info=exc)
+            log.error("request failed in the HTTP server (%s)", type(exc).__name__)
         else:
             log.debug("request refused by the HTTP parser: %s", type(exc).__name__)
-        report(self._refuse, mapped)
+        report(self.refuse, mapped)
         resp = web.Response(
             status=mapped.status, body=error_body(mapped), content_type="application/json"
         )
@@ -230,4 +216,80 @@ class GuardedHandler(web.RequestHandler):
         if isinstance(exc, _CLIENT_FAULTS):
             log.debug("client-side error: %s", type(exc).__name__)
             return
-        super().log_exception(*args, **kw)
+        log.error("error in the admin listener (%s)", type(exc).__name__)
+
+
+class OverloadedProtocol(asyncio.Protocol):
+    """The connection beyond ``max_connections``: a 503 JSON answer, then closed. It waits
+    (briefly) for the request head so the client reads the answer instead of a reset."""
+
+    def __init__(self, refuse: Refuse) -> None:
+        self.refuse = refuse
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's: alike, no subclass
+        self.timer = asyncio.get_running_loop().call_later(OVERLOAD_WAIT_S, self._answer)
+
+    def data_received(self, data: bytes) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        transport, self.transport = self.transport, None
+        if transport is None or transport.is_closing():
+            return
+        exc = Overloaded("the listener has too many open connections; retry shortly")
+        transport.write(error_bytes(exc))
+        transport.close()
+        report(self.refuse, exc)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.transport = None
+
+
+class AdminServer:
+    """The admin listener's protocol factory: :class:`AdminHandler` for aiohttp's ``Server``
+    (``runner.server``, which runs the app), up to ``max_connections``."""
+
+    def __init__(self, server: web.Server, limits: ListenerLimits, refuse: Refuse) -> None:
+        self.server = server
+        self.limits = limits
+        self.refuse = refuse
+        # Handlers made but not connected yet (a TLS handshake in progress) count too. A failed
+        # handshake never connects its handler and nothing says so; handshakes are bounded by
+        # header_timeout_s, so an entry older than that is dropped.
+        self.pending: dict[AdminHandler, float] = {}
+        self.live: set[AdminHandler] = set()
+
+    @property
+    def open_connections(self) -> int:
+        if self.pending:
+            cutoff = asyncio.get_running_loop().time() - self.limits.header_timeout_s - 1.0
+            for handler in [h for h, made in self.pending.items() if made < cutoff]:
+                del self.pending[handler]
+        return len(self.live) + len(self.pending)
+
+    def __call__(self) -> asyncio.Protocol:
+        if self.open_connections >= self.limits.max_connections:
+            return OverloadedProtocol(self.refuse)
+        loop = asyncio.get_running_loop()
+        handler = AdminHandler(
+            self.server,
+            loop=loop,
+            limits=self.limits,
+            refuse=self.refuse,
+            on_made=self._made,
+            on_lost=self.live.discard,
+        )
+        self.pending[handler] = loop.time()
+        return handler
+
+    def _made(self, handler: AdminHandler) -> None:
+        self.pending.pop(handler, None)
+        self.live.add(handler)

@@ -22,16 +22,15 @@ from sidecar.gate.clock import Clock
 from sidecar.policy.engine import Policy
 from sidecar.policy.guards import Guards
 from sidecar.proxy.admission import Admission
-from sidecar.proxy.aiohttp_listener import create_key_app
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.budget import build_budget
 from sidecar.proxy.forwarder import Forwarder
 from sidecar.proxy.market import Market
-from sidecar.proxy.pipeline import KeyRuntime, refuse_outside_request
+from sidecar.proxy.pipeline import KeyRuntime
 from sidecar.proxy.record import Observer
 from sidecar.proxy.ws.runtime import WsShared
 from sidecar.runtime.bind import ListenerUnavailable
-from sidecar.runtime.listeners import Listener, serve_app, serve_lean
+from sidecar.runtime.listeners import Listener, serve_lean
 from sidecar.runtime.safety import build_safety, start_safety, stop_safety
 from sidecar.runtime.secrets import SecretFactory
 from sidecar.tls import server_tls_context
@@ -109,20 +108,8 @@ class KeySet(Mapping[str, KeyHandle]):
             else server_tls_context(tls.cert_file, tls.key_file, tls.client_ca_file)
         )
         mode, grace = int(key.socket_mode, 8), self._server.shutdown_grace_s
-        if self._server.listener == "aiohttp":
-            return await serve_app(
-                create_key_app(runtime),
-                key.address,
-                mode=mode,
-                shutdown_grace_s=grace,
-                limits=self._server,
-                refuse=lambda exc: refuse_outside_request(runtime, exc),
-                ssl_context=ssl_context,
-                group=key.socket_group,
-            )
         return await serve_lean(
             runtime,
-            create_key_app(runtime),
             key.address,
             mode=mode,
             shutdown_grace_s=grace,
@@ -148,7 +135,6 @@ class KeySet(Mapping[str, KeyHandle]):
             budget=build_budget(key.name, key.rate_limit),
             ws=self._ws.for_key(key.ws),
             body_timeout_s=self._server.body_timeout_s,
-            max_header_bytes=self._server.max_header_bytes,
         )
         runtime.safety = build_safety(key, runtime)  # trading safety (sidecar.proxy.safety)
         opening = False  # an OSError before this is the token file's, not the listener's

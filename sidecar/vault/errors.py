@@ -10,10 +10,10 @@ request body), never a token or a secret.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import hvac.exceptions
-import requests
+if TYPE_CHECKING:  # hvac and requests load with the first Vault call: see mapped()
+    import hvac.exceptions
 
 MAX_DETAIL = 200  # Vault's error text is quoted for diagnosis, but bounded
 
@@ -65,6 +65,8 @@ def _detail(exc: hvac.exceptions.VaultError) -> str:
 
 
 def _status(exc: hvac.exceptions.VaultError) -> int | None:
+    import hvac.exceptions
+
     statuses: dict[type[hvac.exceptions.VaultError], int] = {
         hvac.exceptions.InvalidRequest: 400,
         hvac.exceptions.Unauthorized: 401,
@@ -81,6 +83,9 @@ def _status(exc: hvac.exceptions.VaultError) -> int | None:
 
 def map_error(exc: BaseException, what: str) -> VaultError:
     """The :class:`VaultError` for an exception raised by hvac or requests while doing ``what``."""
+    import hvac.exceptions
+    import requests
+
     if isinstance(exc, VaultError):
         return exc
     if isinstance(exc, requests.Timeout):
@@ -104,5 +109,13 @@ def map_error(exc: BaseException, what: str) -> VaultError:
     return VaultError(f"{what}: unexpected error ({type(exc).__name__})")
 
 
-#: What :meth:`VaultSession.call` maps; anything else is a bug and propagates unchanged.
-MAPPED = (hvac.exceptions.VaultError, requests.RequestException)
+def mapped(*also: type[Exception]) -> tuple[type[Exception], ...]:
+    """What :meth:`VaultSession.call` maps (and ``also``, for an ``except`` that catches more);
+    anything else is a bug and propagates unchanged.
+
+    hvac and requests (about 8 MB of a process's memory) are imported here, on first use, so a
+    sidecar whose keys come from the environment or a file never loads them."""
+    import hvac.exceptions
+    import requests
+
+    return (hvac.exceptions.VaultError, requests.RequestException, *also)

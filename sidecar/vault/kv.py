@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import hvac
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import SourceError
 from sidecar.vault.session import VaultSession
+
+if TYPE_CHECKING:
+    import hvac
 
 
 def response_data(response: Any) -> Mapping[str, Any]:

@@ -23,23 +23,23 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
-
-import hvac
-import requests
+from typing import TYPE_CHECKING, TypeVar
 
 from sidecar.aio import backoff_s, cancel_and_wait
 from sidecar.vault.auth import login, watched_file
 from sidecar.vault.auth.base import LoginResult, from_auth_response
 from sidecar.vault.errors import (
-    MAPPED,
     VaultError,
     VaultForbidden,
     VaultLoginFailed,
     VaultUnavailable,
     map_error,
+    mapped,
 )
 from sidecar.vault.settings import VaultConfig
+
+if TYPE_CHECKING:  # imported when a session is made: a sidecar without Vault never loads hvac
+    import hvac
 
 log = logging.getLogger("sidecar.vault")
 
@@ -103,6 +103,8 @@ class VaultSession:
         self.method = cfg.auth.method
         self._environ = os.environ if environ is None else environ
         self._now = monotonic
+        import requests
+
         self._http = requests.Session()
         self._http.verify = self.verify  # hvac prefers the session's verify over its own
 
@@ -212,7 +214,7 @@ class VaultSession:
         assert client is not None
         try:
             return await asyncio.to_thread(fn, client)
-        except MAPPED as exc:
+        except mapped() as exc:
             err = map_error(exc, what)
         self._count(err)
         raise err
@@ -306,6 +308,8 @@ class VaultSession:
         self._wake.clear()
 
     def _make_client(self, token: str | None) -> hvac.Client:
+        import hvac
+
         return hvac.Client(
             url=self.address,
             token=token,
@@ -328,7 +332,7 @@ class VaultSession:
         what = f"logging in to Vault ({self.method})"
         try:
             result = await asyncio.to_thread(login, self._make_client, self.cfg.auth, self._environ)
-        except (*MAPPED, VaultError) as exc:
+        except mapped(VaultError) as exc:
             err = map_error(exc, what)
             if not isinstance(err, VaultUnavailable | VaultLoginFailed):
                 # Refused credentials (400/403...) are not an outage: say so distinctly.
@@ -388,7 +392,7 @@ class VaultSession:
         try:
             response = await asyncio.to_thread(client.auth.token.renew_self)
             result = from_auth_response(response)
-        except (*MAPPED, VaultError) as exc:
+        except mapped(VaultError) as exc:
             err = map_error(exc, "renewing the Vault token")
             self._count(err)
             if isinstance(err, VaultUnavailable):

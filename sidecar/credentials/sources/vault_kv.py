@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, Literal
-
-import hvac
+from typing import TYPE_CHECKING, Any, Literal
 
 from sidecar.credentials.rotation import Rotation
 from sidecar.credentials.slot import Credentials, KeySlot
@@ -31,6 +29,9 @@ from sidecar.settings import Strict
 from sidecar.vault.errors import VaultError, VaultForbidden, VaultNotFound
 from sidecar.vault.kv import read_kv2, response_data
 from sidecar.vault.session import VaultSession
+
+if TYPE_CHECKING:  # hvac loads with the Vault session, not with the config schema
+    import hvac
 
 
 class VaultKVSource(Strict):

@@ -26,9 +26,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hvac
 from pydantic import model_validator
 
 from sidecar.credentials.rotation import Rotation
@@ -42,6 +41,9 @@ from sidecar.vault.kv import read_kv2
 from sidecar.vault.session import VaultSession
 from sidecar.vault.transit.signer import TransitClient, TransitSigner
 from sidecar.vault.transit.wire import keys_path, latest_version
+
+if TYPE_CHECKING:  # hvac loads with the Vault session, not with the config schema
+    import hvac
 
 log = logging.getLogger("sidecar.sources.transit")
 

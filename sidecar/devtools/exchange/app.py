@@ -18,6 +18,7 @@ from sidecar.devtools.exchange.auth import AuthError, verify
 from sidecar.devtools.exchange.calls import ApiError, Call
 from sidecar.devtools.exchange.responses import encode_body, gate_headers
 from sidecar.devtools.exchange.state import ExchangeState, RecordedRequest
+from sidecar.devtools.exchange.subaccounts import SubKeyRefused
 
 STATE = web.AppKey("exchange_state", ExchangeState)
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 state.now(),
                 state.window_s,
             )
-        except AuthError as exc:
+            state.sub_accounts.admit(api_key, request.remote, state.now(), request.method, raw_path)
+        except (AuthError, SubKeyRefused) as exc:
             record.verdict = exc.label
             return answer.error(401, exc.label, exc.message)
         record.verdict = "ok"
@@ -117,6 +119,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return answer(200, {"echo": echo}, {"X-Exchange-Echo": "1"})
     query = dict(parse_qsl(raw_query, keep_blank_values=True))
     call = Call(state, request.method, params, query, parsed, account, record.headers)
+    fault = state.sub_accounts.fault(request.method, raw_path, after=False)
+    if fault is not None and fault.delay_s:  # a test's slow answer: the call still happens
+        await asyncio.sleep(fault.delay_s)
+    elif fault is not None:  # a test's injected failure, before the call takes effect
+        return answer.error(fault.status, fault.label, "injected failure")
     try:
         status, doc = route.handler(call)
     except ApiError as exc:
@@ -130,6 +137,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         amended = route.handler in ws_push.AMENDS
         settle = params.get("settle", "")
         await ws_push.order_change(state, api_key, account, product, settle, doc, amended)
+    if (fault := state.sub_accounts.fault(request.method, raw_path, after=True)) is not None:
+        return answer.error(fault.status, fault.label, "injected failure after the call")
     return answer(status, doc)
 
 

@@ -1,13 +1,11 @@
-"""Account, wallet, withdrawals and sub-account keys.
+"""Account, wallet and withdrawals (sub-account keys: handlers_subaccounts).
 
-The money-moving and key-minting endpoints answer something plausible (shapes: gate-api
-LedgerRecord, TransactionID, SubAccountKey) so a test can tell from ``state.requests`` whether the
+The money-moving endpoints answer something plausible (shapes: gate-api
+LedgerRecord, TransactionID) so a test can tell from ``state.requests`` whether the
 sidecar let such a request through: it should not, by default.
 """
 
 from __future__ import annotations
-
-import secrets
 
 from sidecar.devtools.exchange.calls import Call, Result, decimal, invalid, obj_body, required
 
@@ -84,26 +82,3 @@ def transfer(call: Call) -> Result:
     spec = obj_body(call)
     required(spec, "currency", "from", "to", "amount")
     return 200, {"tx_id": call.state.next_id()}
-
-
-def sub_account_key(call: Call) -> Result:
-    spec = obj_body(call)
-    uid = call.params["uid"]
-    if not uid.isdigit():
-        raise invalid("user_id must be a number")
-    mode, perms, ips = spec.get("mode", 1), spec.get("perms", []), spec.get("ip_whitelist", [])
-    if mode not in (1, 2) or not isinstance(perms, list) or not isinstance(ips, list):
-        raise invalid("mode must be 1 or 2; perms and ip_whitelist lists")
-    now = int(call.state.now())
-    return 200, {
-        "user_id": int(uid),
-        "mode": mode,
-        "name": str(spec.get("name", "")),
-        "perms": perms,
-        "ip_whitelist": ips,
-        "key": secrets.token_hex(16),  # a fresh key id only: never a secret
-        "state": 1,
-        "created_at": now,
-        "updated_at": now,
-        "last_access": now,
-    }

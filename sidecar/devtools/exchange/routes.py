@@ -11,6 +11,7 @@ from sidecar.devtools.exchange import handlers_futures as fut
 from sidecar.devtools.exchange import handlers_margin as mar
 from sidecar.devtools.exchange import handlers_public as pub
 from sidecar.devtools.exchange import handlers_spot as spot
+from sidecar.devtools.exchange import handlers_subaccounts as sub
 from sidecar.devtools.exchange import handlers_wallet as wal
 from sidecar.devtools.exchange.calls import Handler
 
@@ -54,7 +55,14 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/withdrawals", wal.withdraw),
     _route("POST", "/withdrawals/push", wal.withdraw_push),
     _route("POST", "/wallet/transfers", wal.transfer),
-    _route("POST", "/sub_accounts/{uid}/keys", wal.sub_account_key),
+    # sub-account API keys (a main-account key manages them)
+    _route("POST", "/sub_accounts/{uid}/keys", sub.create_key),
+    _route("GET", "/sub_accounts/{uid}/keys", sub.list_keys),
+    _route("GET", "/sub_accounts/{uid}/keys/{key}", sub.get_key),
+    _route("PUT", "/sub_accounts/{uid}/keys/{key}", sub.update_key),
+    _route("DELETE", "/sub_accounts/{uid}/keys/{key}", sub.delete_key),
+    _route("POST", "/sub_accounts/{uid}/lock", sub.lock),
+    _route("POST", "/sub_accounts/{uid}/unlock", sub.unlock),
     # spot
     _route("GET", "/spot/accounts", spot.spot_accounts),
     _route("POST", "/spot/orders", spot.create_order),

@@ -9,6 +9,8 @@ from typing import Any
 
 from multidict import CIMultiDict
 
+from sidecar.devtools.exchange.subaccounts import SubAccounts
+
 RATE_WINDOW_S = 10.0  # Gate counts most private limits per 10 s (API v4 docs, "Rate Limit")
 RATE_LIMIT = 200  # "others 200 per 10 s": the figure reported in X-Gate-RateLimit-Limit
 
@@ -86,6 +88,7 @@ class ExchangeState:
         self.countdown_min_s: float = 5.0
         self.countdowns: dict[tuple[str, str], Any] = {}
         self.countdowns_fired: list[Any] = []
+        self.sub_accounts = SubAccounts()  # sub-account API keys (handlers_subaccounts)
         self._ids = itertools.count(1000)
         self._uids = itertools.count(10001)
 

@@ -16,20 +16,21 @@ class LocalStore:
         self._buckets: dict[str, Bucket] = {}
 
     def _put(self, name: str, bucket: Bucket) -> None:
-        self._buckets.pop(name, None)
-        self._buckets[name] = bucket  # re-inserted: most recently used last
-        if len(self._buckets) > MAX_BUCKETS:
-            del self._buckets[next(iter(self._buckets))]
+        buckets = self._buckets
+        buckets[name] = bucket  # (re-)inserted after a pop: most recently used last
+        if len(buckets) > MAX_BUCKETS:
+            del buckets[next(iter(buckets))]
 
     async def take(self, name: str, capacity: float, rate: float) -> Take:
-        result = take(self._buckets.get(name), capacity, rate, self._now())
+        # One pop (read and unlink) and one insert per take: the hot path of every request.
+        result = take(self._buckets.pop(name, None), capacity, rate, self._now())
         self._put(name, result.bucket)
         return result
 
     async def tighten(
         self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None
     ) -> None:
-        bucket = self._buckets.get(name)
+        bucket = self._buckets.pop(name, None)
         self._put(name, tighten(bucket, capacity, rate, self._now(), remaining, reset_in_s))
 
     async def close(self) -> None:

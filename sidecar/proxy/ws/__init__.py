@@ -5,6 +5,7 @@
 - :mod:`.upstream`: opening a connection to Gate;
 - :mod:`.leg`: one upstream connection and what it still owes the bot;
 - :mod:`.session`: one bot connection, its legs, its subscriptions, rotation;
-- :mod:`.handler`: the upgrade (limits, path) on a key's aiohttp listener;
+- :mod:`.bot`: the bot's side on the key listener's connection (handshake, wsproto frames);
+- :mod:`.handler`: the upgrade's checks (limits, path, upstream) before the ``101``;
 - :mod:`.record`: what observers (metrics, audit) learn of each frame.
 """

@@ -1,31 +1,40 @@
 """The WebSocket upgrade on a key's listener: path, limits, the upstream connection, the session.
 
-Everything that can refuse an upgrade does so before it, as an ordinary ``SIDECAR_*`` JSON
-answer: an unknown path or settle (404, before any upstream connection), more than
-``keys[].ws.max_connections`` sessions (429), Gate unreachable (502).
+Everything that can refuse an upgrade does so before it, by raising a ``SidecarError`` that the
+listener answers as an ordinary ``SIDECAR_*`` JSON answer: an unknown path or settle (404,
+before any upstream connection), more than ``keys[].ws.max_connections`` sessions (429), Gate
+unreachable (502).
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+from collections.abc import Callable
 
 from sidecar.errors import BadRequest, NotFound, TooManyConnections
 from sidecar.gate.ws_paths import ws_endpoint
 from sidecar.proxy.client_tokens import CLIENTS
-from sidecar.proxy.peer import peer_from_transport
+from sidecar.proxy.ws.bot import BotLeg
 from sidecar.proxy.ws.frames import WsKey
 from sidecar.proxy.ws.runtime import WsRuntime
 from sidecar.proxy.ws.session import Session
 from sidecar.proxy.ws.upstream import upgrade_headers
 
+#: Answers the upgrade (``101``) and gives the bot's side, reading messages up to the limit.
+Accept = Callable[[int], BotLeg]
 
-def is_upgrade(request: web.Request) -> bool:
-    return request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
 
-
-async def serve_ws(request: web.Request, key: WsKey, ws: WsRuntime) -> web.StreamResponse:
-    """Relay one bot connection; raises a SidecarError to refuse the upgrade."""
-    raw_path, _, raw_query = request.raw_path.partition("?")
+async def serve_ws(
+    target: str,
+    request_headers: list[tuple[str, str]],
+    client_cert: str | None,
+    key: WsKey,
+    ws: WsRuntime,
+    accept: Accept,
+) -> None:
+    """Relay one bot connection (the upgrade request's target and headers; the bot's
+    certificate CN under mTLS); raises a SidecarError to refuse the upgrade."""
+    raw_path, _, raw_query = target.partition("?")
     endpoint = ws_endpoint(raw_path)
     if isinstance(endpoint, str):
         ws.stats.rejected += 1
@@ -42,20 +51,18 @@ async def serve_ws(request: web.Request, key: WsKey, ws: WsRuntime) -> web.Strea
         )
     ws.stats.open += 1  # counted before any await: concurrent upgrades cannot overshoot
     try:
-        headers = upgrade_headers(list(request.headers.items()))
+        headers = upgrade_headers(request_headers)
         upstream = await ws.upstream.connect(endpoint, headers, settings.max_frame_bytes)
-        bot = web.WebSocketResponse(autoping=False, max_msg_size=settings.max_frame_bytes)
         try:
-            await bot.prepare(request)
+            bot = accept(settings.max_frame_bytes)
         except BaseException:
             await upstream.close()
             raise
         ws.stats.accepted += 1
-        cert = peer_from_transport(request.transport).client_cert
-        session = Session(key, ws, endpoint, bot, upstream, headers, cert)
+        session = Session(key, ws, endpoint, bot, upstream, headers, client_cert)
         ws.sessions.add(session)
         # Admission holds for the session's life: closed once its client token is revoked.
-        release = CLIENTS.hold(key, request.headers.items(), session.client_revoked)
+        release = CLIENTS.hold(key, request_headers, session.client_revoked)
         if release is None:  # revoked since admission, a moment ago
             session.client_revoked()
         try:
@@ -64,7 +71,6 @@ async def serve_ws(request: web.Request, key: WsKey, ws: WsRuntime) -> web.Strea
             if release is not None:
                 release()
             ws.sessions.discard(session)
-        return bot
     finally:
         ws.stats.open -= 1
 
@@ -72,6 +78,5 @@ async def serve_ws(request: web.Request, key: WsKey, ws: WsRuntime) -> web.Strea
 async def close_sessions(
     ws: WsRuntime, code: int = 1001, reason: str = "sidecar shutting down"
 ) -> None:
-    """Close every session of a key (its listener is closing)."""
-    for session in list(ws.sessions):
-        await session.close(code, reason)
+    """Close every session of a key (its listener is closing), all at once."""
+    await asyncio.gather(*(s.close(code, reason) for s in list(ws.sessions)))

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
 from sidecar.aio import cancel_and_wait
 from sidecar.credentials.watch import SWAPPED
@@ -28,6 +28,8 @@ from sidecar.gate.ws_paths import WsEndpoint
 from sidecar.gate.ws_signing import encode_json
 from sidecar.policy.ws_channels import LOGIN_CHANNELS, Kind, budget_twin
 from sidecar.proxy.client_tokens import CLOSE_CODE, CLOSE_REASON
+from sidecar.proxy.ws.bot import BotLeg
+from sidecar.proxy.ws.bot import Kind as BotKind
 from sidecar.proxy.ws.frames import Outcome, WsKey, error_frame, process
 from sidecar.proxy.ws.leg import Leg, Mode, parse_object
 from sidecar.proxy.ws.record import FrameRecord
@@ -57,7 +59,7 @@ class Session:
         key: WsKey,
         ws: WsRuntime,
         endpoint: WsEndpoint,
-        bot: web.WebSocketResponse,
+        bot: BotLeg,
         first: aiohttp.ClientWebSocketResponse,
         headers: dict[str, str],
         client_cert: str | None = None,
@@ -101,7 +103,7 @@ class Session:
             if code in (CLOSE_ROTATED, CLOSE_REVOKED):
                 self.ws.stats.closed_by_rotation += 1
             with contextlib.suppress(Exception):
-                await self.bot.close(code=code, message=reason.encode())
+                await self.bot.close(code, reason)
         for leg in self.legs():
             await self.close_leg(leg, 1000, "")
 
@@ -133,24 +135,24 @@ class Session:
         while not self._closing:
             msg = await self.bot.receive()
             self._touch()
-            if msg.type is WSMsgType.TEXT:
+            if msg.kind is BotKind.TEXT:
                 self.ws.stats.frames_in += 1
-                await self._from_bot(msg.data)
-            elif msg.type is WSMsgType.BINARY:
+                await self._from_bot(msg.text)
+            elif msg.kind is BotKind.BINARY:
                 self.ws.stats.frames_in += 1
                 reply = error_frame({}, BadRequest("binary frames are not accepted"), self.now())
                 await self.to_bot(reply)
-            elif msg.type is WSMsgType.PING:
+            elif msg.kind is BotKind.PING:
                 await self._upstream_call(self.live.ws.ping(msg.data))
-            elif msg.type is WSMsgType.PONG:
+            elif msg.kind is BotKind.PONG:
                 await self._upstream_call(self.live.ws.pong(msg.data))
-            elif msg.type is WSMsgType.CLOSE:
-                code, reason = sendable_code(msg.data), msg.extra or ""
+            elif msg.kind is BotKind.CLOSE:
+                code, reason = sendable_code(msg.code), msg.reason
                 self._closing = True
                 for leg in self.legs():
                     await self.close_leg(leg, code, reason)
                 return
-            else:  # CLOSING, CLOSED, ERROR (a frame over max_frame_bytes: aiohttp sent 1009)
+            else:  # GONE: lost, or closed on a protocol error (1002, 1007) or size (1009)
                 return
 
     async def _upstream_call(self, call: Any) -> None:
@@ -211,9 +213,9 @@ class Session:
         self.ws.stats.frames_out += 1
         with contextlib.suppress(ConnectionError, RuntimeError):
             if isinstance(data, str):
-                await self.bot.send_str(data)
+                await self.bot.send_text(data)
             else:
-                await self.bot.send_bytes(data)
+                await self.bot.send_binary(data)
 
     async def _pump_leg(self, leg: Leg) -> None:
         while True:

@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
-
-import hvac
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sidecar.settings import Strict
 from sidecar.vault.errors import VaultLoginFailed
 
+if TYPE_CHECKING:  # only the session makes clients (sidecar.vault.session imports hvac late)
+    import hvac
+
 #: Builds an hvac client for Vault, carrying ``token`` (None for a login call).
-ClientFactory = Callable[[str | None], hvac.Client]
+ClientFactory = Callable[[str | None], "hvac.Client"]
 
 
 @dataclass(frozen=True)

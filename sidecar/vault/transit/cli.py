@@ -18,20 +18,16 @@ import hmac
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import hvac
-
-from sidecar.vault.errors import MAPPED, map_error
-from sidecar.vault.transit.importer import (
-    VECTOR_DOCUMENTED_SIGN,
-    ImportResult,
-    KeyImportError,
-    import_key,
-    vector_message,
-)
+from sidecar.vault.errors import map_error, mapped
 from sidecar.vault.transit.wire import WireError
-from sidecar.vault.transit.wrap import WrapError
+
+if TYPE_CHECKING:
+    from sidecar.vault.transit.importer import ImportResult
+
+# hvac, the importer and the key wrapping (cryptography) load when the command runs: every
+# `gate-sidecar` invocation builds this parser, and `serve` needs none of them.
 
 ADDR_VARS = ("VAULT_ADDR", "BAO_ADDR")
 TOKEN_VARS = ("VAULT_TOKEN", "BAO_TOKEN")
@@ -99,6 +95,8 @@ def _shell_literal(message: bytes) -> str:
 
 
 def render(result: ImportResult) -> list[str]:
+    from sidecar.vault.transit.importer import VECTOR_DOCUMENTED_SIGN, vector_message
+
     verb = "imported a new version of" if result.rotated else "imported"
     message = vector_message()
     lines = [
@@ -157,6 +155,11 @@ def cmd_import_key(
     secret = read_secret(stdin)
     if not secret:
         return fail("no secret given (empty input)", 2)
+    import hvac
+
+    from sidecar.vault.transit.importer import KeyImportError, import_key
+    from sidecar.vault.transit.wrap import WrapError
+
     client = hvac.Client(
         url=addr,
         token=token,
@@ -175,7 +178,7 @@ def cmd_import_key(
         )
     except (KeyImportError, WrapError, WireError) as exc:
         return fail(str(exc))
-    except MAPPED as exc:
+    except mapped() as exc:
         return fail(str(map_error(exc, f"importing {args.mount}/{args.transit_key}")))
     finally:
         del secret

@@ -61,13 +61,17 @@ class TransitClient:
         self.timeout_s = timeout_s
         self.max_connections = max_connections
         self._http: aiohttp.ClientSession | None = None
-        self._users = 0
+        self.users = 0
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
         #: signs completed / failed, by outcome (for tests and metrics)
         self.counts: dict[str, int] = {}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __repr__(self) -> str:
         return f"TransitClient(address={self.session.address!r})"
@@ -76,15 +80,15 @@ class TransitClient:
     @classmethod
     def acquire(cls, session: VaultSession) -> TransitClient:
         client = cls._shared.get(session)
-        if client is None or client._closed:
+        if client is None or client.closed:
             client = cls(session)
             cls._shared[session] = client
-        client._users += 1
+        client.users += 1
         return client
 
     async def release(self) -> None:
-        self._users -= 1
-        if self._users <= 0:
+        self.users -= 1
+        if self.users <= 0:
             if self._shared.get(self.session) is self:
                 del self._shared[self.session]
             await self.close()
