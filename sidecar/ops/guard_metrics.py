@@ -8,7 +8,8 @@ local share because Redis does not answer).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -16,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 
 from sidecar.errors import RateLimited
 from sidecar.ops.metrics import PREFIX
+from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.status import SidecarView
 from sidecar.proxy.record import RequestRecord
 from sidecar.proxy.ws.record import FrameRecord
@@ -38,8 +40,7 @@ class GuardMetrics:
             ["key", "group"],
             registry=registry,
         )
-        self._state: _State | None = _State(view)
-        registry.register(self._state)
+        self._state = ScrapeCollector(registry, partial(_state, view))
 
     def observe(self, record: RequestRecord | FrameRecord) -> None:
         """A REST request or a WebSocket frame: both count by guard and by budget group."""
@@ -49,35 +50,26 @@ class GuardMetrics:
             self.rate_limited.labels(record.key, record.rate_group).inc()
 
     def unwatch(self) -> None:
-        if self._state is not None:
-            self.registry.unregister(self._state)
-            self._state = None
+        self._state.unwatch()
 
 
-class _State:
-    def __init__(self, view: SidecarView) -> None:
-        self.view = view
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        brake = GaugeMetricFamily(
-            f"{PREFIX}_cancel_only",
-            "1 while the key's cancel-only brake is on (only reads, cancels, closes pass).",
-            labels=["key"],
-        )
-        fallback = GaugeMetricFamily(
-            f"{PREFIX}_rate_budget_fallback",
-            "1 while the key's shared rate budget serves from this replica's local share "
-            "(Redis unreachable).",
-            labels=["key"],
-        )
-        for key in sorted(self.view.key_statuses(), key=lambda k: k.name):
-            if key.url is None:
-                continue
-            brake.add_metric([key.name], float(key.cancel_only))
-            if key.budget_fallback is not None:
-                fallback.add_metric([key.name], float(key.budget_fallback))
-        yield brake
-        yield fallback
+def _state(view: SidecarView) -> Iterator[Metric]:
+    brake = GaugeMetricFamily(
+        f"{PREFIX}_cancel_only",
+        "1 while the key's cancel-only brake is on (only reads, cancels, closes pass).",
+        labels=["key"],
+    )
+    fallback = GaugeMetricFamily(
+        f"{PREFIX}_rate_budget_fallback",
+        "1 while the key's shared rate budget serves from this replica's local share "
+        "(Redis unreachable).",
+        labels=["key"],
+    )
+    for key in sorted(view.key_statuses(), key=lambda k: k.name):
+        if key.url is None:
+            continue
+        brake.add_metric([key.name], float(key.cancel_only))
+        if key.budget_fallback is not None:
+            fallback.add_metric([key.name], float(key.budget_fallback))
+    yield brake
+    yield fallback

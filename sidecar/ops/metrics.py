@@ -29,6 +29,7 @@ from prometheus_client.utils import floatToGoString
 
 from sidecar import __version__
 from sidecar.ops.reasons import denial_reason
+from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.status import SidecarView
 from sidecar.policy.globs import METHODS
 from sidecar.proxy.record import RequestRecord
@@ -206,7 +207,7 @@ class Metrics:
         Info(f"{PREFIX}_build", "gate-sidecar version.", registry=reg).info(
             {"version": __version__}
         )
-        self._state: SidecarCollector | None = None
+        self._state: ScrapeCollector | None = None
         self._handler = make_aiohttp_handler(self.registry)
 
     # -- event feeds --------------------------------------------------------------------------
@@ -237,12 +238,11 @@ class Metrics:
     def watch(self, view: SidecarView) -> None:
         """Export the sidecar's state (keys, secrets, connections, clock, Vault) at scrape time."""
         self.unwatch()
-        self._state = SidecarCollector(view)
-        self.registry.register(self._state)
+        self._state = ScrapeCollector(self.registry, SidecarState(view).collect)
 
     def unwatch(self) -> None:
         if self._state is not None:
-            self.registry.unregister(self._state)
+            self._state.unwatch()
             self._state = None
 
     async def respond(self, request: web.Request) -> web.StreamResponse:
@@ -250,14 +250,11 @@ class Metrics:
         return await self._handler(request)
 
 
-class SidecarCollector:
+class SidecarState:
     """Reads live state on every scrape, so removed keys and old versions simply disappear."""
 
     def __init__(self, view: SidecarView) -> None:
         self.view = view
-
-    def describe(self) -> Iterable[Metric]:
-        return []  # names vary with the config; nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
         yield from self._keys()

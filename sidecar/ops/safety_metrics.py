@@ -5,13 +5,15 @@ whether a key's shared windows serve from the local share (Redis unreachable).""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from sidecar.ops.metrics import PREFIX
+from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.status import SidecarView
 from sidecar.proxy.record import RequestRecord
 from sidecar.proxy.ws.record import FrameRecord
@@ -28,8 +30,7 @@ class SafetyMetrics:
             ["key", "kind", "name"],
             registry=registry,
         )
-        self._state: _State | None = _State(view)
-        registry.register(self._state)
+        self._state = ScrapeCollector(registry, partial(_state, view))
 
     def observe(self, record: RequestRecord | FrameRecord) -> None:
         would = record.would_deny
@@ -37,44 +38,35 @@ class SafetyMetrics:
             self.would_deny.labels(record.key, would.kind.value, would.name).inc()
 
     def unwatch(self) -> None:
-        if self._state is not None:
-            self.registry.unregister(self._state)
-            self._state = None
+        self._state.unwatch()
 
 
-class _State:
-    def __init__(self, view: SidecarView) -> None:
-        self.view = view
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        armed = GaugeMetricFamily(
-            f"{PREFIX}_dead_man_armed",
-            "1 while the key's dead-man countdown (Gate's countdown_cancel_all) of a scope is "
-            "armed, as far as the sidecar knows (it armed it less than timeout_s ago).",
-            labels=["key", "scope"],
-        )
-        fires = GaugeMetricFamily(
-            f"{PREFIX}_dead_man_fires_in_seconds",
-            "Seconds until Gate cancels the scope's open orders unless the countdown is renewed "
-            "(only while armed).",
-            labels=["key", "scope"],
-        )
-        fallback = GaugeMetricFamily(
-            f"{PREFIX}_windows_fallback",
-            "1 while the key's shared rolling windows judge by this replica's local share "
-            "(Redis unreachable).",
-            labels=["key"],
-        )
-        for key in sorted(self.view.key_statuses(), key=lambda k: k.name):
-            for scope in key.dead_man:
-                armed.add_metric([key.name, scope.scope], float(scope.armed))
-                if scope.fires_in_s is not None:
-                    fires.add_metric([key.name, scope.scope], scope.fires_in_s)
-            if key.windows_fallback is not None:
-                fallback.add_metric([key.name], float(key.windows_fallback))
-        yield armed
-        yield fires
-        yield fallback
+def _state(view: SidecarView) -> Iterator[Metric]:
+    armed = GaugeMetricFamily(
+        f"{PREFIX}_dead_man_armed",
+        "1 while the key's dead-man countdown (Gate's countdown_cancel_all) of a scope is "
+        "armed, as far as the sidecar knows (it armed it less than timeout_s ago).",
+        labels=["key", "scope"],
+    )
+    fires = GaugeMetricFamily(
+        f"{PREFIX}_dead_man_fires_in_seconds",
+        "Seconds until Gate cancels the scope's open orders unless the countdown is renewed "
+        "(only while armed).",
+        labels=["key", "scope"],
+    )
+    fallback = GaugeMetricFamily(
+        f"{PREFIX}_windows_fallback",
+        "1 while the key's shared rolling windows judge by this replica's local share "
+        "(Redis unreachable).",
+        labels=["key"],
+    )
+    for key in sorted(view.key_statuses(), key=lambda k: k.name):
+        for scope in key.dead_man:
+            armed.add_metric([key.name, scope.scope], float(scope.armed))
+            if scope.fires_in_s is not None:
+                fires.add_metric([key.name, scope.scope], scope.fires_in_s)
+        if key.windows_fallback is not None:
+            fallback.add_metric([key.name], float(key.windows_fallback))
+    yield armed
+    yield fires
+    yield fallback

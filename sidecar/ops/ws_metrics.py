@@ -8,7 +8,8 @@ are bounded: key names from the config, directions, and the fixed denial reasons
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -16,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 
 from sidecar.ops.metrics import PREFIX
 from sidecar.ops.reasons import REFUSAL_REASONS, decided_reason
+from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.ws_audit import frame_audit_line
 from sidecar.proxy.ws.record import FrameObserver, FrameRecord, WsStats
 
@@ -36,7 +38,7 @@ class WsMetrics:
             ["key", "reason"],
             registry=registry,
         )
-        registry.register(_StatsCollector(stats))
+        ScrapeCollector(registry, partial(_stats_families, stats))
 
     def observe(self, record: FrameRecord) -> None:
         if record.decision == "sign":
@@ -62,37 +64,30 @@ def frame_denial_reason(record: FrameRecord) -> str:
     return "bad_frame" if record.decision == "refuse" else "unavailable"
 
 
-class _StatsCollector:
-    def __init__(self, stats: StatsSource) -> None:
-        self.stats = stats
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        conns = GaugeMetricFamily(
-            f"{PREFIX}_ws_connections", "Open WebSocket connections from bots.", labels=["key"]
-        )
-        frames = CounterMetricFamily(
-            f"{PREFIX}_ws_frames",
-            "WebSocket frames relayed, by key and direction (in: from the bot, out: to the bot).",
-            labels=["key", "direction"],
-        )
-        events = CounterMetricFamily(
-            f"{PREFIX}_ws_session_events",
-            "WebSocket sessions by event: accepted, rejected (upgrade refused), resumed (moved "
-            "to a rotated key), closed_by_rotation.",
-            labels=["key", "event"],
-        )
-        for key, s in sorted(self.stats().items()):
-            conns.add_metric([key], s.open)
-            frames.add_metric([key, "in"], s.frames_in)
-            frames.add_metric([key, "out"], s.frames_out)
-            for event, count in (
-                ("accepted", s.accepted),
-                ("rejected", s.rejected),
-                ("resumed", s.resumed),
-                ("closed_by_rotation", s.closed_by_rotation),
-            ):
-                events.add_metric([key, event], count)
-        yield from (conns, frames, events)
+def _stats_families(stats: StatsSource) -> Iterator[Metric]:
+    conns = GaugeMetricFamily(
+        f"{PREFIX}_ws_connections", "Open WebSocket connections from bots.", labels=["key"]
+    )
+    frames = CounterMetricFamily(
+        f"{PREFIX}_ws_frames",
+        "WebSocket frames relayed, by key and direction (in: from the bot, out: to the bot).",
+        labels=["key", "direction"],
+    )
+    events = CounterMetricFamily(
+        f"{PREFIX}_ws_session_events",
+        "WebSocket sessions by event: accepted, rejected (upgrade refused), resumed (moved "
+        "to a rotated key), closed_by_rotation.",
+        labels=["key", "event"],
+    )
+    for key, s in sorted(stats().items()):
+        conns.add_metric([key], s.open)
+        frames.add_metric([key, "in"], s.frames_in)
+        frames.add_metric([key, "out"], s.frames_out)
+        for event, count in (
+            ("accepted", s.accepted),
+            ("rejected", s.rejected),
+            ("resumed", s.resumed),
+            ("closed_by_rotation", s.closed_by_rotation),
+        ):
+            events.add_metric([key, event], count)
+    yield from (conns, frames, events)
