@@ -7,9 +7,9 @@ required field is missing``); :class:`~sidecar.errors.ConfigError` carries them 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -18,6 +18,8 @@ from sidecar.config import messages
 from sidecar.config.listen import ListenAddress, parse_listen
 from sidecar.config.models import Config, KeyConfig
 from sidecar.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def format_errors(exc: ValidationError, root: type[BaseModel] = Config) -> list[str]:
@@ -89,8 +91,16 @@ def _client_auth_checks(key: KeyConfig, where: str) -> list[str]:
     return problems
 
 
-def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed YAML/JSON document; raise ConfigError with one line per problem."""
+def validate_document(
+    data: Any,
+    model: type[ModelT],
+    checks: Callable[[ModelT], list[str]],
+    environ: Mapping[str, str] | None = None,
+) -> ModelT:
+    """A parsed YAML/JSON document as ``model``, then ``checks`` (the problems that span
+    several fields); ConfigError with one line per problem. An empty ``vault.address`` takes
+    $VAULT_ADDR. The sidecar's file and the key manager's both come through here, so they
+    report alike."""
     environ = os.environ if environ is None else environ
     if not isinstance(data, dict):
         raise ConfigError(["(top level): the config must be a mapping"])
@@ -98,15 +108,25 @@ def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     if isinstance(vault, dict) and not vault.get("address") and environ.get("VAULT_ADDR"):
         data = {**data, "vault": {**vault, "address": environ["VAULT_ADDR"]}}
     try:
-        cfg = Config.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, Config)) from None
-    problems = _cross_checks(cfg)
-    if cfg.vault is not None and not cfg.vault.address:
-        problems.append("vault.address: not set and $VAULT_ADDR is empty")
+        raise ConfigError(format_errors(exc, model)) from None
+    problems = checks(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _checks(cfg: Config) -> list[str]:
+    problems = _cross_checks(cfg)
+    if cfg.vault is not None and not cfg.vault.address:
+        problems.append("vault.address: not set and $VAULT_ADDR is empty")
+    return problems
+
+
+def parse_config(data: Any, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed YAML/JSON document; raise ConfigError with one line per problem."""
+    return validate_document(data, Config, _checks, environ)
 
 
 def preflight(

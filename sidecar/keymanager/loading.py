@@ -5,16 +5,12 @@ Problems are reported as the sidecar's own file reports them: one line each, nam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from sidecar.config.listen import parse_listen
-from sidecar.config.loading import format_errors, read_document
-from sidecar.errors import ConfigError
+from sidecar.config.loading import read_document, validate_document
 from sidecar.keymanager.perms import too_wide
 from sidecar.keymanager.settings import ManagerConfig
 from sidecar.policy.engine import compile_policy
@@ -41,20 +37,7 @@ def _checks(cfg: ManagerConfig) -> list[str]:
 
 
 def parse_manager_config(data: Any, environ: Mapping[str, str] | None = None) -> ManagerConfig:
-    environ = os.environ if environ is None else environ
-    if not isinstance(data, dict):
-        raise ConfigError(["(top level): the config must be a mapping"])
-    vault = data.get("vault")
-    if isinstance(vault, dict) and not vault.get("address") and environ.get("VAULT_ADDR"):
-        data = {**data, "vault": {**vault, "address": environ["VAULT_ADDR"]}}
-    try:
-        cfg = ManagerConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, ManagerConfig)) from None
-    problems = _checks(cfg)
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+    return validate_document(data, ManagerConfig, _checks, environ)
 
 
 def load_manager_config(
