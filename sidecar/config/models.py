@@ -17,7 +17,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from sidecar.config.guards import GuardsConfig
 from sidecar.config.listen import ListenAddress, parse_listen
@@ -43,6 +50,17 @@ HOST_NAME = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 METHODS = (*GATE_METHODS, "*")
 GATE_HOSTS = ("gateio.ws", "gate.io", "gate.com")  # upstreams whose countdown minimum is Gate's
+
+
+def _check_key_name(value: str) -> str:
+    if not KEY_NAME.fullmatch(value):
+        raise ValueError(f"must match [a-z0-9][a-z0-9_-]*, got {value!r}")
+    return value
+
+
+# A key's name (the sidecar's keys, the key manager's accounts): it goes into metric labels,
+# audit lines and Gate key names, hence the small alphabet.
+KeyName = Annotated[str, AfterValidator(_check_key_name)]
 
 
 def _check_listen(value: str) -> str:
@@ -168,6 +186,15 @@ class PolicyConfig(Strict):
     deny: list[RuleConfig] = []
 
 
+def _policy_shorthand(value: Any) -> Any:
+    # `policy: read-only` is shorthand for `policy: {presets: [read-only]}`.
+    return {"presets": [value]} if isinstance(value, str) else value
+
+
+# A key's policy (the sidecar's keys, the key manager's accounts), a preset's name allowed alone.
+PolicyField = Annotated[PolicyConfig, BeforeValidator(_policy_shorthand)]
+
+
 class CanaryConfig(Strict):
     enabled: bool = True
     path: str = "/api/v4/account/detail"
@@ -193,10 +220,10 @@ ForwardHeader = Annotated[str, AfterValidator(_check_forward_header)]
 
 
 class KeyConfig(Strict):
-    name: str
+    name: KeyName
     listen: Listen
     source: SourceConfig
-    policy: PolicyConfig
+    policy: PolicyField
     allow_remote: bool = False
     allow_withdrawals: bool = False
     max_stale_s: PositiveSeconds | None = None
@@ -214,19 +241,6 @@ class KeyConfig(Strict):
     # or a window would refuse; dead_man keeps Gate's countdown_cancel_all armed.
     mode: Mode = Mode.ENFORCE
     dead_man: DeadManConfig | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not KEY_NAME.fullmatch(value):
-            raise ValueError(f"must match [a-z0-9][a-z0-9_-]*, got {value!r}")
-        return value
-
-    @field_validator("policy", mode="before")
-    @classmethod
-    def _policy_shorthand(cls, value: Any) -> Any:
-        # `policy: read-only` is shorthand for `policy: {presets: [read-only]}`.
-        return {"presets": [value]} if isinstance(value, str) else value
 
     @field_validator("socket_mode")
     @classmethod

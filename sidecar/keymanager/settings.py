@@ -13,9 +13,9 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from sidecar.config.models import KEY_NAME, Listen, LoggingConfig, PolicyConfig, SourceConfig
+from sidecar.config.models import KeyName, Listen, LoggingConfig, PolicyField, SourceConfig
 from sidecar.credentials.sources.vault_kv import VaultKVSource
 from sidecar.credentials.sources.vault_transit import VaultTransitSource
 from sidecar.keymanager.perms import PERM_NAMES
@@ -75,11 +75,11 @@ class StoreConfig(Strict):
 
 
 class AccountConfig(Strict):
-    name: str
+    name: KeyName
     user_id: Annotated[int, Field(ge=1)]
     store: StoreConfig
     mode: Literal[1, 2] = 1
-    policy: PolicyConfig
+    policy: PolicyField
     perms: list[PermConfig] | None = None  # default: the least the policy needs
     ip_whitelist: list[Annotated[str, AfterValidator(_ipv4)]] = Field(default=[], max_length=20)
     allow_no_ip_whitelist: bool = False
@@ -88,18 +88,6 @@ class AccountConfig(Strict):
     retire_idle: Duration = 600.0
     retire_max_wait: Duration = 7200.0
     store_timeout: Duration = 600.0  # how long a sealed Vault may hold a minted key in memory
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not KEY_NAME.fullmatch(value):
-            raise ValueError(f"must match [a-z0-9][a-z0-9_-]*, got {value!r}")
-        return value
-
-    @field_validator("policy", mode="before")
-    @classmethod
-    def _policy_shorthand(cls, value: Any) -> Any:
-        return {"presets": [value]} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _whitelist(self) -> AccountConfig:
