@@ -4,11 +4,13 @@ The scripts are :func:`sidecar.gate.ratelimits.take` and :func:`~sidecar.gate.ra
 written in Lua (tests run both on the same cases), on Redis's own clock (``TIME``), so replicas
 whose clocks differ still agree. Since Redis 5 scripts replicate by effects, which is what makes
 ``TIME`` before a write allowed. Any Redis failure raises :class:`StoreUnavailable`; the caller
-falls back to its local share (:mod:`sidecar.proxy.budget`).
+falls back to its local share (:mod:`sidecar.proxy.budget`). The connection and that error
+mapping (:class:`RedisScripts`) also serve the rolling windows (:mod:`sidecar.proxy.windows`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -71,12 +73,54 @@ class StoreUnavailable(Exception):
     names no credential."""
 
 
-def _unavailable(exc: BaseException) -> StoreUnavailable:
+def unavailable(exc: BaseException) -> StoreUnavailable:
     # Only our own message is quoted (it names a field and a path); for anything else the type
     # alone, since a driver's message could echo what it was sent.
     if isinstance(exc, CredentialFileUnreadable):
         return StoreUnavailable(f"Redis unavailable: {exc}")
     return StoreUnavailable(f"Redis unavailable: {type(exc).__name__}")
+
+
+ScriptArg = str | int | float
+Script = Callable[[list[str], list[ScriptArg]], Awaitable[Any]]
+
+
+class RedisScripts:
+    """A connection to the shared Redis that runs Lua scripts (each one atomic): the rate
+    budgets' buckets here and the rolling windows (sidecar.proxy.windows.redis_store). Short
+    timeouts and no retry, since the caller serves from its local share instead of waiting;
+    any Redis failure raises :class:`StoreUnavailable`."""
+
+    def __init__(
+        self, url: str, timeout_s: float, credentials: CredentialProvider | None = None
+    ) -> None:
+        # Older redis-py releases (down to the floor) leave from_url untyped: call it through Any
+        # so every supported release type-checks alike.
+        connect: Any = aioredis.from_url
+        self._client: Any = connect(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            health_check_interval=0,
+            credential_provider=credentials,
+        )
+
+    def script(self, source: str) -> Script:
+        """``source`` registered once (redis-py sends its SHA, the source only when missing)."""
+        registered = self._client.register_script(source)
+
+        async def run(keys: list[str], args: list[ScriptArg]) -> Any:
+            try:
+                return await registered(keys=keys, args=args)
+            except (RedisError, OSError, TimeoutError) as exc:
+                raise unavailable(exc) from None
+
+        return run
+
+    async def close(self) -> None:
+        close = getattr(self._client, "aclose", None) or self._client.close
+        await close()
 
 
 def _ttl_ms(capacity: float, rate: float) -> int:
@@ -89,27 +133,13 @@ class RedisStore:
         self, url: str, timeout_s: float, credentials: CredentialProvider | None = None
     ) -> None:
         self.url = url
-        # Older redis-py releases (down to the floor) leave from_url untyped: call it through Any
-        # so every supported release type-checks alike.
-        connect: Any = aioredis.from_url
-        self._client: Any = connect(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-            health_check_interval=0,
-            credential_provider=credentials,
-        )
-        self._take = self._client.register_script(TAKE_LUA)
-        self._tighten = self._client.register_script(TIGHTEN_LUA)
+        self._redis = RedisScripts(url, timeout_s, credentials)
+        self._take = self._redis.script(TAKE_LUA)
+        self._tighten = self._redis.script(TIGHTEN_LUA)
 
     async def take(self, name: str, capacity: float, rate: float) -> Take:
-        try:
-            allowed, tokens, retry, now = await self._take(
-                keys=[name], args=[capacity, rate, _ttl_ms(capacity, rate)]
-            )
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise _unavailable(exc) from None
+        args: list[ScriptArg] = [capacity, rate, _ttl_ms(capacity, rate)]
+        allowed, tokens, retry, now = await self._take([name], args)
         bucket = Bucket(float(tokens), float(now))
         return Take(int(allowed) == 1, bucket, float(retry))
 
@@ -117,16 +147,8 @@ class RedisStore:
         self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None
     ) -> None:
         reset: str | float = "" if reset_in_s is None else reset_in_s
-        args: list[str | int | float] = [capacity, rate, _ttl_ms(capacity, rate), remaining, reset]
-        try:
-            await self._tighten(keys=[name], args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise _unavailable(exc) from None
+        args: list[ScriptArg] = [capacity, rate, _ttl_ms(capacity, rate), remaining, reset]
+        await self._tighten([name], args)
 
     async def close(self) -> None:
-        close = getattr(self._client, "aclose", None) or self._client.close
-        await close()
-
-
-#: The same mapping for the rolling windows' store (sidecar.proxy.windows.redis_store).
-unavailable = _unavailable
+        await self._redis.close()

@@ -13,14 +13,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
 
-import redis.asyncio as aioredis
 from redis.credentials import CredentialProvider
-from redis.exceptions import RedisError
 
 from sidecar.policy.windows import Charge, Full
-from sidecar.proxy.budget.redis_store import unavailable
+from sidecar.proxy.budget.redis_store import RedisScripts, ScriptArg
 
 # KEYS: per counter, its sorted set then its total. ARGV: the count of counters, the call's
 # member id, 1 to count the call even when it does not fit (warn mode), then per counter: window
@@ -92,16 +89,8 @@ class RedisWindows:
         credentials: CredentialProvider | None = None,
     ) -> None:
         self.prefix = prefix  # "gate-sidecar:{mm-bot}": one hash slot per key (Redis Cluster)
-        connect: Any = aioredis.from_url  # untyped in older redis-py releases
-        self._client: Any = connect(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-            health_check_interval=0,
-            credential_provider=credentials,
-        )
-        self._take = self._client.register_script(TAKE_LUA)
+        self._redis = RedisScripts(url, timeout_s, credentials)
+        self._take = self._redis.script(TAKE_LUA)
 
     def _names(self, charge: Charge) -> list[str]:
         counter = charge.counter
@@ -113,14 +102,11 @@ class RedisWindows:
         """Check and count the call in every counter at once; the first counter it does not fit
         (None: counted). ``force`` counts it even then (warn mode forwards it)."""
         keys: list[str] = []
-        args: list[str | int | float] = [len(charges), secrets.token_hex(8), int(force)]
+        args: list[ScriptArg] = [len(charges), secrets.token_hex(8), int(force)]
         for charge in charges:
             keys += self._names(charge)
             args += [charge.counter.per_s, str(charge.counter.limit), str(charge.amount)]
-        try:
-            index, use, wait = await self._take(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise unavailable(exc) from None
+        index, use, wait = await self._take(keys, args)
         if int(index) == 0:
             return None
         charge = charges[int(index) - 1]
@@ -129,5 +115,4 @@ class RedisWindows:
         return Full(charge, Decimal(used), float(text) if text else None)
 
     async def close(self) -> None:
-        close = getattr(self._client, "aclose", None) or self._client.close
-        await close()
+        await self._redis.close()
