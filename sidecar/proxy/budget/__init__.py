@@ -31,9 +31,8 @@ from sidecar.gate.ratelimits import (
 )
 from sidecar.gate.ratelimits import retry_after_header as retry_after_header
 from sidecar.proxy.budget.local import LocalStore
-from sidecar.proxy.budget.redis_auth import FileCredentials
-from sidecar.proxy.budget.redis_store import RedisStore, StoreUnavailable
 from sidecar.proxy.budget.settings import RateLimitConfig
+from sidecar.proxy.budget.unavailable import StoreUnavailable
 
 log = logging.getLogger("sidecar.budget")
 
@@ -84,6 +83,15 @@ def budgets(cfg: RateLimitConfig) -> dict[str, GroupBudget]:
     return out
 
 
+def shared_store(url: str, cfg: RateLimitConfig) -> Store:
+    """The key's budgets in its ``shared`` Redis. redis (and the ``cryptography`` it loads, about
+    15 MB together) is imported here, only by a sidecar with a key that shares its budget."""
+    from sidecar.proxy.budget.redis_auth import file_credentials
+    from sidecar.proxy.budget.redis_store import RedisStore
+
+    return RedisStore(url, cfg.redis_timeout_s, file_credentials(cfg))
+
+
 class KeyBudget:
     def __init__(
         self,
@@ -98,14 +106,7 @@ class KeyBudget:
         self.replicas = cfg.replicas
         self._now, self._wall = monotonic, wall
         self._local = LocalStore(monotonic)
-        credentials = (
-            FileCredentials(cfg.shared_password_file, cfg.shared_username_file)
-            if cfg.shared_password_file is not None
-            else None
-        )
-        self._shared: Store | None = (
-            RedisStore(cfg.shared, cfg.redis_timeout_s, credentials) if cfg.shared else None
-        )
+        self._shared: Store | None = shared_store(cfg.shared, cfg) if cfg.shared else None
         self.shared_url = cfg.shared
         self.fallback = False  # serving from the local share because Redis did not answer
         self._retry_at = 0.0
