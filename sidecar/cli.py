@@ -123,6 +123,12 @@ def cmd_injector(args: argparse.Namespace) -> int:
     return serve_injector(load_injector_config(args.config))
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from sidecar.keymanager.cli import cmd_keys as run_keys
+
+    return run_keys(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gate-sidecar",
@@ -153,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sidecar.vault.transit.cli import add_import_key_parser
 
     add_import_key_parser(sub)
-    from sidecar.keymanager.cli import add_keys_parser
+    from sidecar.keymanager.commands import add_keys_parser
 
-    add_keys_parser(sub)
+    add_keys_parser(sub).set_defaults(func=cmd_keys)
     return parser
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from sidecar.errors import RateLimited
 from sidecar.gate.ratelimits import GROUPS_BY_NAME, UNLISTED, bucket_scope, group_for
-from sidecar.proxy.budget import KeyBudget
+from sidecar.proxy.budget import ROUTE_CACHE_SIZE, KeyBudget
 from sidecar.proxy.budget.settings import GroupOverride, RateLimitConfig
 
 # (case, method, path, the bucket it takes from within its group)
@@ -75,4 +75,27 @@ async def test_two_endpoints_of_one_group_keep_their_own_buckets() -> None:
     await budget.take("GET", "/api/v4/earn/uni/lends")
     with pytest.raises(RateLimited):
         await budget.take("GET", "/api/v4/options/orders/2")
+    await budget.close()
+
+
+async def test_the_route_cache_is_bounded_and_keeps_counting_per_template() -> None:
+    """The (method, path) → bucket cache: ids vary per request, so it is emptied when full, and a
+    remembered route counts against the same template bucket as a freshly worked out one."""
+    cfg = RateLimitConfig(
+        gate_defaults=False,
+        overrides=[GroupOverride(group="other-private", limit=3, per_s=60)],
+    )
+    budget = KeyBudget("bot", cfg, monotonic=lambda: 1000.0)
+    fresh = budget.route("GET", "/api/v4/options/orders/1")
+    for i in range(ROUTE_CACHE_SIZE + 10):
+        route = budget.route("GET", f"/api/v4/options/orders/{i}")
+        assert route == fresh
+        assert len(budget._routes) <= ROUTE_CACHE_SIZE
+    assert budget.route("GET", "/api/v4/made/up/1").bucket.endswith(UNLISTED)
+    assert budget.route("POST", "/api/v4/spot/orders").budget is None  # not budgeted by cfg
+    await budget.take("GET", "/api/v4/options/orders/1")
+    await budget.take("GET", "/api/v4/options/orders/1")  # remembered route, same bucket
+    await budget.take("GET", "/api/v4/options/orders/2")
+    with pytest.raises(RateLimited):
+        await budget.take("GET", "/api/v4/options/orders/3")
     await budget.close()

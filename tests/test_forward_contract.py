@@ -34,6 +34,7 @@ from sidecar.proxy.lean_forwarder import LeanForwarder
 from sidecar.runtime.app import SIDECAR, create_app
 from tests.doubles import MemoryForwarder
 from tests.raw_upstream import Fault, RawUpstream, Reply, Script, Seen, answer_ok
+from tests.sync import eventually
 
 TIMEOUT_S = 0.5
 MAX_RESPONSE = 4096  # upstream.max_response_bytes in every harness
@@ -283,7 +284,9 @@ async def test_a_fresh_connection_failing_is_not_a_stale_connection(
 async def test_an_idle_connection_the_upstream_closed_is_not_used_again(harness: Harness) -> None:
     harness.script = lambda seen, before: Reply(close=True)
     await harness.forwarder.send(_req("GET"))
-    await asyncio.sleep(0.05)  # the close reaches the forwarder while the connection is idle
+    forwarder = harness.forwarder
+    if isinstance(forwarder, LeanForwarder):  # the close reaches it while the connection is idle
+        await eventually(lambda: forwarder.idle_open() == 0, 5, "the close to reach the forwarder")
     harness.script = answer_ok
     resp = await harness.forwarder.send(_req("POST", body=b"{}"))
     assert resp.status == 200 and len(harness.seen) == 2 and harness.seen[-1].conn_seq == 0

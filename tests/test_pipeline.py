@@ -294,6 +294,7 @@ async def test_a_key_without_a_secret_is_503_key_unavailable(
 ) -> None:
     pipe = make_pipe(secret=False)
     refused(pipe, 503, "SIDECAR_KEY_UNAVAILABLE", await pipe.send("GET", FUTURES_ORDERS))
+    assert pipe.records[0].decision == "error"  # allowed by the policy, yet not served
 
 
 async def test_a_spent_rate_budget_is_429_with_retry_after(make_pipe: Callable[..., Pipe]) -> None:
@@ -333,6 +334,7 @@ async def test_a_forwarding_failure_is_answered_in_gates_format(
     assert (got_status, doc["label"]) == (status, label)
     assert len(pipe.forwarder.sent) == 1  # sent once, never again (an order is not resent)
     assert (pipe.records[0].status, pipe.records[0].label) == (status, label)
+    assert pipe.records[0].decision == "error"  # the audit line does not say "allow" beside it
 
 
 async def test_a_bug_inside_the_pipeline_is_a_500_without_a_traceback_in_the_answer(

@@ -14,9 +14,7 @@ SLEEP = re.compile(r"\b(?:time|asyncio)\.sleep\(|\bsleep\(")
 REASON = re.compile(r"#\s*(?:pace|hold):")
 #: Files whose remaining waiting sleep has no public event to wait on yet.
 #: Each must still hold an unmarked sleep, so the entry is removed once it does not.
-PENDING = {
-    "test_forward_contract.py",  # line 286: waits for an upstream close to reach an idle connection
-}
+PENDING: set[str] = set()
 
 
 def unmarked_sleeps(path: Path) -> list[int]:

@@ -31,7 +31,9 @@ def _audit(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 def _raw(body: object) -> bytes | None:
     if body is None:
         return None
-    return body.encode() if body == "not json" else json.dumps(body).encode()
+    if isinstance(body, str) and body == "not json":
+        return body.encode()
+    return json.dumps(body).encode()
 
 
 @pytest.mark.parametrize(("limits", "cases"), list(_groups()), ids=[g[0] for g in _groups()])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sidecar.gate.endpoints import template_for
 from sidecar.gate.public import is_public
@@ -140,16 +141,17 @@ def bucket_scope(group: Group, method: str, path: str) -> str:
 # -- token buckets -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
+# Bucket and Take are named tuples rather than frozen dataclasses: as immutable, and cheaper to
+# make (a frozen dataclass sets each field through object.__setattr__); the memory store makes
+# one of each per request.
+class Bucket(NamedTuple):
     """A bucket's state: ``tokens`` as of ``at`` (seconds on the store's clock)."""
 
     tokens: float
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Take:
+class Take(NamedTuple):
     allowed: bool
     bucket: Bucket
     retry_after_s: float  # 0 when allowed; else when the next token is there

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from sidecar.config.listen import parse_listen
 from sidecar.credentials.slot import fingerprint
 from sidecar.errors import ConfigError
 from sidecar.keymanager.account import AccountKeeper, KeyView, RotationFailed
+from sidecar.keymanager.commands import CONFIG_ENV
 from sidecar.keymanager.gate_keys import GateError
 from sidecar.keymanager.loading import load_manager_config
 from sidecar.keymanager.manager import KeyManager, NotLeader, admin_app, perms_of
@@ -32,33 +33,6 @@ from sidecar.keymanager.progress import Phase
 from sidecar.keymanager.settings import ManagerConfig
 from sidecar.ops.logs import setup_logging
 from sidecar.vault.errors import VaultError
-
-CONFIG_ENV = "GATE_KEYS_CONFIG"
-COMMANDS = ("run", "rotate", "status", "retire", "lock", "unlock", "check-config")
-NAMED = ("rotate", "retire", "lock", "unlock")
-
-
-def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "keys", help="the key manager: mint, rotate and retire Gate sub-account keys"
-    )
-    sub = parser.add_subparsers(dest="keys_command", required=True)
-    helps = {
-        "run": "run the controller (admin: /healthz /readyz /metrics)",
-        "rotate": "rotate one account's key now (exit 0 when stored)",
-        "status": "a table of the managed keys",
-        "retire": "delete an account's key at Gate and in the store",
-        "lock": "lock the sub-account at Gate (the kill switch)",
-        "unlock": "unlock the sub-account at Gate",
-        "check-config": "validate the file and show what each account's keys get",
-    }
-    for name in COMMANDS:
-        cmd = sub.add_parser(name, help=helps[name])
-        cmd.add_argument("--config", help=f"key manager config (default: ${CONFIG_ENV})")
-        if name in NAMED:
-            cmd.add_argument("account", metavar="NAME", help="an account name from the file")
-    parser.set_defaults(func=cmd_keys)
-    return parser
 
 
 def _load(args: argparse.Namespace) -> ManagerConfig:

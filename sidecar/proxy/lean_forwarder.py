@@ -303,6 +303,11 @@ class LeanForwarder:
             raise UpstreamUnavailable(f"cannot reach Gate: {type(exc).__name__}") from None
         return conn
 
+    def idle_open(self) -> int:
+        """How many kept-alive connections wait for reuse and have not seen their upstream close
+        them (a close that reached one takes it out of reuse, see :meth:`_take_idle`)."""
+        return sum(1 for conn in self._idle if not conn.closed)
+
     async def close(self) -> None:
         """Close the idle connections; one in use is closed when its exchange ends."""
         self._closed = True

@@ -230,6 +230,10 @@ async def respond(key: KeyRuntime, request: BotRequest) -> tuple[BotResponse, Re
         response = await forward(key, request, record)
     except SidecarError as exc:
         record.label = exc.label
+        if exc.status >= 500 and record.decision in ("allow", "would_deny"):
+            # Allowed, then not served (no usable secret, Gate unreachable): the audit line must
+            # not say "allow" beside a 503.
+            record.decision = "error"
         if isinstance(exc, RateLimited):
             record.rate_group = exc.group
         response = error_response(exc)

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from sidecar.errors import RateLimited
@@ -30,12 +31,14 @@ from sidecar.gate.ratelimits import (
 )
 from sidecar.gate.ratelimits import retry_after_header as retry_after_header
 from sidecar.proxy.budget.local import LocalStore
-from sidecar.proxy.budget.redis_auth import FileCredentials
-from sidecar.proxy.budget.redis_store import RedisStore, StoreUnavailable
 from sidecar.proxy.budget.settings import RateLimitConfig
+from sidecar.proxy.budget.unavailable import StoreUnavailable
 
 log = logging.getLogger("sidecar.budget")
 
+# Paths carry ids (order ids, contracts), so the route cache is bounded: emptied when full, as
+# the policy's decision cache is.
+ROUTE_CACHE_SIZE = 4096
 REDIS_RETRY_S = 1.0  # after a Redis failure, the local share serves this long before a retry
 PREFIX = "gate-sidecar"
 
@@ -56,9 +59,18 @@ class GroupBudget:
     limit: int
     per_s: float
 
-    @property
-    def rate(self) -> float:
+    @cached_property
+    def rate(self) -> float:  # tokens per second, read on every take
         return self.limit / self.per_s
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request counts: its group's budget (None: the config budgets no such group) and
+    the name of the bucket it takes from (per endpoint template in a per-endpoint group)."""
+
+    budget: GroupBudget | None
+    bucket: str = ""
 
 
 def budgets(cfg: RateLimitConfig) -> dict[str, GroupBudget]:
@@ -69,6 +81,15 @@ def budgets(cfg: RateLimitConfig) -> dict[str, GroupBudget]:
     for o in cfg.overrides:
         out[o.group] = GroupBudget(GROUPS_BY_NAME[o.group], o.limit, o.per_s)
     return out
+
+
+def shared_store(url: str, cfg: RateLimitConfig) -> Store:
+    """The key's budgets in its ``shared`` Redis. redis (and the ``cryptography`` it loads, about
+    15 MB together) is imported here, only by a sidecar with a key that shares its budget."""
+    from sidecar.proxy.budget.redis_auth import file_credentials
+    from sidecar.proxy.budget.redis_store import RedisStore
+
+    return RedisStore(url, cfg.redis_timeout_s, file_credentials(cfg))
 
 
 class KeyBudget:
@@ -85,20 +106,24 @@ class KeyBudget:
         self.replicas = cfg.replicas
         self._now, self._wall = monotonic, wall
         self._local = LocalStore(monotonic)
-        credentials = (
-            FileCredentials(cfg.shared_password_file, cfg.shared_username_file)
-            if cfg.shared_password_file is not None
-            else None
-        )
-        self._shared: Store | None = (
-            RedisStore(cfg.shared, cfg.redis_timeout_s, credentials) if cfg.shared else None
-        )
+        self._shared: Store | None = shared_store(cfg.shared, cfg) if cfg.shared else None
         self.shared_url = cfg.shared
         self.fallback = False  # serving from the local share because Redis did not answer
         self._retry_at = 0.0
+        # (method, path) -> its Route: finding the group tries Gate's groups' regexes in order
+        # and a per-endpoint group's bucket looks the template up, both on every request else.
+        self._routes: dict[tuple[str, str], Route] = {}
 
-    def budget_for(self, method: str, path: str) -> GroupBudget | None:
-        return self.groups.get(group_for(method, path).name)
+    def route(self, method: str, path: str) -> Route:
+        """The request's budget and bucket, remembered per (method, path)."""
+        route = self._routes.get((method, path))
+        if route is None:
+            budget = self.groups.get(group_for(method, path).name)
+            route = Route(budget, "" if budget is None else self._bucket(budget, method, path))
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[(method, path)] = route
+        return route
 
     def _bucket(self, budget: GroupBudget, method: str, path: str) -> str:
         name = f"{PREFIX}:{self.key}:{budget.group.name}"
@@ -142,10 +167,14 @@ class KeyBudget:
 
     async def take(self, method: str, path: str) -> str | None:
         """Take one token for this request (the group's name), or raise RateLimited."""
-        budget = self.budget_for(method, path)
+        route = self.route(method, path)
+        budget = route.budget
         if budget is None:
             return None
-        result = await self._run_take(self._bucket(budget, method, path), budget)
+        if self._shared is None:  # the common case: no coroutine below this one
+            result = self._local.take_now(route.bucket, budget.limit, budget.rate)
+        else:
+            result = await self._run_take(route.bucket, budget)
         if not result.allowed:
             raise RateLimited(
                 f"rate budget {budget.group.name} ({budget.limit} per {budget.per_s:g}s) of key "
@@ -159,8 +188,9 @@ class KeyBudget:
         """Gate's ``X-Gate-RateLimit-*`` answer headers tighten the request's bucket."""
         headers = list(headers)
         remain = header_value(headers, "X-Gate-RateLimit-Requests-Remain")
-        budget = self.budget_for(method, path) if remain is not None else None
-        if budget is None or remain is None:
+        route = self.route(method, path) if remain is not None else None
+        budget = None if route is None else route.budget
+        if route is None or budget is None or remain is None:
             return
         try:
             remaining = int(remain)
@@ -170,11 +200,10 @@ class KeyBudget:
             return  # a header we cannot read tightens nothing
         if remaining >= budget.limit:
             return
-        name = self._bucket(budget, method, path)
         store, share = self._store()
         try:
             await store.tighten(
-                name, budget.limit * share, budget.rate * share, remaining, reset_in_s
+                route.bucket, budget.limit * share, budget.rate * share, remaining, reset_in_s
             )
         except StoreUnavailable as exc:
             self._fell_back(exc)

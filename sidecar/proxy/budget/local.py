@@ -21,11 +21,15 @@ class LocalStore:
         if len(buckets) > MAX_BUCKETS:
             del buckets[next(iter(buckets))]
 
-    async def take(self, name: str, capacity: float, rate: float) -> Take:
-        # One pop (read and unlink) and one insert per take: the hot path of every request.
+    def take_now(self, name: str, capacity: float, rate: float) -> Take:
+        """:meth:`take` without a coroutine: the hot path of every request of a key whose
+        budget is not shared. One pop (read and unlink) and one insert per take."""
         result = take(self._buckets.pop(name, None), capacity, rate, self._now())
         self._put(name, result.bucket)
         return result
+
+    async def take(self, name: str, capacity: float, rate: float) -> Take:
+        return self.take_now(name, capacity, rate)
 
     async def tighten(
         self, name: str, capacity: float, rate: float, remaining: int, reset_in_s: float | None

@@ -13,6 +13,8 @@ from pathlib import Path
 from redis.credentials import CredentialProvider
 from redis.exceptions import RedisError
 
+from sidecar.proxy.budget.settings import RateLimitConfig
+
 
 class CredentialFileUnreadable(RedisError):
     """A credential file is missing, unreadable or empty (the message names field and path)."""
@@ -50,3 +52,11 @@ class FileCredentials(CredentialProvider):
     async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
         # Two small local files: read in place (redis-py < 5 calls only the sync method).
         return self.get_credentials()
+
+
+def file_credentials(cfg: RateLimitConfig) -> FileCredentials | None:
+    """The credentials ``cfg`` names (None: Redis without AUTH), for the budgets' and the rolling
+    windows' stores alike."""
+    if cfg.shared_password_file is None:
+        return None
+    return FileCredentials(cfg.shared_password_file, cfg.shared_username_file)

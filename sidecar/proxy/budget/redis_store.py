@@ -19,6 +19,9 @@ from redis.exceptions import RedisError
 
 from sidecar.gate.ratelimits import Bucket, Take
 from sidecar.proxy.budget.redis_auth import CredentialFileUnreadable
+from sidecar.proxy.budget.unavailable import StoreUnavailable
+
+__all__ = ["RedisScripts", "RedisStore", "ScriptArg", "StoreUnavailable", "unavailable"]
 
 _PRELUDE = """
 local cap = tonumber(ARGV[1])
@@ -66,11 +69,6 @@ tokens = math.min(tokens, target)
     + _SAVE
     + "return 1\n"
 )
-
-
-class StoreUnavailable(Exception):
-    """Redis did not answer (down, unreachable, too slow, refused the credentials); the message
-    names no credential."""
 
 
 def unavailable(exc: BaseException) -> StoreUnavailable:

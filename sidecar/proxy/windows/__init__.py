@@ -12,14 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sidecar.policy.windows import Charge, Counter, Full
-from sidecar.proxy.budget.redis_auth import FileCredentials
-from sidecar.proxy.budget.redis_store import StoreUnavailable
 from sidecar.proxy.budget.settings import RateLimitConfig
+from sidecar.proxy.budget.unavailable import StoreUnavailable
 from sidecar.proxy.redis_fallback import RedisFallback
 from sidecar.proxy.windows.local import LocalWindows
-from sidecar.proxy.windows.redis_store import RedisWindows
+
+if TYPE_CHECKING:  # imported at run time only for a key that shares (redis is ~15 MB)
+    from sidecar.proxy.windows.redis_store import RedisWindows
 
 PREFIX = "gate-sidecar"
 
@@ -38,16 +40,14 @@ class KeyWindows:
         self._shared: RedisWindows | None = None
         replicas = 1
         if rate_limit is not None and rate_limit.shared is not None:
-            credentials = (
-                FileCredentials(rate_limit.shared_password_file, rate_limit.shared_username_file)
-                if rate_limit.shared_password_file is not None
-                else None
-            )
+            from sidecar.proxy.budget.redis_auth import file_credentials
+            from sidecar.proxy.windows.redis_store import RedisWindows
+
             self._shared = RedisWindows(
                 rate_limit.shared,
                 rate_limit.redis_timeout_s,
                 f"{PREFIX}:{{{key}}}",
-                credentials,
+                file_credentials(rate_limit),
             )
             replicas = rate_limit.replicas
         self._fallback = RedisFallback(key, "rolling windows", replicas, monotonic)

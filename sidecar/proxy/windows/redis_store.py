@@ -4,7 +4,7 @@ Each counter is a sorted set of the amounts counted (scored by the time, on Redi
 ``TIME``, so replicas whose clocks differ agree) and a running total beside it. The script drops
 what left the window, checks every counter the call concerns and counts the call in all of them
 or in none. Any Redis failure raises
-:class:`~sidecar.proxy.budget.redis_store.StoreUnavailable`; the caller then judges by this
+:class:`~sidecar.proxy.budget.unavailable.StoreUnavailable`; the caller then judges by this
 replica's own share (:mod:`sidecar.proxy.windows`).
 """
 

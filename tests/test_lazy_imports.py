@@ -1,0 +1,76 @@
+"""Only what the config uses is imported: a started sidecar whose keys share no budget never
+imports redis (nor the ``cryptography`` redis loads); one whose keys come from the environment
+never imports hvac or requests; and the command line, which builds every command's parser for
+``serve`` too, never imports the key manager behind ``keys`` (hvac, requests, ``cryptography``).
+Together about 20 MB of RSS. Each case runs in a fresh interpreter, since this test process has
+imported everything already."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+# Builds the command line's parser and starts the sidecar as `serve` does (the admin app's cleanup
+# context: every key's slot, source, budget, windows and listener), stops it, and prints which of
+# the watched packages it imported.
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from aiohttp import web
+    from sidecar.cli import build_parser
+    from sidecar.config import parse_config
+    from sidecar.runtime.app import create_app
+
+    build_parser()
+
+    async def main(cfg):
+        app = create_app(parse_config(cfg, environ={}), environ={
+            "GATE_KEY": "k", "GATE_SECRET": "s" * 64})
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await runner.cleanup()
+
+    asyncio.run(main(json.loads(sys.argv[1])))
+    loaded = {name.split(".")[0] for name in sys.modules}
+    print(json.dumps(sorted(loaded & set(json.loads(sys.argv[2])))))
+    """
+)
+WATCHED = ["redis", "cryptography", "hvac", "requests"]
+
+
+def key(**extra: object) -> dict[str, object]:
+    return {
+        "name": "bot",
+        "listen": "127.0.0.1:0",
+        "source": {"env": {}},
+        "policy": "full-trading",
+        "guards": {"windows": [{"per_s": 60, "max_orders": 100}]},
+        **extra,
+    }
+
+
+def imported(keys: list[dict[str, object]]) -> list[str]:
+    cfg = {"clock": {"sync": False}, "admin": {"listen": "127.0.0.1:0"}, "keys": keys}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(cfg), json.dumps(WATCHED)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_sidecar_from_the_environment_without_shared_budgets_imports_none_of_them() -> None:
+    assert imported([key(), key(name="other", rate_limit={"replicas": 2})]) == []
+
+
+def test_a_key_with_a_shared_budget_imports_redis() -> None:
+    """The same check sees redis once a key shares (no Redis needs to answer to build the
+    client): it can fail."""
+    shared = {"shared": "redis://127.0.0.1:1/0"}
+    assert "redis" in imported([key(), key(name="shared", rate_limit=shared)])
