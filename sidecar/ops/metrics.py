@@ -9,6 +9,10 @@ The per-request series (requests, denials, upstream errors, the two latency hist
 plain integers and floats in dicts, rendered into metric families only when /metrics is scraped
 (:class:`Counts`, :class:`Histograms`): prometheus_client's ``labels(...).inc()`` and
 ``observe()`` take a lock and look the child up each time, several microseconds per request.
+
+Longer than most modules on purpose: the per-request series and their rendering are the one
+place every request metric is named and counted; splitting them would put a metric's name and
+its count in two files.
 """
 
 from __future__ import annotations
