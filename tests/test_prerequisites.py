@@ -17,6 +17,7 @@ PACKAGES = {  # what the fake apt-get writes for each package: the command and i
     "npm": ("npm", "echo 10.2.4"),
     "default-jdk-headless": ("java", "echo 'openjdk version \"17.0.15\" 2025-04-15' >&2"),
     "curl": ("curl", "echo curl 7.88.1"),
+    "prometheus": ("promtool", "echo promtool, version 2.42.0"),
 }
 
 
@@ -43,7 +44,8 @@ def _fake_apt(bin_dir: Path, stubs: Path, log: Path) -> None:
 
 @pytest.fixture
 def bare_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A PATH without node, npm, java and curl; no network check (tests stay on loopback)."""
+    """A PATH without node, npm, java, curl and promtool; no network check (tests stay on
+    loopback)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))
@@ -68,6 +70,8 @@ def test_where_it_may_not_install_it_names_every_missing_tool_within_seconds(
         "  - java is not on PATH: install a JDK 11+ (java runs a source file) "
         "(Debian: apt-get install default-jdk-headless)",
         "  - curl is not on PATH: install curl (Debian: apt-get install curl)",
+        "  - promtool is not on PATH: install Prometheus (promtool and the server) "
+        "(Debian: apt-get install prometheus)",
         "  (not installed automatically: SIDECAR_NO_INSTALL=1 is set)",
         "make test-fast runs the tests that need none of these.",
     ]
@@ -83,7 +87,8 @@ def test_where_it_may_it_installs_the_missing_tools_then_passes(
     calls = log.read_text().splitlines()
     assert calls[0] == "update -qq"
     assert calls[1:] == [
-        f"install -y -qq {pkg}" for pkg in ("nodejs", "npm", "default-jdk-headless", "curl")
+        f"install -y -qq {pkg}"
+        for pkg in ("nodejs", "npm", "default-jdk-headless", "curl", "prometheus")
     ]
 
 
