@@ -142,12 +142,24 @@ def _line(err: ErrorDetails, root: type[BaseModel]) -> str:
 
 def _bound(err: ErrorDetails) -> str:
     ctx = err.get("ctx") or {}
-    for key, words in (("gt", "greater than"), ("ge", "of at least"), ("lt", "less than")):
+    for key, words in (
+        ("gt", "greater than"),
+        ("ge", "of at least"),
+        ("lt", "less than"),
+        ("le", "of at most"),
+    ):
         if key in ctx:
-            return f"{words} {ctx[key]:g}"
-    if "le" in ctx:
-        return f"of at most {ctx['le']:g}"
+            return f"{words} {_number(ctx[key])}"
     return ""
+
+
+def _number(value: object) -> str:
+    """A bound as a person writes it (``0``, not ``0.0``); older pydantic releases give the
+    bound as text, newer ones as a number."""
+    try:
+        return f"{float(str(value)):g}"
+    except ValueError:
+        return str(value)
 
 
 def _eg(name: str | None, field: FieldInfo | None) -> str:
