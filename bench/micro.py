@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sidecar.config import parse_config
+from sidecar.config import Config, parse_config
 from sidecar.gate.paths import check_path, split_target
 from sidecar.gate.signing import HmacSigner, signed_headers
 from sidecar.policy.conditions import Body
@@ -35,7 +35,14 @@ CASES = {
 }
 
 
-def _per_call_us(fn: Callable[[], object], n: int) -> float:
+def one_key_config() -> Config:
+    """The benchmarks' sidecar: one key, ``full-trading``, env source, no clock sync."""
+    key = {"name": "bot", "listen": "127.0.0.1:0", "source": {"env": {}}, "policy": "full-trading"}
+    return parse_config({"clock": {"sync": False}, "keys": [key]}, environ={})
+
+
+def per_call_us(fn: Callable[[], object], n: int) -> float:
+    """µs per call of ``fn``: the best of 7 rounds of ``n`` calls."""
     rounds = []
     for _ in range(7):
         t0 = time.perf_counter()
@@ -56,21 +63,7 @@ def _run(coro: Coroutine[Any, Any, object]) -> None:
 
 
 def measure(n: int) -> dict[str, dict[str, float]]:
-    config = parse_config(
-        {
-            "clock": {"sync": False},
-            "keys": [
-                {
-                    "name": "bot",
-                    "listen": "127.0.0.1:0",
-                    "source": {"env": {}},
-                    "policy": "full-trading",
-                }
-            ],
-        },
-        environ={},
-    )
-    policy = config.keys[0].compile_policy()
+    policy = one_key_config().keys[0].compile_policy()
     signer = HmacSigner("s" * 64)
     out: dict[str, dict[str, float]] = {}
     for name, (method, target, body) in CASES.items():
@@ -91,9 +84,9 @@ def measure(n: int) -> dict[str, dict[str, float]]:
             policy.decide(method, path, query, Body(body))  # as the pipeline: one Body each
 
         steps = {
-            "path_check_us": _per_call_us(check, n),
-            "policy_us": _per_call_us(decide, n),
-            "sign_us": _per_call_us(sign, n),
+            "path_check_us": per_call_us(check, n),
+            "policy_us": per_call_us(decide, n),
+            "sign_us": per_call_us(sign, n),
         }
         steps["total_us"] = sum(steps.values())
         out[name] = {k: round(v, 2) for k, v in steps.items()}
@@ -101,7 +94,7 @@ def measure(n: int) -> dict[str, dict[str, float]]:
     clock = itertools.count(0.0, 1.0)
     budget = KeyBudget("bot", RateLimitConfig(), monotonic=lambda: next(clock))
     order = "/api/v4/futures/usdt/orders"
-    out["budget"] = {"take_us": round(_per_call_us(lambda: _run(budget.take("POST", order)), n), 2)}
+    out["budget"] = {"take_us": round(per_call_us(lambda: _run(budget.take("POST", order)), n), 2)}
     return out
 
 

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote_plus
 
+from micro import one_key_config, per_call_us  # bench/micro.py, beside this script
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from sidecar.config import parse_config
 from sidecar.gate.signing import HmacSha512, string_to_sign
 from sidecar.ops.audit import audit_fields, audit_json
 from sidecar.ops.logs import JsonFormatter
@@ -43,13 +43,7 @@ BATCH = 8  # audit lines per write in the new way: a loop iteration's answers un
 
 
 def best_us(fn: Callable[[], object], n: int) -> float:
-    rounds = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        rounds.append((time.perf_counter() - t0) / n * 1e6)
-    return round(min(rounds), 2)
+    return round(per_call_us(fn, n), 2)
 
 
 def record() -> RequestRecord:
@@ -124,21 +118,7 @@ def signing(n: int) -> dict[str, float]:
 
 
 def policy(n: int) -> dict[str, float]:
-    config = parse_config(
-        {
-            "clock": {"sync": False},
-            "keys": [
-                {
-                    "name": "b",
-                    "listen": "127.0.0.1:0",
-                    "source": {"env": {}},
-                    "policy": "full-trading",
-                }
-            ],
-        },
-        environ={},
-    )
-    p = config.keys[0].compile_policy()
+    p = one_key_config().keys[0].compile_policy()
     return {
         "old_us": best_us(lambda: p._decide("GET", PATH, "", Body(b"")), n),
         "new_us": best_us(lambda: p.decide("GET", PATH, "", Body(b"")), n),
