@@ -17,7 +17,7 @@ class MemoryForwarder:
 
     It keeps the contract itself (sent once, errors, nothing after close), so the contract suite in
     tests/test_forward_contract.py runs against it like any other implementation, and tests can
-    inject it with ``create_app(config, forwarder=MemoryForwarder(...))``.
+    inject it with ``running(config, forwarder=MemoryForwarder(...))``.
     """
 
     def __init__(self, upstream: Upstream) -> None:

@@ -1,6 +1,6 @@
 """Running a whole sidecar in-process for end-to-end tests.
 
-`running_sidecar(config)` starts `create_app(config)` exactly as `serve` does (admin listener plus
+`running_sidecar(config)` starts the sidecar exactly as `serve` does (admin listener plus
 one listener per key, with the `server:` limits; the config's admin.listen, 127.0.0.1:0 from
 `make_config`) and yields handles to it.
 """
@@ -14,11 +14,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from sidecar.config import Config, parse_config
-from sidecar.runtime.app import SIDECAR, create_app
-from sidecar.runtime.listeners import open_admin_site
+from sidecar.runtime.admin_listener import open_admin
+from sidecar.runtime.app import running
 from sidecar.runtime.state import Sidecar
 from tests.leaks import register_secret
 
@@ -67,20 +65,14 @@ def env_key(
 async def running_sidecar(
     config: Config, environ: Mapping[str, str] | None = None
 ) -> AsyncIterator[RunningSidecar]:
-    app = create_app(config, environ=environ or {})
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        sidecar = app[SIDECAR]
-        admin_site = await open_admin_site(runner, config)
+    async with running(config, environ=environ or {}) as sidecar:
+        admin = await open_admin(sidecar, config)
         # Env and file sources answer at once; let their first poll land so tests see a
         # settled state. Vault sources may legitimately take longer: tests wait on those.
         for handle in sidecar.keys.values():
             if handle.config.source.kind in ("env", "file"):
                 await asyncio.wait_for(handle.source.attempted.wait(), timeout=10)
         try:
-            yield RunningSidecar(admin_site.url, sidecar)
+            yield RunningSidecar(admin.url, sidecar)
         finally:
-            await admin_site.close()
-    finally:
-        await runner.cleanup()
+            await admin.close()

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from sidecar.config import parse_config
 from sidecar.errors import (
@@ -31,7 +30,7 @@ from sidecar.proxy.forwarder import (
     deliver,
 )
 from sidecar.proxy.lean_forwarder import LeanForwarder
-from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.app import running
 from tests.doubles import MemoryForwarder
 from tests.raw_upstream import Fault, RawUpstream, Reply, Script, Seen, answer_ok
 from tests.sync import eventually
@@ -446,11 +445,8 @@ async def test_the_sidecar_runs_on_an_injected_forwarder_and_closes_it() -> None
         },
         environ={},
     )
-    app = create_app(config, environ={"GATE_KEY": "k", "GATE_SECRET": "s"}, forwarder=double)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        sidecar = app[SIDECAR]
+    environ = {"GATE_KEY": "k", "GATE_SECRET": "s"}
+    async with running(config, environ=environ, forwarder=double) as sidecar:
         await asyncio.wait_for(sidecar.keys["bot"].source.loaded.wait(), 5)
         async with (
             aiohttp.ClientSession() as http,
@@ -459,6 +455,4 @@ async def test_the_sidecar_runs_on_an_injected_forwarder_and_closes_it() -> None
             assert (resp.status, await resp.read()) == (200, b'{"from":"double"}')
         (sent,) = double.sent
         assert sent.path == "/api/v4/spot/accounts" and ("KEY", "k") in sent.headers
-    finally:
-        await runner.cleanup()
     assert double.closed

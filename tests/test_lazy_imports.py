@@ -12,25 +12,37 @@ import subprocess
 import sys
 import textwrap
 
-# Builds the command line's parser and starts the sidecar as `serve` does (the admin app's cleanup
-# context: every key's slot, source, budget, windows and listener), stops it, and prints which of
+# Builds the command line's parser and starts the sidecar as `serve` does (every key's slot,
+# source, budget, windows and listener, then the admin listener), stops it, and prints which of
 # the watched packages it imported.
 SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys
-    from aiohttp import web
     from sidecar.cli import build_parser
     from sidecar.config import parse_config
-    from sidecar.runtime.app import create_app
+    from sidecar.runtime.admin_listener import open_admin
+    from sidecar.runtime.app import running
 
     build_parser()
 
     async def main(cfg):
-        app = create_app(parse_config(cfg, environ={}), environ={
-            "GATE_KEY": "k", "GATE_SECRET": "s" * 64})
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        await runner.cleanup()
+        config = parse_config(cfg, environ={})
+        environ = {"GATE_KEY": "k", "GATE_SECRET": "s" * 64}
+        async with running(config, environ=environ) as sidecar:
+            admin = await open_admin(sidecar, config)
+            if sys.argv[3] == "ws":  # a bot opens a WebSocket (Gate unreachable: refused, 502)
+                port = int(sidecar.keys["bot"].url.rsplit(":", 1)[1])
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(
+                    b"GET /ws/v4/ HTTP/1.1\\r\\nHost: 127.0.0.1:%d\\r\\n" % port
+                    + b"Upgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+                    b"Sec-WebSocket-Version: 13\\r\\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n\\r\\n"
+                )
+                answer = await reader.read()
+                assert answer.startswith(b"HTTP/1.1 502"), answer[:300]
+                writer.close()
+            await admin.close()
 
     asyncio.run(main(json.loads(sys.argv[1])))
     loaded = {name.split(".")[0] for name in sys.modules}
@@ -51,10 +63,16 @@ def key(**extra: object) -> dict[str, object]:
     }
 
 
-def imported(keys: list[dict[str, object]]) -> list[str]:
-    cfg = {"clock": {"sync": False}, "admin": {"listen": "127.0.0.1:0"}, "keys": keys}
+def imported(keys: list[dict[str, object]], *, websocket: bool = False) -> list[str]:
+    cfg = {
+        "clock": {"sync": False},
+        "admin": {"listen": "127.0.0.1:0"},
+        "upstream": {"ws": {"spot": "ws://127.0.0.1:1/ws/v4/"}},  # nothing listens there
+        "keys": keys,
+    }
+    argv = [json.dumps(cfg), json.dumps(WATCHED), "ws" if websocket else "rest"]
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(cfg), json.dumps(WATCHED)],
+        [sys.executable, "-c", SCRIPT, *argv],
         capture_output=True,
         text=True,
         timeout=60,

@@ -18,14 +18,13 @@ from typing import Any
 import aiohttp
 import httptools
 import pytest
-from aiohttp import web
 
 from sidecar.config import parse_config
 from sidecar.config.listen import parse_listen
 from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
 from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.pipeline import BotRequest, KeyRuntime, respond
-from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.app import running
 from sidecar.runtime.listeners import LeanListener, serve_lean
 from tests.certs import self_signed
 from tests.doubles import MemoryForwarder
@@ -89,22 +88,14 @@ async def lean_sidecar(listen: str = "127.0.0.1:0", **server: Any) -> AsyncItera
         return UpstreamResponse(200, [("X-Up", "1")], json.dumps(echo).encode())
 
     forwarder = MemoryForwarder(upstream)
-    app = create_app(
-        _config(listen, **server),
-        environ={"GATE_KEY": "k", "GATE_SECRET": "s"},
-        forwarder=forwarder,
-    )
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        handle = app[SIDECAR].keys["bot"]
+    environ = {"GATE_KEY": "k", "GATE_SECRET": "s"}
+    async with running(_config(listen, **server), environ=environ, forwarder=forwarder) as sidecar:
+        handle = sidecar.keys["bot"]
         await asyncio.wait_for(handle.source.loaded.wait(), 5)
         assert isinstance(handle.listener, LeanListener)
         port = int(handle.url.rsplit(":", 1)[1]) if handle.url.startswith("http") else 0
         holder.append(Lean(handle.url, port, forwarder, handle.runtime, handle.listener))
         yield holder[0]
-    finally:
-        await runner.cleanup()
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
@@ -458,7 +449,7 @@ async def test_a_unix_socket_listener_is_created_with_its_mode_and_serves(tmp_pa
 async def test_the_pipeline_gets_the_bots_transport_as_its_peer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import sidecar.proxy.lean_listener as lean_listener
+    import sidecar.proxy.site as key_site
 
     peers: list[Any] = []
 
@@ -466,7 +457,7 @@ async def test_the_pipeline_gets_the_bots_transport_as_its_peer(
         peers.append(request.peer.remote)
         return await respond(key, request)
 
-    monkeypatch.setattr(lean_listener, "respond", spying)
+    monkeypatch.setattr(key_site, "respond", spying)
     async with lean_sidecar() as lean:
         reader, writer = await lean.connect()
         writer.write(f"GET {PATH} HTTP/1.1\r\n{lean.host}\r\n".encode())

@@ -1,6 +1,6 @@
 """Listener limits and refusals outside the app (issue 13, gaps 1, 5 and 6): deadlines, the
 connection cap, head size caps, the HTTP parser's refusals, clients that vanish mid-body; the key
-listener (the lean one, the only one) and the admin listener (aiohttp)."""
+listener and the admin listener (the same connection layer, sidecar.proxy.lean_listener)."""
 
 from __future__ import annotations
 
@@ -370,6 +370,57 @@ async def test_the_admin_listener_refuses_http_2_request_lines(setup: Setup) -> 
     payload = b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"
     status, body = await raw_exchange("127.0.0.1", setup.admin_port, payload)
     assert (status, json.loads(body)["label"]) == (505, "SIDECAR_HTTP_VERSION_NOT_SUPPORTED")
+
+
+ADMIN_REFUSALS = [
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\n" + b"X-Pad: 1\r\n" * 25 + b"\r\n",
+     431, "SIDECAR_HEADERS_TOO_LARGE"),
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 3000 + b"\r\n\r\n",
+     431, "SIDECAR_HEADERS_TOO_LARGE"),
+    (b"POST /keys/bot/cancel-only HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab",
+     408, "SIDECAR_REQUEST_TIMEOUT"),
+    (b"\x16\x03\x01 not http at all\r\n\r\n", 400, "SIDECAR_BAD_REQUEST"),
+    (b"GET /healthz HTTP/1.1\r\n\r\n", 400, "SIDECAR_BAD_REQUEST"),  # no Host
+    (b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n",
+     405, "SIDECAR_METHOD_NOT_ALLOWED"),
+]  # fmt: skip
+
+
+async def test_the_admin_listener_refuses_what_the_key_listeners_refuse(setup: Setup) -> None:
+    """Header count and size, the body deadline, unreadable bytes, HTTP/1.1 without Host and
+    CONNECT: the key listeners' refusals, as SIDECAR_* JSON, each counted."""
+    for payload, status, label in ADMIN_REFUSALS:
+        got, body = await raw_exchange("127.0.0.1", setup.admin_port, payload)
+        assert (got, json.loads(body)["label"]) == (status, label), payload[:40]
+    registry = setup.sidecar.sidecar.metrics.registry
+    for label, count in (("SIDECAR_HEADERS_TOO_LARGE", 2), ("SIDECAR_BAD_REQUEST", 2)):
+        sample = registry.get_sample_value("gate_sidecar_admin_refusals_total", {"label": label})
+        assert sample == count, label
+
+
+async def test_the_admin_listener_answers_pipelined_requests_in_order_then_idles_out(
+    setup: Setup,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.admin_port)
+    try:
+        writer.write(
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"HEAD /readyz HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"DELETE /keys/bot/cancel-only HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        answers: list[tuple[int, bytes]] = []
+        for _ in range(3):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            status, headers, _ = parse_response(head)
+            length = int(headers["content-length"]) if len(answers) != 1 else 0  # HEAD: no body
+            answers.append((status, await reader.readexactly(length)))
+        assert [a[0] for a in answers] == [200, 200, 200]
+        assert json.loads(answers[0][1]) == {"status": "ok"} and answers[1][1] == b""
+        assert json.loads(answers[2][1])["cancel_only"] is False
+        # Idle past server.idle_timeout_s (1.5 s here): closed by the listener.
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
 
 
 async def test_metrics_need_the_bearer_token_when_one_is_configured(

@@ -22,7 +22,8 @@ from sidecar.config import parse_config
 from sidecar.devtools.bao import DevVault, dev_vault, find_bao
 from sidecar.devtools.demo_keys import automatic_rotation
 from sidecar.devtools.exchange import ExchangeState, create_exchange_app
-from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.admin_listener import open_admin
+from sidecar.runtime.app import running
 from sidecar.runtime.state import Sidecar
 
 
@@ -183,9 +184,10 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
         },
         environ={},
     )
-    app = create_app(config, environ=environ)
-    sidecar_runner, admin_port = await _start(app)
-    sidecar = app[SIDECAR]
+    sidecar_stack = contextlib.AsyncExitStack()
+    sidecar = await sidecar_stack.enter_async_context(running(config, environ=environ))
+    admin = await open_admin(sidecar, config)
+    sidecar_stack.push_async_callback(admin.close)
     for handle in sidecar.keys.values():
         await asyncio.wait_for(handle.source.loaded.wait(), timeout=15)
     urls = {name: handle.url for name, handle in sidecar.keys.items()}
@@ -198,7 +200,7 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
     for name, url in urls.items():
         policy = config.key(name).policy.presets[0]
         print(f"Sidecar listener for key {name!r}: {url}  (policy: {policy})")
-    print(f"Admin (healthz/readyz/metrics): http://127.0.0.1:{admin_port}")
+    print(f"Admin (healthz/readyz/metrics): {admin.url}")
     print("\nThe bot below sends plain, unsigned HTTP and holds no key or secret.")
     print(
         "This run exits after the walk-through.\n"
@@ -248,7 +250,7 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
         f"""-d '{{"currency_pair":"BTC_USDT"}}'"""
     )
     print(f"  curl -s {urls['spot-reader']}/api/v4/spot/accounts")
-    print(f"  curl -s http://127.0.0.1:{admin_port}/readyz")
+    print(f"  curl -s {admin.url}/readyz")
 
     try:
         if not once:
@@ -264,7 +266,7 @@ async def _walkthrough(once: bool, vault: DevVault | None) -> int:
             )
             await stop.wait()
     finally:
-        await sidecar_runner.cleanup()
+        await sidecar_stack.aclose()
         await exchange_runner.cleanup()
     print(f"\nDemo {'passed' if not failures else f'FAILED ({failures} unexpected result(s))'}.")
     return 0 if not failures else 1

@@ -1,32 +1,75 @@
 """The admin listener: liveness, readiness, metrics and the cancel-only switch. Never on a key's
-listener."""
+listener.
+
+:func:`route` is a pure function from a request (method, target, headers) to an answer;
+:class:`AdminSite` serves it on the same connection layer as the key listeners
+(:class:`~sidecar.proxy.lean_listener.LeanServer`), so the admin listener has the same
+``server:`` limits and refusals (deadlines, connection cap, head size and header count, HTTP
+versions), each counted by ``refuse`` (:func:`sidecar.ops.listener_metrics.admin_refusals`).
+Its answers are not audited: it has no key.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gzip
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
-
-from aiohttp import HttpVersion10, HttpVersion11, web
-from aiohttp.typedefs import Handler, Middleware
+from urllib.parse import parse_qs, unquote
 
 from sidecar.errors import (
-    HeadersTooLarge,
+    MethodNotAllowed,
+    NotFound,
     SidecarError,
     Unauthenticated,
-    VersionNotSupported,
     error_body,
 )
-from sidecar.ops.metrics import Metrics
 from sidecar.ops.status import BrakeSwitch, SidecarView
 from sidecar.proxy.admission import TokenFile
+from sidecar.proxy.peer import Peer
+from sidecar.proxy.pipeline import BotRequest, BotResponse
+from sidecar.proxy.record import RequestRecord
+from sidecar.proxy.site import Switch
 
-VIEW = web.AppKey("sidecar_view", SidecarView)
-BRAKES = web.AppKey("brake_switch", BrakeSwitch)
-METRICS = web.AppKey("metrics", Metrics)
-METRICS_TOKEN = web.AppKey("metrics_token", TokenFile)
-Refuse = Callable[[SidecarError], None]
+log = logging.getLogger("sidecar.admin")
+
 #: Reports a refusal of the admin listener (sidecar.ops.listener_metrics.admin_refusals).
-REFUSE: web.AppKey[Refuse] = web.AppKey("admin_refuse")
+Refuse = Callable[[SidecarError], None]
+#: The metrics in the format ``Accept`` asks for, restricted to the ``name[]`` parameters:
+#: (body, content type). :meth:`sidecar.ops.metrics.Metrics.scrape`.
+Scrape = Callable[[str, Mapping[str, list[str]]], tuple[bytes, str]]
+
+JSON_TYPE = ("Content-Type", "application/json; charset=utf-8")
+BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="gate-sidecar metrics"')
+
+
+class Endpoint(Enum):
+    HEALTHZ = "/healthz"
+    READYZ = "/readyz"
+    METRICS = "/metrics"
+    CANCEL_ONLY = "/keys/{name}/cancel-only"
+
+
+_READ = ("GET", "HEAD")
+ALLOWED = {
+    Endpoint.HEALTHZ: _READ,
+    Endpoint.READYZ: _READ,
+    Endpoint.METRICS: _READ,
+    Endpoint.CANCEL_ONLY: ("POST", "DELETE"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """What the routes read and switch; ``metrics_token`` set: /metrics needs it as a bearer."""
+
+    view: SidecarView
+    brakes: BrakeSwitch
+    scrape: Scrape
+    metrics_token: TokenFile | None = None
 
 
 def readiness(view: SidecarView) -> dict[str, Any]:
@@ -56,76 +99,120 @@ def readiness(view: SidecarView) -> dict[str, Any]:
     }
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    body = readiness(request.app[VIEW])
-    return web.json_response(body, status=200 if body["ready"] else 503)
-
-
-def _refusal(exc: SidecarError) -> web.Response:
-    return web.Response(status=exc.status, body=error_body(exc), content_type="application/json")
-
-
-async def metrics(request: web.Request) -> web.StreamResponse:
-    token = request.app.get(METRICS_TOKEN)
-    if token is not None:
-        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.matches(offered.strip()):
-            response = _refusal(Unauthenticated("GET /metrics needs a valid bearer token"))
-            response.headers["WWW-Authenticate"] = 'Bearer realm="gate-sidecar metrics"'
-            return response
-    return await request.app[METRICS].respond(request)
-
-
-async def cancel_only(request: web.Request) -> web.Response:
-    """``POST`` engages a key's cancel-only brake, ``DELETE`` lifts it."""
-    name = request.match_info["name"]
-    on = request.method == "POST"
-    changed = request.app[BRAKES].switch_cancel_only(name, on, "admin")
-    if changed is None:
-        body = {"label": "SIDECAR_NOT_FOUND", "message": f"no running key named {name[:64]!r}"}
-        return web.json_response(body, status=404)
-    return web.json_response({"key": name, "cancel_only": on, "changed": changed})
-
-
-def head_refusal(request: web.BaseRequest, max_header_bytes: int) -> SidecarError | None:
-    """A request line that is not HTTP/1.x (505), or a whole head over ``max_header_bytes``
-    that arrived at once (431), as the key listeners refuse them."""
-    if request.version not in (HttpVersion10, HttpVersion11):
-        return VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served")
-    size = len(request.method) + len(request.raw_path) + 11
-    size += sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
-    if size > max_header_bytes:
-        return HeadersTooLarge(f"the request head exceeds {max_header_bytes} bytes")
+def match(path: str) -> tuple[Endpoint, str] | None:
+    """The endpoint a request path names, with the key name of a cancel-only path ("" else)."""
+    for endpoint in (Endpoint.HEALTHZ, Endpoint.READYZ, Endpoint.METRICS):
+        if path == endpoint.value:
+            return endpoint, ""
+    parts = path.split("/")
+    if len(parts) == 4 and parts[:2] == ["", "keys"] and parts[3] == "cancel-only" and parts[2]:
+        return Endpoint.CANCEL_ONLY, unquote(parts[2])
     return None
 
 
-def head_checks(max_header_bytes: int) -> Middleware:
-    """The key listeners' request-line and head-size refusals (505, 431), on the admin app."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refusal = head_refusal(request, max_header_bytes)
-        if refusal is None:
-            return await handler(request)
-        refuse = request.app.get(REFUSE)
-        if refuse is not None:
-            refuse(refusal)
-        response = _refusal(refusal)
-        response.force_close()
-        return response
-
-    return middleware
+def json_answer(body: object, status: int = 200) -> BotResponse:
+    return BotResponse(status, [JSON_TYPE], json.dumps(body).encode())
 
 
-def add_routes(app: web.Application) -> None:
-    """The admin routes; the app must hold :data:`VIEW`, :data:`BRAKES` and :data:`METRICS`
-    before serving (and :data:`METRICS_TOKEN` when ``admin.metrics_token_file`` is set)."""
-    app.router.add_post("/keys/{name}/cancel-only", cancel_only)
-    app.router.add_delete("/keys/{name}/cancel-only", cancel_only)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+def refusal(exc: SidecarError, *extra: tuple[str, str]) -> BotResponse:
+    return BotResponse(exc.status, [JSON_TYPE, *extra], error_body(exc))
+
+
+def _values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
+    return [value for key, value in headers if key.lower() == name]
+
+
+def _bearer_ok(token: TokenFile, headers: list[tuple[str, str]]) -> bool:
+    offered = _values(headers, "authorization")
+    if len(offered) != 1:  # none, or two: which one would count is not for certain
+        return False
+    scheme, _, value = offered[0].partition(" ")
+    return scheme.lower() == "bearer" and token.matches(value.strip())
+
+
+def _gzip_accepted(headers: list[tuple[str, str]]) -> bool:
+    codings = ",".join(_values(headers, "accept-encoding")).split(",")
+    return any(c.split(";")[0].strip().lower() == "gzip" for c in codings)
+
+
+def metrics(admin: Admin, query: str, headers: list[tuple[str, str]]) -> BotResponse:
+    """``GET /metrics``: the text format, or OpenMetrics when the scraper asks for it; gzipped
+    when the scraper accepts it."""
+    token = admin.metrics_token
+    if token is not None and not _bearer_ok(token, headers):
+        exc = Unauthenticated("GET /metrics needs a valid bearer token")
+        return refusal(exc, BEARER_CHALLENGE)
+    body, content_type = admin.scrape(",".join(_values(headers, "accept")), parse_qs(query))
+    answer = [("Content-Type", content_type)]
+    if _gzip_accepted(headers):
+        body = gzip.compress(body)
+        answer.append(("Content-Encoding", "gzip"))
+    return BotResponse(200, answer, body)
+
+
+def cancel_only(admin: Admin, name: str, on: bool) -> BotResponse:
+    """``POST`` engages a key's cancel-only brake, ``DELETE`` lifts it."""
+    changed = admin.brakes.switch_cancel_only(name, on, "admin")
+    if changed is None:
+        body = {"label": "SIDECAR_NOT_FOUND", "message": f"no running key named {name[:64]!r}"}
+        return json_answer(body, status=404)
+    return json_answer({"key": name, "cancel_only": on, "changed": changed})
+
+
+def route(admin: Admin, method: str, target: str, headers: list[tuple[str, str]]) -> BotResponse:
+    """The answer to one admin request."""
+    path, _, query = target.partition("?")
+    found = match(path)
+    if found is None:
+        return refusal(NotFound(f"no admin endpoint at {path[:64]!r}"))
+    endpoint, name = found
+    allowed = ALLOWED[endpoint]
+    if method not in allowed:
+        exc = MethodNotAllowed(f"{endpoint.value} answers {' and '.join(allowed)} only")
+        return refusal(exc, ("Allow", ", ".join(allowed)))
+    if endpoint is Endpoint.HEALTHZ:
+        return json_answer({"status": "ok"})
+    if endpoint is Endpoint.READYZ:
+        body = readiness(admin.view)
+        return json_answer(body, status=200 if body["ready"] else 503)
+    if endpoint is Endpoint.METRICS:
+        return metrics(admin, query, headers)
+    return cancel_only(admin, name, method == "POST")
+
+
+class AdminSite:
+    """The admin routes as a :class:`~sidecar.proxy.site.Site`: no WebSocket sessions, no client
+    token held, no audit line; refusals counted by ``refuse``."""
+
+    name = "admin"
+    ws = None
+
+    def __init__(self, admin: Admin, max_body_bytes: int, refuse: Refuse) -> None:
+        self.admin = admin
+        self.max_body_bytes = max_body_bytes
+        self.refuse = refuse
+
+    def hold(
+        self, headers: Iterable[tuple[str, str]], revoked: Callable[[], object]
+    ) -> Callable[[], None] | None:
+        return None
+
+    async def respond(self, request: BotRequest) -> tuple[BotResponse, RequestRecord | None]:
+        try:
+            response = route(self.admin, request.method, request.target, request.headers)
+        except Exception:  # a bug here must not end the connection without an answer
+            log.exception("admin request failed")
+            response = refusal(SidecarError("internal error in gate-sidecar"))
+        return response, None
+
+    def finish(self, record: RequestRecord | None, status: int) -> None:
+        return None
+
+    def refused(self, error: SidecarError, method: str, target: str, peer: Peer) -> None:
+        try:
+            self.refuse(error)
+        except Exception:
+            log.exception("refusal observer failed")
+
+    async def websocket(self, request: BotRequest, switch: Switch) -> None:
+        raise NotFound("the admin listener serves no WebSocket")  # never called: ws is None

@@ -18,16 +18,15 @@ its count in two files.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Info
-from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
@@ -37,10 +36,6 @@ from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.status import SidecarView
 from sidecar.policy.globs import METHODS
 from sidecar.proxy.record import RequestRecord
-
-if TYPE_CHECKING:
-    from aiohttp import web
-
 
 PREFIX = "gate_sidecar"
 # Gate's API v4 products (the first path segment after /api/v4/); anything else is "other".
@@ -212,7 +207,6 @@ class Metrics:
             {"version": __version__}
         )
         self._state: ScrapeCollector | None = None
-        self._handler = make_aiohttp_handler(self.registry)
 
     # -- event feeds --------------------------------------------------------------------------
     def observe(self, record: RequestRecord) -> None:
@@ -249,9 +243,13 @@ class Metrics:
             self._state.unwatch()
             self._state = None
 
-    async def respond(self, request: web.Request) -> web.StreamResponse:
-        """``GET /metrics``: the text format, or OpenMetrics when the scraper asks for it."""
-        return await self._handler(request)
+    def scrape(self, accept: str, params: Mapping[str, list[str]]) -> tuple[bytes, str]:
+        """``GET /metrics``: (body, content type) in the text format, or OpenMetrics when
+        ``accept`` asks for it; only the families ``name[]`` names when it is given."""
+        encoder, content_type = choose_encoder(accept)
+        names = params.get("name[]")
+        registry = self.registry.restricted_registry(names) if names else self.registry
+        return encoder(registry), content_type
 
 
 class SidecarState:

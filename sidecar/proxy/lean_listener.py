@@ -1,5 +1,8 @@
 """The key listener: an asyncio protocol and llhttp (``httptools``) in front of the pipeline.
 
+What a listener serves is a :class:`~sidecar.proxy.site.Site`: a key's pipeline, or the admin
+listener's routes, which so get the same connections, limits and refusals.
+
 It owns every connection of a key's listener from accept to close, whatever the connection
 turns into: each request head is parsed once, here, and every ``server:`` limit
 (``max_connections``, ``header_timeout_s``, ``body_timeout_s``, ``idle_timeout_s``,
@@ -52,7 +55,7 @@ from sidecar.errors import (
     VersionNotSupported,
 )
 from sidecar.gate.paths import check_path
-from sidecar.proxy.client_tokens import CLIENTS, CLOSE_REASON
+from sidecar.proxy.client_tokens import CLOSE_REASON
 from sidecar.proxy.lean_http import (
     CONTINUE,
     DECODED_HERE,
@@ -64,16 +67,10 @@ from sidecar.proxy.lean_http import (
 )
 from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.peer import UNKNOWN_PEER, Peer, peer_from_transport
-from sidecar.proxy.pipeline import (
-    BotRequest,
-    KeyRuntime,
-    ReadyBody,
-    finish,
-    new_record,
-    respond,
-)
-from sidecar.proxy.ws.bot import BotSocket, handshake
-from sidecar.proxy.ws.handler import close_sessions, serve_ws
+from sidecar.proxy.pipeline import BotRequest, ReadyBody
+from sidecar.proxy.site import Site
+from sidecar.proxy.ws.bot import BotSocket
+from sidecar.proxy.ws.handler import close_sessions
 
 log = logging.getLogger("sidecar.listener")
 
@@ -113,7 +110,7 @@ def _safe_target(url: bytes) -> str:
 
 
 def record_refusal(
-    runtime: KeyRuntime,
+    site: Site,
     error: SidecarError,
     method: str = "-",
     url: bytes = b"",
@@ -121,9 +118,7 @@ def record_refusal(
 ) -> None:
     """Record a refusal the listener made (an audit line and metrics, like any other answer).
     ``method`` is one llhttp recognised (or ``-``); the path only when canonical."""
-    record = new_record(runtime, method, _safe_target(url) if url else "-", peer)
-    record.label = error.label
-    finish(runtime, record, error.status)
+    site.refused(error, method, _safe_target(url) if url else "-", peer)
 
 
 class _Stop(Exception):
@@ -141,8 +136,8 @@ class _Queued:
 class LeanServer:
     """One key listener's connections, limits and deadline sweep (the protocol factory)."""
 
-    def __init__(self, runtime: KeyRuntime, limits: ListenerLimits) -> None:
-        self.runtime = runtime
+    def __init__(self, site: Site, limits: ListenerLimits) -> None:
+        self.site = site
         self.limits = limits
         self.connections: set[BotConnection] = set()
         self.closing = False
@@ -181,8 +176,8 @@ class LeanServer:
         for conn in list(self.connections):
             if conn.phase == IDLE and not conn.queue:
                 conn.close()
-        if self.runtime.ws is not None:
-            await close_sessions(self.runtime.ws)
+        if self.site.ws is not None:
+            await close_sessions(self.site.ws)
         self.settled()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), grace_s)
@@ -239,7 +234,7 @@ class BotConnection(asyncio.Protocol):
             return
         if len(self.server.connections) >= self.limits.max_connections:
             exc = Overloaded("too many connections to this key listener; retry shortly")
-            record_refusal(self.server.runtime, exc, peer=self.peer)
+            record_refusal(self.server.site, exc, peer=self.peer)
             self.transport.write(error_bytes(exc))
             transport.close()
             return
@@ -258,7 +253,7 @@ class BotConnection(asyncio.Protocol):
         if self.phase == BODY and self.url and not self.refused:
             # The bot went away mid-body: nothing was signed or sent; audited like a refusal.
             gone = ClientDisconnected("the client closed the connection mid-body")
-            record_refusal(self.server.runtime, gone, self._method(), self.url, self.peer)
+            record_refusal(self.server.site, gone, self._method(), self.url, self.peer)
 
     def pause_writing(self) -> None:
         if self.socket is not None:
@@ -387,14 +382,14 @@ class BotConnection(asyncio.Protocol):
             head = read_head(parser.get_method(), parser.get_http_version(), self.headers)
         except SidecarError as exc:
             self._stop(exc)
-        if head.websocket and self.server.runtime.ws is None:
+        if head.websocket and self.server.site.ws is None:
             head.websocket = False  # a key without WebSocket sessions: an ordinary GET
         if parser.should_upgrade() or head.websocket:
             if head.chunked or (head.websocket and head.length > 0):
                 self._stop(BadRequest("an upgrade request with this body is not served"))
             if not head.websocket:  # declined: llhttp leaves the body to the listener
                 self.raw_left = max(head.length, 0)
-        if head.length > self.server.runtime.max_body_bytes:
+        if head.length > self.server.site.max_body_bytes:
             self._stop(self._body_too_large())
         self.head = head
         self.phase = BODY
@@ -404,7 +399,7 @@ class BotConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
-        if self.body_size > self.server.runtime.max_body_bytes:
+        if self.body_size > self.server.site.max_body_bytes:
             self._stop(self._body_too_large())
         self.body.append(body)
 
@@ -423,7 +418,7 @@ class BotConnection(asyncio.Protocol):
         head = self.head
         headers = self.headers
         if head.coding in DECODED_HERE:
-            body = decode_body(head.coding, body, self.server.runtime.max_body_bytes)
+            body = decode_body(head.coding, body, self.server.site.max_body_bytes)
         if head.labelled:  # the body goes on decoded (or was "identity"): its label must not
             headers = [h for h in headers if h[0].lower() != "content-encoding"]
         request = BotRequest(
@@ -432,7 +427,7 @@ class BotConnection(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and not self.server.closing
         if keep_alive and self.release is None and not head.websocket:
             # Admission holds for the connection's life (a WebSocket session holds its own).
-            self.release = CLIENTS.hold(self.server.runtime, self.headers, self._token_revoked)
+            self.release = self.server.site.hold(self.headers, self._token_revoked)
         self.queue.append(
             _Queued(request, keep_alive, parser.get_http_version() == "1.0", head.websocket)
         )
@@ -459,7 +454,7 @@ class BotConnection(asyncio.Protocol):
         return HeadersTooLarge(f"request head over {self.limits.max_header_bytes} bytes")
 
     def _body_too_large(self) -> BodyTooLarge:
-        return BodyTooLarge(f"request body exceeds {self.server.runtime.max_body_bytes} bytes")
+        return BodyTooLarge(f"request body exceeds {self.server.site.max_body_bytes} bytes")
 
     # -- answering -----------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -468,11 +463,11 @@ class BotConnection(asyncio.Protocol):
             while self.queue:
                 queued = self.queue.popleft()
                 request = queued.request
-                runtime = self.server.runtime
+                site = self.server.site
                 if queued.websocket:
                     await self._websocket(request)
                     return
-                response, record = await respond(runtime, request)
+                response, record = await site.respond(request)
                 transport = self.transport
                 keep_alive = (
                     queued.keep_alive
@@ -494,7 +489,7 @@ class BotConnection(asyncio.Protocol):
                 # The observers (the audit line above all) run once the answer is on the wire:
                 # uvloop sends what was written at the end of the current callbacks, so calling
                 # them here would hold the answer back by their cost.
-                loop.call_soon(finish, runtime, record, response.status)
+                loop.call_soon(site.finish, record, response.status)
                 if transport is None:
                     return
                 if not keep_alive:
@@ -513,27 +508,14 @@ class BotConnection(asyncio.Protocol):
     async def _websocket(self, request: BotRequest) -> None:
         """Serve a WebSocket upgrade: refused with a JSON answer before the ``101``, or relayed
         until either side closes; the connection closes after it."""
-        runtime = self.server.runtime
-        ws = runtime.ws
-        assert ws is not None  # websocket is set only for keys with sessions
+        site = self.server.site
         try:
-            # The same admission as REST: a browser page opening a WebSocket to a key's listener
-            # (cross-site WebSocket hijacking) is refused before anything reaches Gate.
-            runtime.admission.check(request.headers, request.peer)
-            accept = handshake(request.headers)
-            await serve_ws(
-                request.target,
-                request.headers,
-                request.peer.client_cert,
-                runtime,
-                ws,
-                lambda limit: self._switch(accept, limit),
-            )
+            await site.websocket(request, self._switch)
         except SidecarError as exc:  # before the 101: an ordinary refusal
             self._refuse(exc, request.method, request.target.encode("latin-1"))
             return
         except Exception:
-            log.exception("websocket session failed", extra={"key": runtime.name})
+            log.exception("websocket session failed", extra={"key": site.name})
         self.close()
 
     def _switch(self, accept: list[tuple[str, str]], max_message_bytes: int) -> BotSocket:
@@ -561,7 +543,7 @@ class BotConnection(asyncio.Protocol):
         if self.refused:
             return
         self.refused = True
-        runtime = self.server.runtime
+        site = self.server.site
         if url is None:
             url = self.url  # the request line read so far (empty: refused before one)
             method = self._method() if url else "-"
@@ -569,7 +551,7 @@ class BotConnection(asyncio.Protocol):
         self.deadline = 0.0
 
         def answer(_: object = None) -> None:
-            record_refusal(runtime, error, method or "-", url, self.peer)
+            record_refusal(site, error, method or "-", url, self.peer)
             if self.transport is not None:
                 self.transport.write(error_bytes(error))
             self._linger()
@@ -583,7 +565,7 @@ class BotConnection(asyncio.Protocol):
     def _token_revoked(self) -> None:
         """The client token this connection was opened with left the token file: audited, then
         closed now if idle, else once the answer in flight is written."""
-        record_refusal(self.server.runtime, Unauthenticated(CLOSE_REASON), peer=self.peer)
+        record_refusal(self.server.site, Unauthenticated(CLOSE_REASON), peer=self.peer)
         self.revoked = True
         if self.phase == IDLE and not self.queue:
             self.close()

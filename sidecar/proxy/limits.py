@@ -2,8 +2,7 @@
 that one slow or hostile client cannot hold the process: deadlines for a request's head and body,
 an idle keep-alive timeout, a cap on open connections and on the size of a request's head.
 
-The key listener (:mod:`sidecar.proxy.lean_listener`) and the admin listener
-(:mod:`sidecar.runtime.guarded`) enforce the same names.
+Both are the same connection layer (:mod:`sidecar.proxy.lean_listener`), which enforces them.
 """
 
 from __future__ import annotations

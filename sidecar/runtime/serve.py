@@ -15,6 +15,7 @@ The event loop is uvloop's when it is installed (``pip install 'gate-sidecar[fas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib.util
 import logging
@@ -22,15 +23,16 @@ import signal
 from collections.abc import Callable
 
 import prometheus_client
-from aiohttp import web
 
 from sidecar.config.models import Config
 from sidecar.ops.logs import AUDIT_SINK, setup_logging
-from sidecar.runtime.app import SIDECAR, create_app
+from sidecar.runtime.admin_listener import open_admin
+from sidecar.runtime.app import running
 from sidecar.runtime.bind import ListenerUnavailable, start_problem
-from sidecar.runtime.listeners import open_admin_site
+from sidecar.runtime.listeners import LeanListener
 from sidecar.runtime.reload import Reloader
 from sidecar.runtime.sites import raise_fd_limit
+from sidecar.runtime.state import Sidecar
 
 log = logging.getLogger("sidecar.serve")
 
@@ -113,44 +115,42 @@ async def _serve(config: Config, config_path: str) -> int:
             "lower max_connections or raise the hard limit (ulimit -Hn)",
             extra={"limit": fds, "needed": wanted},
         )
-    app = create_app(config)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_grace_s
-    )
-    try:
-        await runner.setup()  # opens every key listener
+    async with contextlib.AsyncExitStack() as stack:
         try:
-            admin_site = await open_admin_site(runner, config)
+            sidecar = await stack.enter_async_context(running(config))  # every key listener
+            try:
+                admin = await open_admin(sidecar, config)
+            except OSError as exc:
+                raise ListenerUnavailable(None, config.admin.listen, exc) from exc
         except OSError as exc:
-            raise ListenerUnavailable(None, config.admin.listen, exc) from exc
-    except OSError as exc:
-        log.error("cannot start", extra={"error": start_problem(config, exc)})
-        await runner.cleanup()
-        return 1
-    sidecar = app[SIDECAR]
-    # Everything made so far (modules, config, compiled policies) lives as long as the process:
-    # out of the collector's sight, a full collection no longer walks it (a pause of tens of ms
-    # every few thousand requests otherwise).
-    gc.collect()
-    gc.freeze()
-    reloader = Reloader(sidecar, config_path)
-    if brake_at_start.is_set():
-        sidecar.brake_all("SIGUSR1")
-    log.info("admin listener open", extra={"listen": admin_site.url, "config": config_path})
-    try:
-        await stop.wait()
-        log.info(
-            "shutting down: draining in-flight requests",
-            extra={"grace_s": sidecar.config.server.shutdown_grace_s},
-        )
-        for task in list(reloads):
-            task.cancel()
-        # Every key listener stops accepting at once and drains in parallel; meanwhile the admin
-        # listener stays up and /readyz answers 503 (the keys' listeners are closed).
-        await sidecar.keys.stop_all()
-    finally:
-        await admin_site.close()
-        await runner.cleanup()
-        AUDIT_SINK.flush()
+            log.error("cannot start", extra={"error": start_problem(config, exc)})
+            return 1
+        stack.push_async_callback(admin.close)
+        # Everything made so far (modules, config, compiled policies) lives as long as the
+        # process: out of the collector's sight, a full collection no longer walks it (a pause
+        # of tens of ms every few thousand requests otherwise).
+        gc.collect()
+        gc.freeze()
+        reloader = Reloader(sidecar, config_path)
+        if brake_at_start.is_set():
+            sidecar.brake_all("SIGUSR1")
+        log.info("admin listener open", extra={"listen": admin.url, "config": config_path})
+        await _until_stopped(stop, sidecar, admin, reloads)
+    AUDIT_SINK.flush()
     log.info("stopped")
     return 0
+
+
+async def _until_stopped(
+    stop: asyncio.Event, sidecar: Sidecar, admin: LeanListener, reloads: set[asyncio.Task[bool]]
+) -> None:
+    await stop.wait()
+    log.info(
+        "shutting down: draining in-flight requests",
+        extra={"grace_s": sidecar.config.server.shutdown_grace_s},
+    )
+    for task in list(reloads):
+        task.cancel()
+    # Every key listener stops accepting at once and drains in parallel; meanwhile the admin
+    # listener stays up and /readyz answers 503 (the keys' listeners are closed).
+    await sidecar.keys.stop_all()

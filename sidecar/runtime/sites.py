@@ -1,8 +1,8 @@
 """Binding a listener's socket, and what every listener shares: accept() errors, file limits.
 
-:func:`bind` opens a TCP port or a unix socket (final mode and group from the start) for any
-protocol factory: the key listeners' :class:`~sidecar.proxy.lean_listener.LeanServer` and the
-admin listener's :class:`~sidecar.runtime.guarded.AdminServer`. A TLS handshake gets the head
+:func:`bind` opens a TCP port or a unix socket (final mode and group from the start) for a
+protocol factory: a :class:`~sidecar.proxy.lean_listener.LeanServer`, the key listeners' and the
+admin listener's alike. A TLS handshake gets the head
 deadline (``header_timeout_s``): it is part of getting a request head.
 accept() failures (file descriptors exhausted) are logged once per burst, not once per call.
 """
