@@ -2,7 +2,8 @@
 imports redis (nor the ``cryptography`` redis loads); one whose keys come from the environment
 never imports hvac or requests; and the command line, which builds every command's parser for
 ``serve`` too, never imports the key manager behind ``keys`` (hvac, requests, ``cryptography``).
-Together about 20 MB of RSS. Each case runs in a fresh interpreter, since this test process has
+Nor does it import aiohttp (about 9 MB) before a bot opens a WebSocket session. Together about
+30 MB of RSS. Each case runs in a fresh interpreter, since this test process has
 imported everything already."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ SCRIPT = textwrap.dedent(
     print(json.dumps(sorted(loaded & set(json.loads(sys.argv[2])))))
     """
 )
-WATCHED = ["redis", "cryptography", "hvac", "requests"]
+WATCHED = ["redis", "cryptography", "hvac", "requests", "aiohttp", "yarl", "multidict"]
 
 
 def key(**extra: object) -> dict[str, object]:
@@ -92,3 +93,11 @@ def test_a_key_with_a_shared_budget_imports_redis() -> None:
     client): it can fail."""
     shared = {"shared": "redis://127.0.0.1:1/0"}
     assert "redis" in imported([key(), key(name="shared", rate_limit=shared)])
+
+
+def test_aiohttp_loads_with_the_first_websocket_session_only() -> None:
+    """The key listeners and the admin listener are the lean connection layer; aiohttp is the
+    WebSocket relay's client to Gate, imported when a bot opens a session: a sidecar serving
+    REST only never loads it (about 9 MB of RSS). The same check sees it once a session opens."""
+    assert "aiohttp" not in imported([key()])
+    assert "aiohttp" in imported([key()], websocket=True)

@@ -17,7 +17,6 @@ from sidecar.proxy.client_tokens import CLIENTS
 from sidecar.proxy.ws.bot import BotLeg
 from sidecar.proxy.ws.frames import WsKey
 from sidecar.proxy.ws.runtime import WsRuntime
-from sidecar.proxy.ws.session import Session
 from sidecar.proxy.ws.upstream import upgrade_headers
 
 #: Answers the upgrade (``101``) and gives the bot's side, reading messages up to the limit.
@@ -50,6 +49,10 @@ async def serve_ws(
             f"(keys[].ws.max_connections: {settings.max_connections})"
         )
     ws.stats.open += 1  # counted before any await: concurrent upgrades cannot overshoot
+    # The relay (and aiohttp, its client to Gate) is imported with the first session: a sidecar
+    # whose bots only speak REST never loads it (sidecar.proxy.ws.upstream).
+    from sidecar.proxy.ws.session import Session
+
     try:
         headers = upgrade_headers(request_headers)
         upstream = await ws.upstream.connect(endpoint, headers, settings.max_frame_bytes)

@@ -3,14 +3,16 @@
 One client session per sidecar, TLS from :func:`sidecar.tls.client_tls_context` (system trust
 plus ``upstream.ca_file``). Pings are not answered automatically: the relay passes them through,
 so the bot's liveness check measures the whole path.
+
+aiohttp (about 9 MB of a sidecar's RSS) is imported when the first session opens, not with
+this module: a sidecar whose bots only speak REST never loads it.
 """
 
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from sidecar.errors import UpstreamUnavailable
 from sidecar.gate.ws_paths import WsEndpoint
@@ -21,6 +23,9 @@ from sidecar.tls import client_tls_context
 # X-Gate-Size-Decimal so futures sizes arrive as decimal strings). Nothing else crosses: no
 # cookie, no credential, no address of the bot.
 FORWARDED_HEADERS = ("X-Gate-Size-Decimal", "X-Gate-Channel-Id")
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 def upgrade_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -42,6 +47,8 @@ class WsUpstream:
         return endpoint.upstream_url(self.cfg.url(endpoint.product))
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp  # with the first session: see the module's docstring
+
         if self._session is None:  # created on first use, inside the running loop
             timeout = aiohttp.ClientTimeout(total=None, connect=self.connect_timeout_s)
             jar = aiohttp.DummyCookieJar()  # a cookie from Gate is never replayed
@@ -52,6 +59,8 @@ class WsUpstream:
         self, endpoint: WsEndpoint, headers: dict[str, str], max_msg_size: int
     ) -> aiohttp.ClientWebSocketResponse:
         """A new connection to Gate's endpoint; :class:`UpstreamUnavailable` when none opens."""
+        import aiohttp  # with the first session: see the module's docstring
+
         url = self.url(endpoint)
         tls: ssl.SSLContext | bool = True  # aiohttp's default; only wss:// uses it
         if url.startswith("wss://"):

@@ -23,9 +23,7 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Callable
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import KeyUnavailable
 from sidecar.tls import client_tls_context
@@ -39,6 +37,9 @@ CLOSE_GRACE_S = 5.0  # closing waits this long for in-flight signs to finish
 
 #: Called when Vault refused a sign in a way that may mean the key or its access is gone.
 RefusedHook = Callable[[str], None]
+
+if TYPE_CHECKING:  # aiohttp loads with the first sign: the config schema imports this module
+    import aiohttp
 
 
 class TransitClient:
@@ -105,6 +106,8 @@ class TransitClient:
 
     # -- signing ------------------------------------------------------------------------------
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp  # with the first sign, not with the config schema
+
         if self._http is None:
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
@@ -199,6 +202,8 @@ class TransitClient:
     async def _post(
         self, url: str, token: str, body: dict[str, Any], where: str
     ) -> tuple[int, Any]:
+        import aiohttp  # with the first sign, not with the config schema
+
         headers = {"X-Vault-Token": token, "X-Vault-Request": "true"}
         if self.session.namespace:
             headers["X-Vault-Namespace"] = self.session.namespace
