@@ -6,7 +6,6 @@ import json
 
 import aiohttp
 import pytest
-from prometheus_client import generate_latest
 
 from sidecar.ops.metrics import Metrics, endpoint_group
 from sidecar.ops.reasons import denial_reason
@@ -73,7 +72,7 @@ def test_denials_are_counted_by_a_bounded_reason(record: RequestRecord, reason: 
 
 
 def _samples(metrics: Metrics) -> Samples:
-    return parse_samples(generate_latest(metrics.registry).decode())
+    return parse_samples(metrics.scrape({})[0].decode())
 
 
 def test_each_request_feeds_the_counters_and_histograms() -> None:

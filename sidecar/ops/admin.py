@@ -38,9 +38,9 @@ log = logging.getLogger("sidecar.admin")
 
 #: Reports a refusal of the admin listener (sidecar.ops.listener_metrics.admin_refusals).
 Refuse = Callable[[SidecarError], None]
-#: The metrics in the format ``Accept`` asks for, restricted to the ``name[]`` parameters:
-#: (body, content type). :meth:`sidecar.ops.metrics.Metrics.scrape`.
-Scrape = Callable[[str, Mapping[str, list[str]]], tuple[bytes, str]]
+#: The metrics, restricted to the samples the ``name[]`` parameters name: (body, content type).
+#: :meth:`sidecar.ops.metrics.Metrics.scrape`.
+Scrape = Callable[[Mapping[str, list[str]]], tuple[bytes, str]]
 
 JSON_TYPE = ("Content-Type", "application/json; charset=utf-8")
 BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="gate-sidecar metrics"')
@@ -136,13 +136,12 @@ def _gzip_accepted(headers: list[tuple[str, str]]) -> bool:
 
 
 def metrics(admin: Admin, query: str, headers: list[tuple[str, str]]) -> BotResponse:
-    """``GET /metrics``: the text format, or OpenMetrics when the scraper asks for it; gzipped
-    when the scraper accepts it."""
+    """``GET /metrics``: the text format, gzipped when the scraper accepts it."""
     token = admin.metrics_token
     if token is not None and not _bearer_ok(token, headers):
         exc = Unauthenticated("GET /metrics needs a valid bearer token")
         return refusal(exc, BEARER_CHALLENGE)
-    body, content_type = admin.scrape(",".join(_values(headers, "accept")), parse_qs(query))
+    body, content_type = admin.scrape(parse_qs(query))
     answer = [("Content-Type", content_type)]
     if _gzip_accepted(headers):
         body = gzip.compress(body)

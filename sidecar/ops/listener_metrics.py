@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter
-
 from sidecar.errors import SidecarError
+from sidecar.ops.exposition import CollectorRegistry, Counter
 
 log = logging.getLogger("sidecar.admin")
 

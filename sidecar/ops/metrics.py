@@ -20,17 +20,19 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Info
-from prometheus_client.core import (
+from sidecar import __version__
+from sidecar.ops.exposition import (
+    CONTENT_TYPE,
+    CollectorRegistry,
+    Counter,
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    Info,
+    Metric,
+    number,
+    render,
 )
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
-from prometheus_client.utils import floatToGoString
-
-from sidecar import __version__
 from sidecar.ops.reasons import denial_reason
 from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.status import SidecarView
@@ -113,8 +115,8 @@ class Histograms:
 
     def __init__(self, name: str, doc: str, bounds: Sequence[float]) -> None:
         self.name, self.doc, self.bounds = name, doc, tuple(bounds)
-        # The `le` labels as prometheus_client writes them ("0.005", "1.0", "+Inf").
-        self.les = [floatToGoString(b) for b in (*bounds, float("inf"))]  # type: ignore[no-untyped-call]
+        # The `le` labels as the format writes them ("0.005", "1.0", "+Inf").
+        self.les = [number(b) for b in (*bounds, float("inf"))]
         self.values: dict[str, list[float]] = {}  # key -> [per-bucket counts..., +Inf, sum]
 
     def observe(self, key: str, value: float) -> None:
@@ -243,13 +245,10 @@ class Metrics:
             self._state.unwatch()
             self._state = None
 
-    def scrape(self, accept: str, params: Mapping[str, list[str]]) -> tuple[bytes, str]:
-        """``GET /metrics``: (body, content type) in the text format, or OpenMetrics when
-        ``accept`` asks for it; only the families ``name[]`` names when it is given."""
-        encoder, content_type = choose_encoder(accept)
-        names = params.get("name[]")
-        registry = self.registry.restricted_registry(names) if names else self.registry
-        return encoder(registry), content_type
+    def scrape(self, params: Mapping[str, list[str]]) -> tuple[bytes, str]:
+        """``GET /metrics``: (body, content type) in the text format; only the samples the
+        ``name[]`` parameters name when there are any."""
+        return render(self.registry.collect(), params.get("name[]", ())), CONTENT_TYPE
 
 
 class SidecarState:

@@ -8,10 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
+from sidecar.ops.exposition import CollectorRegistry, Counter, GaugeMetricFamily, Metric
 from sidecar.ops.metrics import PREFIX
 from sidecar.ops.scrape import ScrapeCollector
 from sidecar.ops.status import SidecarView

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import Metric
+from sidecar.ops.exposition import CollectorRegistry, Metric
 
 Families = Callable[[], Iterable[Metric]]
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
+from sidecar.ops.exposition import (
+    CollectorRegistry,
+    Counter,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from sidecar.ops.metrics import PREFIX
 from sidecar.ops.reasons import REFUSAL_REASONS, decided_reason
 from sidecar.ops.scrape import ScrapeCollector

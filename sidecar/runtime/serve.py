@@ -22,8 +22,6 @@ import logging
 import signal
 from collections.abc import Callable
 
-import prometheus_client
-
 from sidecar.config.models import Config
 from sidecar.ops.logs import AUDIT_SINK, setup_logging
 from sidecar.runtime.admin_listener import open_admin
@@ -58,8 +56,6 @@ def loop_factory(choice: str) -> tuple[str, LoopFactory | None]:
 
 def serve(config: Config, config_path: str) -> int:
     setup_logging(config.logging.format, config.logging.level, audit_sink=True)
-    # One `_created` series per counter doubles what Prometheus stores for no use here.
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         name, factory = loop_factory(config.server.event_loop)
     except RuntimeError as exc:
