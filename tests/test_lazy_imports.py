@@ -3,8 +3,8 @@ imports redis (nor the ``cryptography`` redis loads); one whose keys come from t
 never imports hvac or requests; and the command line, which builds every command's parser for
 ``serve`` too, never imports the key manager behind ``keys`` (hvac, requests, ``cryptography``).
 Nor does it import aiohttp (about 9 MB) before a bot opens a WebSocket session, nor ever
-prometheus_client (about 2.6 MB; the sidecar writes /metrics itself). Together about 33 MB of RSS. Each case runs in a fresh interpreter, since this test process has
-imported everything already."""
+prometheus_client (about 2 MB; the sidecar writes /metrics itself). Together about 33 MB of RSS.
+Each case runs in a fresh interpreter, since this test process has imported everything already."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ a scrape needs is families of samples and their text: ``# HELP`` and ``# TYPE`` 
 ``_bucket`` (cumulative, ``le`` up to ``+Inf``), ``_sum`` and ``_count``, an info metric as a
 gauge ``<name>_info`` of 1. That is a few dozen lines; prometheus_client's ``__init__`` loads its
 WSGI and HTTP servers (``wsgiref``, ``http.server``, ``socketserver``, ``urllib.request``,
-``email``), about 2.6 MB of a serving sidecar's memory. The key manager, a process of its own,
+``email``), about 2 MB of a serving sidecar's memory. The key manager, a process of its own,
 keeps prometheus_client.
 
 The names and signatures follow prometheus_client's where the sidecar used them
