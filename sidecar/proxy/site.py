@@ -14,8 +14,8 @@ So both listeners get the same connection code, the same limits and the same ref
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Protocol
 
 from sidecar.errors import SidecarError
 from sidecar.proxy.client_tokens import CLIENTS
@@ -55,7 +55,9 @@ class Site(Protocol):
         nothing is held."""
         ...
 
-    async def respond(self, request: BotRequest) -> tuple[BotResponse, RequestRecord | None]:
+    def respond(
+        self, request: BotRequest
+    ) -> Coroutine[Any, Any, tuple[BotResponse, RequestRecord | None]]:
         """The answer to a whole request, and its record for :meth:`finish` once the answer is
         written (None: nothing to record)."""
         ...
@@ -99,8 +101,11 @@ class KeySite:
     ) -> Callable[[], None] | None:
         return CLIENTS.hold(self.runtime, headers, revoked)
 
-    async def respond(self, request: BotRequest) -> tuple[BotResponse, RequestRecord | None]:
-        return await respond(self.runtime, request)
+    def respond(
+        self, request: BotRequest
+    ) -> Coroutine[Any, Any, tuple[BotResponse, RequestRecord | None]]:
+        # The pipeline's own coroutine, not one wrapped in another: no frame more per request.
+        return respond(self.runtime, request)
 
     def finish(self, record: RequestRecord | None, status: int) -> None:
         if record is not None:
