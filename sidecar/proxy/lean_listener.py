@@ -233,7 +233,7 @@ class BotConnection(asyncio.Protocol):
             transport.close()
             return
         if len(self.server.connections) >= self.limits.max_connections:
-            exc = Overloaded("too many connections to this key listener; retry shortly")
+            exc = Overloaded("too many connections to this listener; retry shortly")
             record_refusal(self.server.site, exc, peer=self.peer)
             self.transport.write(error_bytes(exc))
             transport.close()
