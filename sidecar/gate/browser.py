@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+FROM_A_PAGE = "requests carrying an Origin header (a web page's) are refused"
+CROSS_SITE = "a browser's cross-origin request (Sec-Fetch-Site) is refused"
 
 
 def browser_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
@@ -20,9 +22,9 @@ def browser_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
     for name, value in headers:
         lower = name.lower()
         if lower == "origin":
-            return "requests carrying an Origin header (a web page's) are refused"
+            return FROM_A_PAGE
         if lower == "sec-fetch-site" and value.strip().lower() != "none":
-            return "a browser's cross-origin request (Sec-Fetch-Site) is refused"
+            return CROSS_SITE
     return None
 
 

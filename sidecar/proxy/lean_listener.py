@@ -51,12 +51,12 @@ from sidecar.errors import (
     Unauthenticated,
     VersionNotSupported,
 )
+from sidecar.gate.head import DEFAULT_KINDS, RequestHead
 from sidecar.gate.paths import check_path
 from sidecar.proxy.client_tokens import CLIENTS, CLOSE_REASON
 from sidecar.proxy.lean_http import (
     CONTINUE,
     DECODED_HERE,
-    Head,
     decode_body,
     error_bytes,
     read_head,
@@ -84,6 +84,7 @@ LINGER_S = 1.0  # how long a refused connection is kept half-closed (see BotConn
 _VERSION = re.compile(rb"HTTP/\d\.\d")
 _MAX_QUEUED = 8  # pipelined requests read ahead before reading pauses
 _FIRST_LINE = 8192  # bytes of a head kept to tell a request line of another HTTP version
+_NO_HEAD = RequestHead([], DEFAULT_KINDS)  # before a head is read (never changed)
 
 
 def _other_http_version(head: bytes) -> bool:
@@ -223,11 +224,11 @@ class BotConnection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.url = b""
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # as llhttp read them: one pass at the end
         self.head_size = 0
         self.body: list[bytes] = []
         self.body_size = 0
-        self.head = Head()
+        self.head = _NO_HEAD
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -375,7 +376,7 @@ class BotConnection(asyncio.Protocol):
             if self.head_size > self.limits.max_header_bytes:
                 self._stop(self._head_too_large())
             return
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.headers.append((name, value))
         if len(self.headers) > self.limits.max_headers:
             self._stop(HeadersTooLarge(f"more than {self.limits.max_headers} headers"))
         if self.head_size > self.limits.max_header_bytes:
@@ -384,7 +385,12 @@ class BotConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         try:
-            head = read_head(parser.get_method(), parser.get_http_version(), self.headers)
+            head = read_head(
+                parser.get_method(),
+                parser.get_http_version(),
+                self.headers,
+                self.server.runtime.admission.kinds,
+            )
         except SidecarError as exc:
             self._stop(exc)
         if head.websocket and self.server.runtime.ws is None:
@@ -421,18 +427,15 @@ class BotConnection(asyncio.Protocol):
         parser = self.parser
         body = b"".join(self.body)
         head = self.head
-        headers = self.headers
-        if head.coding in DECODED_HERE:
+        if head.coding in DECODED_HERE:  # the body goes on decoded: its label never crosses
             body = decode_body(head.coding, body, self.server.runtime.max_body_bytes)
-        if head.labelled:  # the body goes on decoded (or was "identity"): its label must not
-            headers = [h for h in headers if h[0].lower() != "content-encoding"]
         request = BotRequest(
-            self._method(), self.url.decode("latin-1"), headers, ReadyBody(body), self.peer
+            self._method(), self.url.decode("latin-1"), head, ReadyBody(body), self.peer
         )
         keep_alive = parser.should_keep_alive() and not self.server.closing
         if keep_alive and self.release is None and not head.websocket:
             # Admission holds for the connection's life (a WebSocket session holds its own).
-            self.release = CLIENTS.hold(self.server.runtime, self.headers, self._token_revoked)
+            self.release = CLIENTS.hold(self.server.runtime, head.headers, self._token_revoked)
         self.queue.append(
             _Queued(request, keep_alive, parser.get_http_version() == "1.0", head.websocket)
         )
@@ -489,6 +492,7 @@ class BotConnection(asyncio.Protocol):
                             keep_alive=keep_alive,
                             http10=queued.http10,
                             head=request.method == "HEAD",
+                            lines=response.lines,
                         )
                     )
                 # The observers (the audit line above all) run once the answer is on the wire:
@@ -519,7 +523,7 @@ class BotConnection(asyncio.Protocol):
         try:
             # The same admission as REST: a browser page opening a WebSocket to a key's listener
             # (cross-site WebSocket hijacking) is refused before anything reaches Gate.
-            runtime.admission.check(request.headers, request.peer)
+            runtime.admission.check(request.head(runtime.admission.kinds), request.peer)
             accept = handshake(request.headers)
             await serve_ws(
                 request.target,
