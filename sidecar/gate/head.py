@@ -10,9 +10,9 @@ client token, the body's framing and encoding, ``Connection``, ``Upgrade``, ``Ex
 checks need is kept in a :class:`RequestHead`; nothing else is decoded, unless a rarely used
 consumer (the WebSocket handshake) asks for :attr:`RequestHead.headers`.
 
-Fail closed as :func:`~sidecar.gate.headers.upstream_headers` does: only allow-listed names are
-forwarded, never a credential, hop-by-hop or ``Content-Encoding`` header, never one named in
-``Connection`` (which may come after it: then the forwarded lines are rebuilt). Values outside
+Fail closed: only allow-listed names are forwarded, never a credential, hop-by-hop or
+``Content-Encoding`` header (not even when a key's ``forward_headers`` names it), never one named
+in ``Connection`` (which may come after it: then the forwarded lines are rebuilt). Values outside
 printable ASCII are flagged for admission to refuse: llhttp itself refuses control characters
 and DEL in values (tests/test_head.py checks it does), so a byte string from it needs only
 ``isascii()``; a text list (:meth:`RequestHead.of`) gets the full check.
@@ -109,12 +109,13 @@ def decode_lines(lines: bytes) -> list[tuple[str, str]]:
 class RequestHead:
     """What the sidecar reads from a request's headers, from one pass over them."""
 
-    pairs: list[tuple[bytes, bytes]]  # every header as received, in order
-    kinds: Kinds  # the table it was read with (a reload may bring another)
+    # Every header as received, in order; like ``token``, out of the repr (a client token).
+    pairs: list[tuple[bytes, bytes]] = field(repr=False)
+    kinds: Kinds = field(repr=False)  # the table it was read with (a reload may bring another)
     forwarded: bytes = b""  # the lines Gate gets, in order: "Name: value\r\n" each
     host: str | None = None  # the last Host (more than one is refused by the listener)
     hosts: int = 0
-    token: str | None = None  # the client token offered (X-Sidecar-Token)
+    token: str | None = field(default=None, repr=False)  # the client token (X-Sidecar-Token)
     tokens: int = 0
     coding: str = ""  # Content-Encoding, stripped and lower case ("" when none)
     codings: int = 0
@@ -228,6 +229,18 @@ def _without(head: RequestHead, listed: set[bytes]) -> RequestHead:
     if b"x-gate-exptime" in listed:
         head.exptime = None
     return head
+
+
+def upstream_headers(
+    headers: Iterable[tuple[str, str]], extra: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """The headers of a text list Gate would get (``extra``: a key's ``forward_headers``)."""
+    return decode_lines(RequestHead.of(headers, request_kinds(extra)).forwarded)
+
+
+def browser_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
+    """Why a request with these headers looks like a browser's (None when it does not)."""
+    return RequestHead.of(headers).browser
 
 
 def without_exptime(lines: bytes) -> bytes:

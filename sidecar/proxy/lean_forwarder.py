@@ -69,13 +69,14 @@ def request_head(request: UpstreamRequest, host: str) -> bytes:
     # Exactly the line breaks put here, one per line: a CR or LF inside a name or value (or
     # the request line) would add one. The bot's lines come from llhttp, which refuses a CR or
     # LF in a value, and admission, which refuses control characters: checked all the same, a
-    # lone CR or LF by three scans.
+    # lone CR or LF by three scans, an unended last line by its end.
     if (
         first.count("\n") != 2
         or first.count("\r") != 2
         or text.count("\n") != len(lines)
         or text.count("\r") != len(lines)
         or not bot.count(b"\r\n") == bot.count(b"\n") == bot.count(b"\r")
+        or (bot and not bot.endswith(b"\r\n"))
     ):
         raise UpstreamUnavailable("a header cannot be sent (it contains a line break)")
     return _encode(first) + bot + _encode(text)
