@@ -56,6 +56,7 @@ class Use(Enum):
 #: A request header's lower-case name -> (the check that reads it, whether Gate gets it).
 Kinds = Mapping[bytes, tuple[Use, bool]]
 _UNREAD = (Use.NONE, False)
+_NONE, _HOST, _CONTENT_TYPE, _CONNECTION = Use.NONE, Use.HOST, Use.CONTENT_TYPE, Use.CONNECTION
 
 
 def forwarded_names(extra: Iterable[str] = ()) -> frozenset[str]:
@@ -159,26 +160,27 @@ class RequestHead:
 def read_request_head(pairs: list[tuple[bytes, bytes]], kinds: Kinds) -> RequestHead:
     """The one pass: classify each header, build the forwarded lines, keep what checks read."""
     head = RequestHead(pairs, kinds)
-    out = bytearray()
+    out: list[bytes] = []
+    put = out.append
     listed: set[bytes] | None = None
     for name, value in pairs:
         use, forward = kinds.get(name.lower(), _UNREAD)
         if not value.isascii():
             head.bad_value = True
         if forward:
-            out += name
-            out += b": "
-            out += value
-            out += b"\r\n"
-        if use is Use.NONE:
+            put(name)
+            put(b": ")
+            put(value)
+            put(b"\r\n")
+        if use is _NONE:
             continue
-        if use is Use.HOST:
+        if use is _HOST:
             head.host = value.decode("latin-1")
             head.hosts += 1
-        elif use is Use.CONTENT_TYPE:
+        elif use is _CONTENT_TYPE:
             if head.content_type is None:
                 head.content_type = value.decode("latin-1")
-        elif use is Use.CONNECTION:
+        elif use is _CONNECTION:
             listed = listed or set()
             listed.update(token.strip().lower() for token in value.split(b","))
         else:
@@ -186,7 +188,7 @@ def read_request_head(pairs: list[tuple[bytes, bytes]], kinds: Kinds) -> Request
     if listed and any(kinds.get(token, _UNREAD)[1] for token in listed):
         # A header named in Connection is for this hop only, whatever comes after it.
         return _without(head, listed)
-    head.forwarded = bytes(out)
+    head.forwarded = b"".join(out)
     return head
 
 
