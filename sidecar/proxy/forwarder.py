@@ -55,7 +55,9 @@ class UpstreamConfig(Strict):
         return value.rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, five times the cost
+# of building it, once per request. Nothing changes one once built (a resend builds another).
+@dataclass(slots=True)
 class UpstreamRequest:
     method: str
     path: str  # canonical, already checked: sent byte for byte
