@@ -273,6 +273,14 @@ READ_FROM_ANSWER = frozenset(
 )
 
 
+#: Gate's answer headers the forwarder does more with than relay: lower-case name -> (whether
+#: the bot gets it, whether the sidecar reads it). Any other header is relayed, unread.
+ANSWER_KINDS = {
+    name: (name not in DROPPED_ANSWER, name in READ_FROM_ANSWER)
+    for name in DROPPED_ANSWER | READ_FROM_ANSWER
+}
+
+
 def relayed_lines(pairs: list[tuple[bytes, bytes]]) -> bytes:
     """Gate's header lines the bot gets, when a ``Connection`` header named more than
     hop-by-hop ones (rare: then :func:`~sidecar.gate.headers.relay_headers` decides)."""

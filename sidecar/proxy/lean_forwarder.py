@@ -30,7 +30,7 @@ from sidecar.errors import (
     UpstreamTooLarge,
     UpstreamUnavailable,
 )
-from sidecar.gate.head import DROPPED_ANSWER, READ_FROM_ANSWER, relayed_lines
+from sidecar.gate.head import ANSWER_KINDS, DROPPED_ANSWER, relayed_lines
 from sidecar.proxy.forwarder import UpstreamConfig, UpstreamRequest, UpstreamResponse
 from sidecar.tls import client_tls_context
 
@@ -165,31 +165,34 @@ class _Connection(asyncio.Protocol):
     def _new_head(self) -> None:
         self._pairs: list[tuple[bytes, bytes]] = []  # every header of the answer, as received
         self._read: list[tuple[str, str]] = []  # those the sidecar reads, decoded
-        self._relayed = bytearray()  # the lines the bot gets
+        self._relayed: list[bytes] = []  # the lines the bot gets, in pieces
         self._length = -1  # Content-Length
         self._listed = False  # a Connection header named a header that is not hop-by-hop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # One pass: each header kept as bytes, dropped from the bot's answer by a set lookup.
+        # One pass: each header kept as bytes, classified by one lookup of its lower-case name.
         self._pairs.append((name, value))
         lower = name.lower()
-        if lower in READ_FROM_ANSWER:
+        kind = ANSWER_KINDS.get(lower)
+        if kind is None or kind[0]:  # relayed as it came
+            put = self._relayed.append
+            put(name)
+            put(b": ")
+            put(value)
+            put(b"\r\n")
+            if kind is None:
+                return
+        if kind[1]:  # read by the sidecar
             self._read.append((name.decode("latin-1"), value.decode("latin-1")))
             if lower == b"content-length" and value.isdigit() and self._length < 0:
                 self._length = int(value)
-        if lower not in DROPPED_ANSWER:
-            relayed = self._relayed
-            relayed += name
-            relayed += b": "
-            relayed += value
-            relayed += b"\r\n"
         elif lower == b"connection" and not self._listed:
             self._listed = any(
                 token.strip().lower() not in _CONNECTION_OPTIONS for token in value.split(b",")
             )
 
     def _answer(self, body: bytes) -> UpstreamResponse:
-        relayed = relayed_lines(self._pairs) if self._listed else bytes(self._relayed)
+        relayed = relayed_lines(self._pairs) if self._listed else b"".join(self._relayed)
         return UpstreamResponse.received(self._status, self._pairs, self._read, relayed, body)
 
     def on_headers_complete(self) -> None:
