@@ -28,8 +28,8 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 from micro import one_key_config, per_call_us  # bench/micro.py, beside this script
-from savings_headers import headers  # bench/savings_headers.py, beside this script
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from savings_headers import headers  # bench/savings_headers.py, beside this script
 
 from sidecar.gate.signing import HmacSha512, string_to_sign
 from sidecar.ops.audit import audit_fields, audit_json

@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httptools
-
 from sidecar.gate.browser import host_forms
 from sidecar.gate.headers import (
     GATE_REQUEST_HEADERS,
