@@ -214,9 +214,7 @@ def old_relay(answer: OldUpstreamResponse) -> bytes:
         and lower not in listed
     ]
     header_value(answer.headers, "Date")
-    parts = [f"{name}: {value}\r\n" for name, value in relayed]
-    parts.append(f"Content-Length: {len(answer.body)}\r\n\r\n")
-    return b"HTTP/1.1 200 OK\r\n" + "".join(parts).encode("latin-1") + answer.body
+    return response_bytes(answer.status, relayed, answer.body, keep_alive=True)
 
 
 class _Transport:

@@ -72,34 +72,29 @@ class UpstreamRequest:
 
 
 class UpstreamResponse:
-    """Gate's answer. The lean forwarder keeps its headers as bytes (:meth:`received`): only the
-    few the sidecar reads are decoded (:data:`~sidecar.gate.head.READ_FROM_ANSWER`), the relayed
-    lines go to the bot as they came, and :attr:`headers` decodes all of them on first use."""
+    """Gate's answer. The lean forwarder keeps its headers as bytes (``pairs``, every one as
+    received; ``read``, those of :data:`~sidecar.gate.head.READ_FROM_ANSWER` by lower-case name;
+    ``relayed``, the lines the bot gets): a value is decoded only when asked for, and
+    :attr:`headers` decodes them all on first use."""
 
     __slots__ = ("_headers", "_pairs", "_read", "_relayed", "body", "status")
 
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]] | None,
+        body: bytes,
+        *,
+        pairs: list[tuple[bytes, bytes]] | None = None,
+        read: list[tuple[bytes, bytes]] | None = None,
+        relayed: bytes | None = None,
+    ) -> None:
         self.status = status
         self.body = body  # exactly as Gate sent it (still compressed if Gate compressed it)
-        self._headers: list[tuple[str, str]] | None = headers
-        self._pairs: list[tuple[bytes, bytes]] = []
-        self._read: list[tuple[str, str]] | None = None
-        self._relayed: bytes | None = None
-
-    @classmethod
-    def received(
-        cls,
-        status: int,
-        pairs: list[tuple[bytes, bytes]],
-        read: list[tuple[str, str]],
-        relayed: bytes,
-        body: bytes,
-    ) -> UpstreamResponse:
-        """An answer as a forwarder parsed it: every header as received (``pairs``), those of
-        READ_FROM_ANSWER decoded (``read``), the lines the bot gets (``relayed``)."""
-        answer = cls(status, [], body)
-        answer._headers, answer._pairs, answer._read, answer._relayed = None, pairs, read, relayed
-        return answer
+        self._headers = headers  # None: decoded from ``pairs`` on first use
+        self._pairs = pairs or []
+        self._read = read
+        self._relayed = relayed
 
     def __repr__(self) -> str:
         return f"UpstreamResponse(status={self.status}, body={len(self.body)} bytes)"
@@ -112,12 +107,17 @@ class UpstreamResponse:
         return self._headers
 
     def read(self) -> list[tuple[str, str]]:
-        """The headers the sidecar reads (READ_FROM_ANSWER), or every one."""
-        return self.headers if self._read is None else self._read
+        """The headers the sidecar reads (READ_FROM_ANSWER; names in lower case), or every one."""
+        if self._read is None:
+            return self.headers
+        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._read]
 
     def header(self, name: str) -> str | None:
-        if self._read is not None and name.lower().encode("latin-1") in READ_FROM_ANSWER:
-            return header_value(self._read, name)
+        """The first value of header ``name`` in any letter case, or None."""
+        if self._read is not None:
+            lower = name.lower().encode("latin-1", "replace")
+            if lower in READ_FROM_ANSWER:
+                return next((v.decode("latin-1") for n, v in self._read if n == lower), None)
         return header_value(self.headers, name)
 
     def relayed(self) -> bytes:

@@ -164,7 +164,7 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------------
     def _new_head(self) -> None:
         self._pairs: list[tuple[bytes, bytes]] = []  # every header of the answer, as received
-        self._read: list[tuple[str, str]] = []  # those the sidecar reads, decoded
+        self._read: list[tuple[bytes, bytes]] = []  # those the sidecar reads, by lower-case name
         self._relayed: list[bytes] = []  # the lines the bot gets, in pieces
         self._length = -1  # Content-Length
         self._listed = False  # a Connection header named a header that is not hop-by-hop
@@ -182,8 +182,8 @@ class _Connection(asyncio.Protocol):
             put(b"\r\n")
             if kind is None:
                 return
-        if kind[1]:  # read by the sidecar
-            self._read.append((name.decode("latin-1"), value.decode("latin-1")))
+        if kind[1]:  # read by the sidecar (decoded if asked for)
+            self._read.append((lower, value))
             if lower == b"content-length" and value.isdigit() and self._length < 0:
                 self._length = int(value)
         elif lower == b"connection" and not self._listed:
@@ -193,7 +193,9 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, body: bytes) -> UpstreamResponse:
         relayed = relayed_lines(self._pairs) if self._listed else b"".join(self._relayed)
-        return UpstreamResponse.received(self._status, self._pairs, self._read, relayed, body)
+        return UpstreamResponse(
+            self._status, None, body, pairs=self._pairs, read=self._read, relayed=relayed
+        )
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
