@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 
 from micro import one_key_config, per_call_us  # bench/micro.py, beside this script
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from savings_headers import headers  # bench/savings_headers.py, beside this script
 
 from sidecar.gate.signing import HmacSha512, string_to_sign
 from sidecar.ops.audit import audit_fields, audit_json
@@ -195,6 +196,7 @@ def main() -> None:
             "policy_decision": policy(n),
             "forwarder_semaphore_and_timer": forwarder_plumbing(n),
             "full_gc_pause": gc_pause(),
+            "headers": headers(n),
         }
     json.dump(out, sys.stdout, indent=1)
     print()

@@ -24,7 +24,7 @@ import gate_api
 import pytest
 from gate_api.exceptions import GateApiException
 
-from sidecar.gate.headers import upstream_headers
+from sidecar.gate.head import upstream_headers
 from tests.clients import compat_table, steps
 from tests.clients.harness import (
     DUMMY_KEY,

@@ -93,7 +93,7 @@ class MemoryHarness(Harness):
         if self.down:
             raise UpstreamUnavailable("cannot reach Gate: ClientConnectorError")
         target = request.path + (f"?{request.raw_query}" if request.raw_query else "")
-        seen = Seen(request.method, target, list(request.headers), request.body, self.conn_seq)
+        seen = Seen(request.method, target, request.all_headers(), request.body, self.conn_seq)
         before = len(self.seen)
         self.seen.append(seen)
         reply = self.script(seen, before)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.gate.headers import forwardable_extra, relay_headers, upstream_headers
+from sidecar.gate.head import upstream_headers
+from sidecar.gate.headers import forwardable_extra, relay_headers
 
 DROPPED_FROM_BOT = [
     "KEY",

@@ -155,7 +155,7 @@ async def test_a_request_is_forwarded_with_the_bots_headers_in_order_and_answere
         assert status == 200 and headers["x-up"] == "1"
         assert json.loads(body) == {"method": "POST", "body": '{"n":1}', "path": PATH}
         (sent,) = lean.forwarder.sent
-        names = [k for k, _ in sent.headers]
+        names = [k for k, _ in sent.all_headers()]
         assert names[:3] == ["X-Gate-Channel-Id", "X-Client-Request-Id", "Content-Type"]
         assert sent.raw_query == "a=1"
         assert {"KEY", "Timestamp", "SIGN"} <= set(names) and "Host" not in names
@@ -239,7 +239,7 @@ async def test_a_gzip_body_is_forwarded_decoded_without_its_encoding() -> None:
             + packed,
         )
         assert status == 200 and json.loads(body)["body"] == '{"text":"buy"}'
-        assert all(k.lower() != "content-encoding" for k, _ in lean.forwarder.sent[0].headers)
+        assert all(k.lower() != "content-encoding" for k, _ in lean.forwarder.sent[0].all_headers())
 
 
 async def test_a_chunked_body_is_forwarded_whole() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.gate.browser import browser_refusal, host_forms, host_refusal
+from sidecar.gate.browser import host_forms, host_refusal
+from sidecar.gate.head import browser_refusal
 from sidecar.gate.wire import body_refusal, header_value_refusal, query_refusal
 
 FORMS = host_forms("127.0.0.1", 8081, ["bots.internal"], tls=False)

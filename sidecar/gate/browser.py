@@ -13,17 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
-def browser_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
-    """Why this request looks like a browser's (None when it does not)."""
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "origin":
-            return "requests carrying an Origin header (a web page's) are refused"
-        if lower == "sec-fetch-site" and value.strip().lower() != "none":
-            return "a browser's cross-origin request (Sec-Fetch-Site) is refused"
-    return None
+# Why a request is a browser's (sidecar.gate.head reads Origin and Sec-Fetch-Site in its pass).
+FROM_A_PAGE = "requests carrying an Origin header (a web page's) are refused"
+CROSS_SITE = "a browser's cross-origin request (Sec-Fetch-Site) is refused"
 
 
 def host_forms(

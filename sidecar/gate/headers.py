@@ -97,28 +97,6 @@ def forwardable_extra(name: str) -> str | None:
     return None
 
 
-def upstream_headers(
-    incoming: Iterable[tuple[str, str]], extra: frozenset[str] = frozenset()
-) -> list[tuple[str, str]]:
-    """The bot's headers Gate uses (:data:`GATE_REQUEST_HEADERS` plus the key's lower-case
-    ``extra`` names), minus those named in ``Connection``; never a request Content-Encoding."""
-    items = list(incoming)
-    listed = _connection_listed(items)
-    out = []
-    for name, value in items:
-        lower = name.lower()
-        if (
-            (lower not in GATE_REQUEST_HEADERS and lower not in extra)
-            or lower in NEVER_FORWARDED
-            or lower in HOP_BY_HOP
-            or lower in listed
-            or lower == REQUEST_ENCODING
-        ):
-            continue
-        out.append((name, value))
-    return out
-
-
 def relay_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """Gate's response headers as the bot should see them (rate limits, trace id, pagination,
     content type and encoding), minus hop-by-hop ones and cookies."""

@@ -16,6 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _VISIBLE = re.compile(r"[\t\x20-\x7e]*")
+NOT_PRINTABLE = "a header value is outside printable ASCII"
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -54,5 +55,5 @@ def header_value_refusal(headers: Iterable[tuple[str, str]]) -> str | None:
     for _, value in headers:
         # isascii() and isprintable(): the common case, without a regex; a tab needs the regex.
         if not (value.isascii() and value.isprintable()) and not _VISIBLE.fullmatch(value):
-            return "a header value is outside printable ASCII"  # neither name nor value echoed
+            return NOT_PRINTABLE  # neither name nor value echoed
     return None

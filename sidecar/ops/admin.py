@@ -27,6 +27,7 @@ from sidecar.errors import (
     Unauthenticated,
     error_body,
 )
+from sidecar.gate.head import DEFAULT_KINDS
 from sidecar.ops.status import BrakeSwitch, SidecarView
 from sidecar.proxy.admission import TokenFile
 from sidecar.proxy.peer import Peer
@@ -185,6 +186,7 @@ class AdminSite:
 
     name = "admin"
     ws = None
+    kinds = DEFAULT_KINDS  # no forward_headers: nothing the admin listener gets goes anywhere
 
     def __init__(self, admin: Admin, max_body_bytes: int, refuse: Refuse) -> None:
         self.admin = admin

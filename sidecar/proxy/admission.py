@@ -23,8 +23,9 @@ from sidecar.errors import (
     Misdirected,
     Unauthenticated,
 )
-from sidecar.gate.browser import browser_refusal, host_forms, host_refusal
-from sidecar.gate.wire import header_value_refusal
+from sidecar.gate.browser import host_forms, host_refusal
+from sidecar.gate.head import Kinds, RequestHead, request_kinds
+from sidecar.gate.wire import NOT_PRINTABLE
 from sidecar.proxy.peer import Peer
 from sidecar.settings import PositiveSeconds, Strict
 
@@ -110,6 +111,12 @@ class Admission:
     _forms: dict[tuple[str | None, int, bool], frozenset[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # How each request header is read and whether Gate gets it (the key's forward_headers
+    # included): built once here, used by the listener's one pass over every head.
+    kinds: Kinds = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", request_kinds(self.forward_headers))
 
     @classmethod
     def build(
@@ -135,22 +142,14 @@ class Admission:
             self._forms[ident] = forms
         return forms
 
-    def check(self, headers: list[tuple[str, str]], peer: Peer) -> None:
-        """Raise the SidecarError that refuses this request, if any."""
-        why = header_value_refusal(headers)
-        if why is not None:
-            raise BadRequest(why)
-        why = browser_refusal(headers)
-        if why is not None:
-            raise ForbiddenOrigin(why)
-        host: str | None = None
-        offered: str | None = None
-        for name, value in headers:
-            lower = name.lower()
-            if lower == "host":
-                host = value
-            elif lower == TOKEN_HEADER:
-                offered = value
+    def check(self, head: RequestHead, peer: Peer) -> None:
+        """Raise the SidecarError that refuses this request, if any (``head``: the one pass over
+        its headers, :func:`~sidecar.gate.head.read_request_head`)."""
+        if head.bad_value:
+            raise BadRequest(NOT_PRINTABLE)
+        if head.browser is not None:
+            raise ForbiddenOrigin(head.browser)
+        host, offered = head.host, head.token
         # A unix socket is out of a browser's reach, and its clients send any name as Host.
         if not peer.unix:
             why = host_refusal(host, self.host_forms(peer))

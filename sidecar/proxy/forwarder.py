@@ -18,7 +18,8 @@ from typing import Annotated, Protocol
 from pydantic import Field, field_validator, model_validator
 
 from sidecar.errors import StaleConnection
-from sidecar.gate.headers import header_value
+from sidecar.gate.head import READ_FROM_ANSWER, decode_lines, encode_lines
+from sidecar.gate.headers import header_value, relay_headers
 from sidecar.gate.labels import error_label, json_answer
 from sidecar.proxy.ws_settings import UpstreamWsConfig
 from sidecar.settings import PositiveSeconds, Strict, refuse_removed
@@ -54,23 +55,76 @@ class UpstreamConfig(Strict):
         return value.rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, five times the cost
+# of building it, once per request. Nothing changes one once built (a resend builds another).
+@dataclass(slots=True)
 class UpstreamRequest:
     method: str
     path: str  # canonical, already checked: sent byte for byte
     raw_query: str  # as the bot sent it: never re-encoded or re-ordered
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]]  # sent after ``lines``: the sidecar's own (KEY, Timestamp, SIGN)
     body: bytes
+    lines: bytes = b""  # the bot's headers Gate gets, "Name: value\r\n" each, as received
+
+    def all_headers(self) -> list[tuple[str, str]]:
+        """Every header sent, in order, as text (``lines`` decoded, then ``headers``)."""
+        return decode_lines(self.lines) + self.headers
 
 
-@dataclass(frozen=True, slots=True)
 class UpstreamResponse:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes  # exactly as Gate sent it (still compressed if Gate compressed it)
+    """Gate's answer. The lean forwarder keeps its headers as bytes (``pairs``, every one as
+    received; ``read``, those of :data:`~sidecar.gate.head.READ_FROM_ANSWER` by lower-case name;
+    ``relayed``, the lines the bot gets): a value is decoded only when asked for, and
+    :attr:`headers` decodes them all on first use."""
+
+    __slots__ = ("_headers", "_pairs", "_read", "_relayed", "body", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]] | None,
+        body: bytes,
+        *,
+        pairs: list[tuple[bytes, bytes]] | None = None,
+        read: list[tuple[bytes, bytes]] | None = None,
+        relayed: bytes | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body  # exactly as Gate sent it (still compressed if Gate compressed it)
+        self._headers = headers  # None: decoded from ``pairs`` on first use
+        self._pairs = pairs or []
+        self._read = read
+        self._relayed = relayed
+
+    def __repr__(self) -> str:
+        return f"UpstreamResponse(status={self.status}, body={len(self.body)} bytes)"
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Every header in Gate's order (duplicates kept), as text."""
+        if self._headers is None:
+            self._headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._pairs]
+        return self._headers
+
+    def read(self) -> list[tuple[str, str]]:
+        """The headers the sidecar reads (READ_FROM_ANSWER; names in lower case), or every one."""
+        if self._read is None:
+            return self.headers
+        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._read]
 
     def header(self, name: str) -> str | None:
+        """The first value of header ``name`` in any letter case, or None."""
+        if self._read is not None:
+            lower = name.lower().encode("latin-1", "replace")
+            if lower in READ_FROM_ANSWER:
+                return next((v.decode("latin-1") for n, v in self._read if n == lower), None)
         return header_value(self.headers, name)
+
+    def relayed(self) -> bytes:
+        """The header lines the bot gets: hop-by-hop ones and cookies dropped."""
+        if self._relayed is None:
+            self._relayed = encode_lines(relay_headers(self.headers))
+        return self._relayed
 
     def gate_label(self) -> str | None:
         """Gate's error ``label`` (for audit and the canary), or None."""
@@ -90,9 +144,10 @@ class Forwarder(Protocol):
 
     - **What is sent.** ``request.method``, then ``base_url + path`` and, when ``raw_query`` is
       not empty, ``"?" + raw_query``, byte for byte: no re-quoting, no dot-segment resolution, no
-      re-ordering. Exactly ``request.headers``, in order, plus only ``Host`` and the body's
-      framing (``Content-Length``); never ``Accept``, ``Accept-Encoding``, ``User-Agent``,
-      ``Content-Type``, a cookie or anything else the bot did not send. The body byte for byte.
+      re-ordering. Exactly ``request.lines`` (the bot's, as bytes) then ``request.headers``, in
+      order, plus only ``Host`` and the body's framing (``Content-Length``); never ``Accept``,
+      ``Accept-Encoding``, ``User-Agent``, ``Content-Type``, a cookie or anything else the bot
+      did not send. The body byte for byte.
     - **What comes back.** The status, every header in Gate's order (duplicates kept), and the
       body exactly as received: never decompressed, never re-encoded. Redirects are returned,
       never followed. Cookies are never stored or replayed.

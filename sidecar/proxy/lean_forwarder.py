@@ -30,6 +30,7 @@ from sidecar.errors import (
     UpstreamTooLarge,
     UpstreamUnavailable,
 )
+from sidecar.gate.head import ANSWER_KINDS, DROPPED_ANSWER, relayed_lines
 from sidecar.proxy.forwarder import UpstreamConfig, UpstreamRequest, UpstreamResponse
 from sidecar.tls import client_tls_context
 
@@ -37,6 +38,9 @@ from sidecar.tls import client_tls_context
 # balancers close idle connections after 60 s or more, and a request racing such a close is the
 # one case that costs a resend.
 IDLE_REUSE_S = 30.0
+
+# Connection tokens that name no header to drop beyond the hop-by-hop ones.
+_CONNECTION_OPTIONS = DROPPED_ANSWER | {b"close", b""}
 
 # Methods whose request has a body by definition: Content-Length is sent even when it is 0.
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -52,19 +56,30 @@ def _encode(text: str) -> bytes:
 
 
 def request_head(request: UpstreamRequest, host: str) -> bytes:
-    """The request's head, byte for byte: the bot's headers in order, plus Host and framing."""
+    """The request's head, byte for byte: request line, Host, the bot's header lines as they
+    came (``request.lines``), the sidecar's own headers, framing."""
     target = request.path + ("?" + request.raw_query if request.raw_query else "")
-    lines = [f"{request.method} {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in request.headers]
+    first = f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n"
+    lines = [f"{name}: {value}" for name, value in request.headers]
     if request.body or request.method in _BODY_METHODS:
         lines.append(f"Content-Length: {len(request.body)}")
     lines.append("\r\n")
     text = "\r\n".join(lines)
+    bot = request.lines
     # Exactly the line breaks put here, one per line: a CR or LF inside a name or value (or
-    # the request line) would add one. Two scans of the whole head instead of four per header.
-    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+    # the request line) would add one. The bot's lines come from llhttp, which refuses a CR or
+    # LF in a value, and admission, which refuses control characters: checked all the same, a
+    # lone CR or LF by three scans, an unended last line by its end.
+    if (
+        first.count("\n") != 2
+        or first.count("\r") != 2
+        or text.count("\n") != len(lines)
+        or text.count("\r") != len(lines)
+        or not bot.count(b"\r\n") == bot.count(b"\n") == bot.count(b"\r")
+        or (bot and not bot.endswith(b"\r\n"))
+    ):
         raise UpstreamUnavailable("a header cannot be sent (it contains a line break)")
-    return _encode(text)
+    return _encode(first) + bot + _encode(text)
 
 
 class _Connection(asyncio.Protocol):
@@ -83,7 +98,7 @@ class _Connection(asyncio.Protocol):
         self._head_only = False
         self._answer_bytes = 0
         self._status = 0
-        self._headers: list[tuple[str, str]] = []
+        self._new_head()
         self._body: list[bytes] = []
         self._size = 0
 
@@ -97,7 +112,8 @@ class _Connection(asyncio.Protocol):
         self._waiter = asyncio.get_running_loop().create_future()
         self._limit, self._head_only = limit, head_only
         self._answer_bytes = self._status = self._size = 0
-        self._headers, self._body = [], []
+        self._new_head()
+        self._body = []
         self._transport.write(data)
         return self._waiter
 
@@ -146,22 +162,53 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     # -- httptools callbacks -----------------------------------------------------------------
+    def _new_head(self) -> None:
+        self._pairs: list[tuple[bytes, bytes]] = []  # every header of the answer, as received
+        self._read: list[tuple[bytes, bytes]] = []  # those the sidecar reads, by lower-case name
+        self._relayed: list[bytes] = []  # the lines the bot gets, in pieces
+        self._length = -1  # Content-Length
+        self._listed = False  # a Connection header named a header that is not hop-by-hop
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        # One pass: each header kept as bytes, classified by one lookup of its lower-case name.
+        self._pairs.append((name, value))
+        lower = name.lower()
+        kind = ANSWER_KINDS.get(lower)
+        if kind is None or kind[0]:  # relayed as it came
+            put = self._relayed.append
+            put(name)
+            put(b": ")
+            put(value)
+            put(b"\r\n")
+            if kind is None:
+                return
+        if kind[1]:  # read by the sidecar (decoded if asked for)
+            self._read.append((lower, value))
+            if lower == b"content-length" and value.isdigit() and self._length < 0:
+                self._length = int(value)
+        elif lower == b"connection" and not self._listed:
+            self._listed = any(
+                token.strip().lower() not in _CONNECTION_OPTIONS for token in value.split(b",")
+            )
+
+    def _answer(self, body: bytes) -> UpstreamResponse:
+        relayed = relayed_lines(self._pairs) if self._listed else b"".join(self._relayed)
+        return UpstreamResponse(
+            self._status, None, body, pairs=self._pairs, read=self._read, relayed=relayed
+        )
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
         if self._status < 200:  # an interim answer (100 Continue): its headers are not Gate's
-            self._headers = []
+            self._new_head()
             return
         if self._head_only:  # the answer to HEAD ends here; llhttp would wait for a body
-            self._finish(UpstreamResponse(self._status, self._headers, b""))
+            self._finish(self._answer(b""))
             self.close()
             return
-        for name, value in self._headers:
-            if name.lower() == "content-length" and value.isdigit() and int(value) > self._limit:
-                self._finish(UpstreamTooLarge(f"Gate's answer is over {self._limit} bytes"))
-                raise _Stop
+        if self._length > self._limit:
+            self._finish(UpstreamTooLarge(f"Gate's answer is over {self._limit} bytes"))
+            raise _Stop
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -174,7 +221,7 @@ class _Connection(asyncio.Protocol):
         if self._status < 200:
             return
         self.reusable = self._parser.should_keep_alive() and not self.closed
-        self._finish(UpstreamResponse(self._status, self._headers, b"".join(self._body)))
+        self._finish(self._answer(b"".join(self._body)))
 
 
 class _Stop(Exception):

@@ -4,7 +4,6 @@ request head may carry, body decoding. Pure functions over bytes and header list
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from sidecar.errors import (
@@ -16,6 +15,7 @@ from sidecar.errors import (
     VersionNotSupported,
     error_body,
 )
+from sidecar.gate.head import Kinds, RequestHead, read_request_head
 from sidecar.proxy.admission import TOKEN_HEADER
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -41,8 +41,10 @@ def response_bytes(
     keep_alive: bool,
     http10: bool = False,
     head: bool = False,
+    lines: bytes = b"",
 ) -> bytes:
-    """A whole response: status line, ``headers`` (already without hop-by-hop ones), framing.
+    """A whole response: status line, ``lines`` (header lines as bytes, each ending in CRLF:
+    Gate's, as the forwarder kept them), ``headers`` (already without hop-by-hop ones), framing.
     The one place the sidecar writes an HTTP answer on a key listener (and the admin listener's
     connection cap).
 
@@ -50,7 +52,7 @@ def response_bytes(
     that the connection stays open, an HTTP/1.1 one that it closes. A 1xx answer (``101``
     Switching Protocols) carries no framing at all: its headers are the caller's.
     """
-    parts = [f"{name}: {value}\r\n" for name, value in headers]
+    parts = [f"{name}: {value}\r\n" for name, value in headers] if headers else []
     if status >= 200:
         parts.append(f"Content-Length: {len(body)}\r\n")
         if not keep_alive:
@@ -63,7 +65,7 @@ def response_bytes(
         head_bytes = text.encode("latin-1")
     except UnicodeEncodeError:
         head_bytes = text.encode("utf-8", "surrogateescape")
-    return status_line(status) + head_bytes + (b"" if head else body)
+    return b"".join((status_line(status), lines, head_bytes, b"" if head else body))
 
 
 def error_bytes(exc: SidecarError) -> bytes:
@@ -80,51 +82,25 @@ DECODED_HERE = {
     "x-gzip": 16 + zlib.MAX_WBITS,
     "deflate": zlib.MAX_WBITS,
 }
-# Headers a request may carry at most once: a second one would leave it ambiguous which counts.
-_ONCE = ("host", TOKEN_HEADER, "content-encoding")
 
 
-@dataclass(slots=True)
-class Head:
-    """What the listener reads from a request head before its body."""
-
-    coding: str = ""  # a key of DECODED_HERE, or "" (none)
-    labelled: bool = False  # a Content-Encoding header came (dropped: the body goes on decoded)
-    length: int = -1  # Content-Length, -1 when absent
-    expect_continue: bool = False
-    chunked: bool = False  # a Transfer-Encoding came (llhttp checks it is chunked, last)
-    websocket: bool = False  # a WebSocket upgrade (GET, Upgrade: websocket)
-
-
-def read_head(method: bytes, version: str, headers: list[tuple[str, str]]) -> Head:
-    """The facts of a head, or the SidecarError that refuses it. Messages quote nothing the
-    client sent (only header names the sidecar itself knows)."""
+def read_head(
+    method: bytes, version: str, pairs: list[tuple[bytes, bytes]], kinds: Kinds
+) -> RequestHead:
+    """The facts of a head (:func:`~sidecar.gate.head.read_request_head`, the one pass over its
+    headers), or the SidecarError that refuses it. Messages quote nothing the client sent (only
+    header names the sidecar itself knows)."""
     if version not in ("1.1", "1.0"):
         raise VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are served")
     if method == b"CONNECT":
         raise MethodNotAllowed("CONNECT is not served: the sidecar is no tunnel")
-    head = Head()
-    seen = dict.fromkeys(_ONCE, 0)
-    upgrade = ""
-    for name, value in headers:
-        lower = name.lower()
-        if lower in seen:
-            seen[lower] += 1
-            if lower == "content-encoding":
-                head.coding = value.strip().lower()
-        elif lower == "content-length" and value.strip().isdigit():
-            head.length = int(value)
-        elif lower == "expect" and value.strip().lower() == "100-continue":
-            head.expect_continue = True
-        elif lower == "upgrade":
-            upgrade = value.strip().lower()
-        elif lower == "transfer-encoding":
-            head.chunked = True
-    for lower, count in seen.items():
-        if count > 1:
-            raise BadRequest(f"more than one {lower} header")
-    head.labelled = seen["content-encoding"] > 0
-    if version == "1.1" and not seen["host"]:
+    head = read_request_head(pairs, kinds)
+    # Headers a request may carry at most once: a second one would leave it ambiguous which
+    # counts.
+    if head.hosts > 1 or head.tokens > 1 or head.codings > 1:
+        once = (("host", head.hosts), (TOKEN_HEADER, head.tokens), ("content-encoding", 2))
+        raise BadRequest(f"more than one {next(name for name, n in once if n > 1)} header")
+    if version == "1.1" and not head.hosts:
         raise BadRequest("an HTTP/1.1 request needs a Host header")
     if head.coding == "identity":
         head.coding = ""
@@ -132,7 +108,7 @@ def read_head(method: bytes, version: str, headers: list[tuple[str, str]]) -> He
         raise UnsupportedMediaType(
             "a request Content-Encoding the sidecar does not decode (gzip, x-gzip or deflate)"
         )
-    head.websocket = method == b"GET" and upgrade == "websocket"
+    head.websocket = method == b"GET" and head.upgrade == "websocket"
     return head
 
 

@@ -54,12 +54,12 @@ from sidecar.errors import (
     Unauthenticated,
     VersionNotSupported,
 )
+from sidecar.gate.head import DEFAULT_KINDS, RequestHead
 from sidecar.gate.paths import check_path
 from sidecar.proxy.client_tokens import CLOSE_REASON
 from sidecar.proxy.lean_http import (
     CONTINUE,
     DECODED_HERE,
-    Head,
     decode_body,
     error_bytes,
     read_head,
@@ -81,6 +81,7 @@ LINGER_S = 1.0  # how long a refused connection is kept half-closed (see BotConn
 _VERSION = re.compile(rb"HTTP/\d\.\d")
 _MAX_QUEUED = 8  # pipelined requests read ahead before reading pauses
 _FIRST_LINE = 8192  # bytes of a head kept to tell a request line of another HTTP version
+_NO_HEAD = RequestHead([], DEFAULT_KINDS)  # before a head is read (never changed)
 
 
 def _other_http_version(head: bytes) -> bool:
@@ -218,11 +219,11 @@ class BotConnection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.url = b""
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # as llhttp read them: one pass at the end
         self.head_size = 0
         self.body: list[bytes] = []
         self.body_size = 0
-        self.head = Head()
+        self.head = _NO_HEAD
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -370,7 +371,7 @@ class BotConnection(asyncio.Protocol):
             if self.head_size > self.limits.max_header_bytes:
                 self._stop(self._head_too_large())
             return
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.headers.append((name, value))
         if len(self.headers) > self.limits.max_headers:
             self._stop(HeadersTooLarge(f"more than {self.limits.max_headers} headers"))
         if self.head_size > self.limits.max_header_bytes:
@@ -379,7 +380,12 @@ class BotConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         try:
-            head = read_head(parser.get_method(), parser.get_http_version(), self.headers)
+            head = read_head(
+                parser.get_method(),
+                parser.get_http_version(),
+                self.headers,
+                self.server.site.kinds,
+            )
         except SidecarError as exc:
             self._stop(exc)
         if head.websocket and self.server.site.ws is None:
@@ -416,18 +422,15 @@ class BotConnection(asyncio.Protocol):
         parser = self.parser
         body = b"".join(self.body)
         head = self.head
-        headers = self.headers
-        if head.coding in DECODED_HERE:
+        if head.coding in DECODED_HERE:  # the body goes on decoded: its label never crosses
             body = decode_body(head.coding, body, self.server.site.max_body_bytes)
-        if head.labelled:  # the body goes on decoded (or was "identity"): its label must not
-            headers = [h for h in headers if h[0].lower() != "content-encoding"]
         request = BotRequest(
-            self._method(), self.url.decode("latin-1"), headers, ReadyBody(body), self.peer
+            self._method(), self.url.decode("latin-1"), head, ReadyBody(body), self.peer
         )
         keep_alive = parser.should_keep_alive() and not self.server.closing
         if keep_alive and self.release is None and not head.websocket:
             # Admission holds for the connection's life (a WebSocket session holds its own).
-            self.release = self.server.site.hold(self.headers, self._token_revoked)
+            self.release = self.server.site.hold(head.headers, self._token_revoked)
         self.queue.append(
             _Queued(request, keep_alive, parser.get_http_version() == "1.0", head.websocket)
         )
@@ -484,6 +487,7 @@ class BotConnection(asyncio.Protocol):
                             keep_alive=keep_alive,
                             http10=queued.http10,
                             head=request.method == "HEAD",
+                            lines=response.lines,
                         )
                     )
                 # The observers (the audit line above all) run once the answer is on the wire:

@@ -31,7 +31,7 @@ from sidecar.errors import (
     error_body,
 )
 from sidecar.gate.clock import Clock
-from sidecar.gate.headers import header_value, relay_headers, upstream_headers
+from sidecar.gate.head import Kinds, RequestHead
 from sidecar.gate.paths import check_path, split_target
 from sidecar.gate.ratelimits import retry_after_header
 from sidecar.gate.signing import signed_headers
@@ -97,13 +97,43 @@ class KeyRuntime:
     safety: Safety = field(default_factory=Safety)  # warn mode, windows, expiry, dead man
 
 
-@dataclass(slots=True)
 class BotRequest:
-    method: str
-    target: str  # the request target exactly as received: what is checked is what is sent
-    headers: list[tuple[str, str]]
-    read_body: BodyReader
-    peer: Peer = UNKNOWN_PEER  # filled by the listener with sidecar.proxy.peer.peer_from_transport
+    """One request as a listener received it. ``headers``: the listener's one pass over them
+    (a :class:`~sidecar.gate.head.RequestHead`), or text pairs from any other caller."""
+
+    __slots__ = ("_head", "_headers", "method", "peer", "read_body", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,  # the request target exactly as received: what is checked is what is sent
+        headers: RequestHead | list[tuple[str, str]],
+        read_body: BodyReader,
+        peer: Peer = UNKNOWN_PEER,  # filled by the listener (sidecar.proxy.peer)
+    ) -> None:
+        self.method, self.target, self.read_body, self.peer = method, target, read_body, peer
+        if isinstance(headers, RequestHead):
+            self._head: RequestHead | None = headers
+            self._headers: list[tuple[str, str]] | None = None
+        else:
+            self._head, self._headers = None, headers
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Every header as text (decoded on first use: the hot path reads :meth:`head`)."""
+        if self._headers is None:
+            assert self._head is not None
+            self._headers = self._head.headers
+        return self._headers
+
+    def head(self, kinds: Kinds) -> RequestHead:
+        """The headers as read with ``kinds`` (the key's table when the request is served)."""
+        head = self._head
+        if head is None:
+            head = self._head = RequestHead.of(self.headers, kinds)
+        elif head.kinds is not kinds:  # the key's config was reloaded since the head was read
+            head = self._head = head.again(kinds)
+        return head
 
 
 @dataclass(slots=True)
@@ -112,6 +142,7 @@ class BotResponse:
     headers: list[tuple[str, str]]
     body: bytes
     close: bool = False  # the listener closes the connection after this answer
+    lines: bytes = b""  # more headers, as bytes (Gate's relayed ones), before ``headers``
 
 
 def error_response(exc: SidecarError) -> BotResponse:
@@ -159,7 +190,8 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     """Check, decide, sign and forward one request; raises :class:`SidecarError` to refuse."""
     method = request.method
     admission = key.admission  # one reference for the whole request, whatever reloads
-    admission.check(request.headers, request.peer)
+    head = request.head(admission.kinds)  # the one pass over the headers (the listener's)
+    admission.check(head, request.peer)
     path, raw_query = split_target(request.target)
     # -- trading safety: the dead man's signs of life, its heartbeat ----------------------------
     key.safety.seen()
@@ -182,7 +214,7 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     record.decision = "would_deny" if record.would_deny is not None else "allow"
     await safety.judge_rest(key, method, path, raw_query, body, record)  # guards, windows
     # After the decision, so a denied request is told why it is denied whatever its body type.
-    why = body_refusal(body.raw, header_value(request.headers, "content-type"))
+    why = body_refusal(body.raw, head.content_type)
     if why is not None:
         raise UnsupportedMediaType(why)
     creds = key.slot.current()  # one whole pair for this request, whatever rotates meanwhile
@@ -190,15 +222,14 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     budget = key.budget
     if budget is not None:  # after the slot: a key that cannot sign spends no budget
         record.rate_group = await budget.take(method, path)  # raises RateLimited
-    headers = upstream_headers(request.headers, admission.forward_headers)
-    headers = safety.rest_headers(key, method, path, headers)  # x-gate-exptime (order_ttl_ms)
+    lines = safety.rest_headers(key, method, path, head)  # x-gate-exptime (order_ttl_ms)
 
     async def build() -> UpstreamRequest:
         # Signed at the moment it is sent: a resent GET (forwarder.deliver) gets a fresh pair.
         auth = await signed_headers(
             creds.signer, creds.api_key, method, path, raw_query, body.raw, key.clock.now()
         )
-        return UpstreamRequest(method, path, raw_query, headers + list(auth.items()), body.raw)
+        return UpstreamRequest(method, path, raw_query, list(auth.items()), body.raw, lines)
 
     first = await build()
     sent = time.perf_counter()
@@ -208,8 +239,8 @@ async def forward(key: KeyRuntime, request: BotRequest, record: RequestRecord) -
     record.label = upstream.gate_label()
     record.upstream_date = upstream.header("Date")  # clock drift detection (sidecar.ops.clocksync)
     if budget is not None:
-        await budget.observe(method, path, upstream.headers)  # Gate's own count tightens ours
-    return BotResponse(upstream.status, relay_headers(upstream.headers), upstream.body)
+        await budget.observe(method, path, upstream.read())  # Gate's own count tightens ours
+    return BotResponse(upstream.status, [], upstream.body, lines=upstream.relayed())
 
 
 def new_record(

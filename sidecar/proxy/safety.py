@@ -24,7 +24,7 @@ from sidecar.errors import BadRequest, GuardDenied, NotFound, SidecarError, Wind
 from sidecar.gate.clock import Clock
 from sidecar.gate.endpoints import template_path
 from sidecar.gate.exptime import HEADER, WS_CHANNELS, BadExptime, stamped, takes_exptime
-from sidecar.gate.headers import header_value
+from sidecar.gate.head import RequestHead, without_exptime
 from sidecar.gate.public import is_public
 from sidecar.policy.conditions import Body
 from sidecar.policy.engine import Decision
@@ -226,16 +226,14 @@ def _deadline(key: SafetyKey, given: object | None) -> int:
         raise BadRequest(str(exc)) from None
 
 
-def rest_headers(
-    key: SafetyKey, method: str, path: str, headers: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """The headers to Gate with ``x-gate-exptime`` set on an order placement (``order_ttl_ms``);
-    raises :class:`BadRequest` for a bot's value that is not epoch milliseconds."""
+def rest_headers(key: SafetyKey, method: str, path: str, head: RequestHead) -> bytes:
+    """The bot's header lines to Gate, with ``x-gate-exptime`` set on an order placement
+    (``order_ttl_ms``); raises :class:`BadRequest` for a bot's value that is not epoch
+    milliseconds."""
     if key.safety.order_ttl_ms is None or not takes_exptime(method, path):
-        return headers
-    deadline = _deadline(key, header_value(headers, HEADER))
-    kept = [(name, value) for name, value in headers if name.lower() != HEADER]
-    return [*kept, (HEADER, str(deadline))]
+        return head.forwarded
+    deadline = _deadline(key, head.exptime)
+    return without_exptime(head.forwarded) + f"{HEADER}: {deadline}\r\n".encode("ascii")
 
 
 def stamp_frame(key: SafetyKey, channel: str, frame: dict[str, Any]) -> None:

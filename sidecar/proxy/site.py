@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from sidecar.errors import SidecarError
+from sidecar.gate.head import Kinds
 from sidecar.proxy.client_tokens import CLIENTS
 from sidecar.proxy.peer import Peer
 from sidecar.proxy.pipeline import BotRequest, BotResponse, KeyRuntime, finish, new_record, respond
@@ -41,6 +42,12 @@ class Site(Protocol):
 
     @property
     def max_body_bytes(self) -> int: ...
+
+    @property
+    def kinds(self) -> Kinds:
+        """How each request header is read and whether it is forwarded (the one pass over a
+        head: :func:`sidecar.gate.head.read_request_head`)."""
+        ...
 
     @property
     def ws(self) -> WsRuntime | None:
@@ -93,6 +100,10 @@ class KeySite:
         return self.runtime.max_body_bytes
 
     @property
+    def kinds(self) -> Kinds:
+        return self.runtime.admission.kinds  # the key's forward_headers included; per reload
+
+    @property
     def ws(self) -> WsRuntime | None:
         return self.runtime.ws
 
@@ -122,7 +133,7 @@ class KeySite:
         assert ws is not None  # an upgrade is a WebSocket only for keys with sessions
         # The same admission as REST: a browser page opening a WebSocket to a key's listener
         # (cross-site WebSocket hijacking) is refused before anything reaches Gate.
-        runtime.admission.check(request.headers, request.peer)
+        runtime.admission.check(request.head(runtime.admission.kinds), request.peer)
         accept = handshake(request.headers)
         await serve_ws(
             request.target,
