@@ -8,6 +8,7 @@ stops linking a page of docs/. The checkers are tested on made-up pages too, so 
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
@@ -187,8 +188,13 @@ def heading_anchors(text: str) -> tuple[set[str], set[str]]:
 
 def linkable_anchors(page: Path) -> set[str]:
     """Anchors that work both in the site and on GitHub: what both rules make of a heading."""
-    mkdocs_ids, github_ids = heading_anchors(page.read_text())
-    return mkdocs_ids & github_ids
+    return set(_linkable_anchors(page.read_text()))
+
+
+@functools.cache  # by the page's text: each page is rendered once, not once per link to it
+def _linkable_anchors(text: str) -> frozenset[str]:
+    mkdocs_ids, github_ids = heading_anchors(text)
+    return frozenset(mkdocs_ids & github_ids)
 
 
 # -- links ----------------------------------------------------------------------------------------

@@ -26,10 +26,9 @@ from sidecar.devtools.exchange.responses import accepts_gzip
 from tests.fixtures_exchange import RunningExchange, gate_sign
 from tests.vectors import OFFICIAL_VECTORS
 
-try:
-    import ccxt.async_support as ccxt_async
-except ImportError:  # `make test-lowest` leaves ccxt out and deselects the `ccxt` marker
-    ccxt_async = None
+# ccxt is imported by the functions that use it, not here: importing it costs each pytest
+# worker about 1.8 s at collection, for a handful of tests (marker `ccxt`; `make test-lowest`
+# leaves ccxt out and deselects them).
 
 OFFICIAL_TS = "1541993715"
 EMPTY_SHA512 = (
@@ -652,6 +651,8 @@ async def test_the_official_sdk_with_real_credentials_works_against_the_exchange
 async def test_ccxt_with_real_credentials_works_against_the_exchange(
     exchange: RunningExchange,
 ) -> None:
+    import ccxt.async_support as ccxt_async
+
     key = exchange.new_key()
     client = ccxt_async.gate({"apiKey": key[0], "secret": key[1]})
     for access in ("public", "private"):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import logging
 import os
 import secrets
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,24 @@ class Door:
 
 @pytest.fixture
 async def door(exchange: RunningExchange, tmp_path: Path) -> AsyncIterator[Door]:
+    async with _door(exchange, tmp_path, LIMITS) as door:
+        yield door
+
+
+@pytest.fixture
+async def quick_door(exchange: RunningExchange, tmp_path: Path) -> AsyncIterator[Door]:
+    """The door with a short ``idle_timeout_s``, for tests that read a keep-alive connection
+    until the sidecar closes it (so that they see every byte it ever sends on it): the idle
+    deadline starts only once an answer is written, after the whole request was sent, so it
+    can be short without racing the client."""
+    async with _door(exchange, tmp_path, {**LIMITS, "idle_timeout_s": 0.2}) as door:
+        yield door
+
+
+@contextlib.asynccontextmanager
+async def _door(
+    exchange: RunningExchange, tmp_path: Path, limits: Mapping[str, float]
+) -> AsyncIterator[Door]:
     register_secret(TOKEN)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
@@ -102,7 +121,7 @@ async def door(exchange: RunningExchange, tmp_path: Path) -> AsyncIterator[Door]
     exchange.state.add_key(key1, secret1)
     exchange.state.add_key(key2, secret2)
     config = make_config(
-        exchange.url, [bot, tok], server=LIMITS, upstream={"ws": ws_upstream(exchange)}
+        exchange.url, [bot, tok], server=limits, upstream={"ws": ws_upstream(exchange)}
     )
     async with running_sidecar(config, {**env1, **env2}) as sidecar:
         yield Door(sidecar, exchange)
@@ -344,12 +363,15 @@ TOKEN_VARIANTS: list[tuple[str, bytes]] = [
 
 @pytest.mark.parametrize("line", [pytest.param(v, id=n) for n, v in TOKEN_VARIANTS])
 async def test_the_client_token_in_a_malformed_header_is_never_echoed(
-    door: Door, caplog: pytest.LogCaptureFixture, line: bytes
+    quick_door: Door, caplog: pytest.LogCaptureFixture, line: bytes
 ) -> None:
     """Every answer and every log line is scanned for the token (also by tests/leaks.py,
     which fails the test on its own); the request is refused, never forwarded. Each variant is
     sent first on a connection, and after a declined ``h2c`` upgrade on the same connection
-    (where, before issue 18, aiohttp parsed it and logged it with a traceback)."""
+    (where, before issue 18, aiohttp parsed it and logged it with a traceback). Each connection
+    is read until the sidecar closes it (a refusal it keeps alive: at ``idle_timeout_s``), so
+    every byte it sends is scanned."""
+    door = quick_door
     caplog.set_level(logging.DEBUG)
     head = b"GET /api/v4/spot/accounts HTTP/1.1\r\n"
     if not line.startswith(b"Host:"):

@@ -37,12 +37,24 @@ CHART_CONFIGMAP = "demo-gate-sidecar-config"  # what the chart names its config 
 
 
 def free_port() -> int:
+    """A free loopback port below the ephemeral range. A port from bind(0) is ephemeral: on a
+    busy machine another process's outgoing connection, or another test's bind(0), can take it
+    before the injector binds it (seen as "address already in use")."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+    low = max(low, 21000)  # (a range from 1024 leaves no port outside it: pick among 20000s)
+    for _ in range(100):
+        port = random.randrange(20000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def config_data(tls: dict[str, Any], port: int) -> dict[str, Any]:

@@ -48,3 +48,15 @@ def test_a_secret_in_an_answer_is_found(secret: str) -> None:
 def test_clean_texts_and_short_values_are_not_reported() -> None:
     register_secret("x" * (MIN_LEN - 1))
     assert leaks_in({"log": "nothing here " + "x" * (MIN_LEN - 2)}) == []
+
+
+def test_every_secret_is_found_however_many_were_registered_after_it(secret: str) -> None:
+    # The scanner compiles secrets in batches that merge as more come (tests/leaks.py): the
+    # first one is found in every state the batches pass through.
+    later = []
+    for _ in range(40):
+        later.append("leak-" + secrets.token_hex(12))
+        register_secret(later[-1])
+        assert leaks_in({"first": f"x{secret}x", "clean": "nothing"}) == ["first"]
+        assert leaks_in({"last": later[-1]}) == ["last"]
+    assert leaks_in({str(i): f"[{v}]" for i, v in enumerate(later)}) == [str(i) for i in range(40)]

@@ -346,6 +346,9 @@ async def test_the_listener_refuses_with_a_sidecar_error_and_closes(
         got, _, body = await read_response(reader)
         assert (got, label(body)) == (status, f"SIDECAR_{suffix}")
         assert await closed(reader)
+        # The bot closes its end too, as a client does: else the refused connection lingers
+        # (LINGER_S), and the shutdown below waits for it.
+        writer.close()
         assert lean.forwarder.sent == []
 
 
@@ -356,6 +359,7 @@ async def test_a_head_that_does_not_arrive_in_time_is_408_and_closed() -> None:
         status, _, body = await read_response(reader)
         assert (status, label(body)) == (408, "SIDECAR_REQUEST_TIMEOUT")
         assert await closed(reader)
+        writer.close()  # (as above: no lingering until the shutdown)
 
 
 async def test_a_body_that_does_not_arrive_in_time_is_408_and_closed() -> None:
@@ -365,6 +369,7 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_closed() -> None:
         status, _, body = await read_response(reader)
         assert (status, label(body)) == (408, "SIDECAR_REQUEST_TIMEOUT")
         assert lean.forwarder.sent == []
+        writer.close()  # (as above: no lingering until the shutdown)
 
 
 async def test_a_silent_or_idle_connection_is_closed_after_its_timeout() -> None:

@@ -248,7 +248,8 @@ async def test_an_unreachable_upstream_is_502(unused_tcp_port: int) -> None:
 
 async def test_a_slow_upstream_is_504(exchange: RunningExchange) -> None:
     async for s in _setup(exchange, {"k": "read-only"}, upstream={"timeout_s": 0.5}):
-        exchange.state.delays["/api/v4/spot/accounts"] = 3
+        # Three times the timeout; the exchange's teardown waits for the delayed answer.
+        exchange.state.delays["/api/v4/spot/accounts"] = 1.5
         status, _, body = await _call("GET", s.url("k", "/api/v4/spot/accounts"))
         assert status == 504 and json.loads(body)["label"] == "SIDECAR_UPSTREAM_TIMEOUT"
 

@@ -33,11 +33,9 @@ from tests.clients.harness import DUMMY_KEY, DUMMY_SECRET, HERE, run, tool
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ws import WsBench, rotate, rotating_bench, wait_for, ws_bench
 
-try:
-    import ccxt
-    import ccxt.pro
-except ImportError:  # `make test-lowest` leaves ccxt out and deselects the `ccxt` marker
-    ccxt = None
+# ccxt is imported by the functions that use it, not here: importing it costs each pytest
+# worker about 1.8 s at collection, for a handful of tests (marker `ccxt`; `make test-lowest`
+# leaves ccxt out and deselects them).
 
 NODE_DIR = HERE / "ws_node"
 UID = "10001"
@@ -195,6 +193,8 @@ def point_ccxt_pro(exchange: Any, bench: WsBench, key: str) -> Any:
 
 
 def ccxt_pro(bench: WsBench, key: str) -> Any:
+    import ccxt.pro
+
     config = {"apiKey": DUMMY_KEY, "secret": DUMMY_SECRET, "uid": UID, "options": CCXT_OPTIONS}
     return point_ccxt_pro(ccxt.pro.gate(config), bench, key)
 
@@ -247,6 +247,8 @@ async def test_ccxt_pro_watches_and_trades_with_dummy_credentials(pro_bench: WsB
 
 @pytest.mark.ccxt
 async def test_ccxt_pro_gets_an_error_not_a_hang_for_a_denied_order(pro_bench: WsBench) -> None:
+    import ccxt
+
     ex = ccxt_pro(pro_bench, "reader")
     try:
         await ex.load_markets()
@@ -274,6 +276,8 @@ async def test_ccxt_pro_reconnects_after_a_close_rotation_and_stops_at_a_revocat
     4001 close; ccxt forgets the connection, and the bot's next call opens a new one, logs in and
     subscribes again, signed afresh by the sidecar. ccxt replays nothing (unlike gate-ws). A
     revocation closes with 4003; what the bot tries next is refused, never left hanging."""
+    import ccxt
+
     async with rotating_bench(exchange, tmp_path, {"on_rotation": "close"}) as (bench, path):
         old_key = bench.keys["rot"][0]
         ex = ccxt_pro(bench, "rot")
