@@ -53,6 +53,7 @@ from sidecar.errors import (
 )
 from sidecar.gate.paths import check_path
 from sidecar.proxy.client_tokens import CLIENTS, CLOSE_REASON
+from sidecar.proxy.drive import PENDING, drive
 from sidecar.proxy.lean_http import (
     CONTINUE,
     DECODED_HERE,
@@ -66,12 +67,14 @@ from sidecar.proxy.limits import ListenerLimits
 from sidecar.proxy.peer import UNKNOWN_PEER, Peer, peer_from_transport
 from sidecar.proxy.pipeline import (
     BotRequest,
+    BotResponse,
     KeyRuntime,
     ReadyBody,
     finish,
     new_record,
     respond,
 )
+from sidecar.proxy.record import RequestRecord
 from sidecar.proxy.ws.bot import BotSocket, handshake
 from sidecar.proxy.ws.handler import close_sessions, serve_ws
 
@@ -205,8 +208,13 @@ class BotConnection(asyncio.Protocol):
         self.peer = UNKNOWN_PEER
         self.phase = IDLE
         self.deadline = 0.0
+        self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()  # read once per data callback (see _expect)
         self.queue: deque[_Queued] = deque()
-        self.worker: asyncio.Task[None] | None = None
+        self.answering = False  # from a request taken off the queue until the queue is empty
+        self.current: _Queued | None = None  # the request whose answer is being made
+        self.worker: asyncio.Task[None] | None = None  # a WebSocket session's
+        self.refusal: Callable[[], None] | None = None  # written once the answers before it are
         self.first_bytes = b""  # the start of the current head, to tell HTTP/2 from garbage
         self.read_in_head = 0  # bytes read since the current head began (a bound, not exact)
         self.completed_in_chunk = False
@@ -271,6 +279,7 @@ class BotConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return
+        self.now = self.loop.time()
         if self.raw_left:
             self._raw_body(data)
             return
@@ -316,7 +325,8 @@ class BotConnection(asyncio.Protocol):
 
     def _upgraded(self, rest: bytes) -> None:
         """llhttp stopped after a head asking for an upgrade (the request itself is queued)."""
-        queued = self.queue[-1] if self.queue else None
+        # The upgrade request is the last one queued, or already taken off the queue to answer.
+        queued = self.queue[-1] if self.queue else self.current
         if queued is not None and queued.websocket:
             self.phase = UPGRADED  # what follows are frames, for the session (or nothing)
             self.deadline = 0.0
@@ -440,8 +450,8 @@ class BotConnection(asyncio.Protocol):
         self.phase = BUSY
         self.deadline = 0.0
         self.completed_in_chunk = True
-        if self.worker is None:
-            self.worker = asyncio.get_running_loop().create_task(self._work())
+        if not self.answering:
+            self._answer()
         elif len(self.queue) >= _MAX_QUEUED and self.transport is not None:
             self.transport.pause_reading()
 
@@ -462,57 +472,104 @@ class BotConnection(asyncio.Protocol):
         return BodyTooLarge(f"request body exceeds {self.server.runtime.max_body_bytes} bytes")
 
     # -- answering -----------------------------------------------------------------------------
-    async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self.queue:
-                queued = self.queue.popleft()
-                request = queued.request
-                runtime = self.server.runtime
-                if queued.websocket:
-                    await self._websocket(request)
-                    return
-                response, record = await respond(runtime, request)
-                transport = self.transport
-                keep_alive = (
-                    queued.keep_alive
-                    and not self.server.closing
-                    and not response.close
-                    and not self.revoked
+    def _answer(self) -> None:
+        """Answer the queued requests in order. Each goes through the pipeline at once, from
+        the callback that completed it, as far as it goes without waiting; the answer of one
+        that waits for Gate is written from the upstream connection's callback (see
+        :mod:`sidecar.proxy.drive`), and what really must wait goes on in a Task."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # closed after an answer (Connection: close): nothing after it is served
+        self.answering = True
+        self._answer_queue()
+
+    def _answer_queue(self) -> None:
+        runtime = self.server.runtime
+        queue = self.queue
+        while queue:
+            queued = self.current = queue.popleft()
+            if queued.websocket:
+                self.worker = self.loop.create_task(self._websocket(queued.request))
+                return
+            outcome = drive(respond(runtime, queued.request), self._answered)
+            if outcome is PENDING:
+                return  # on in _answered
+            if not self._write(queued, outcome):
+                return
+        if self.phase == BUSY:
+            self.phase = IDLE
+            self.now = self.loop.time()
+            self._expect(self.limits.idle_timeout_s)
+            if self.server.closing:
+                self.close()
+        self._answered_all()
+
+    def _answered(self, outcome: tuple[BotResponse, RequestRecord] | None) -> None:
+        """The request in flight has its answer, later than the callback that completed it."""
+        queued = self.current
+        assert queued is not None
+        if self._write(queued, outcome):
+            self._answer_queue()
+
+    def _write(self, queued: _Queued, outcome: tuple[BotResponse, RequestRecord] | None) -> bool:
+        """Write one answer; whether the connection goes on to the next request."""
+        self.current = None
+        if outcome is None:  # the pipeline failed outside its own handling (logged)
+            self.close()
+            self._answered_all()
+            return False
+        response, record = outcome
+        transport = self.transport
+        keep_alive = (
+            queued.keep_alive
+            and not self.server.closing
+            and not response.close
+            and not self.revoked
+        )
+        if transport is not None:
+            transport.write(
+                response_bytes(
+                    response.status,
+                    response.headers,
+                    response.body,
+                    keep_alive=keep_alive,
+                    http10=queued.http10,
+                    head=queued.request.method == "HEAD",
                 )
-                if transport is not None:
-                    transport.write(
-                        response_bytes(
-                            response.status,
-                            response.headers,
-                            response.body,
-                            keep_alive=keep_alive,
-                            http10=queued.http10,
-                            head=request.method == "HEAD",
-                        )
-                    )
-                # The observers (the audit line above all) run once the answer is on the wire:
-                # uvloop sends what was written at the end of the current callbacks, so calling
-                # them here would hold the answer back by their cost.
-                loop.call_soon(finish, runtime, record, response.status)
-                if transport is None:
-                    return
-                if not keep_alive:
-                    self.close()
-                    return
-                if len(self.queue) < _MAX_QUEUED and self.phase != UPGRADED:
-                    transport.resume_reading()
-            if self.phase == BUSY:
-                self.phase = IDLE
-                self._expect(self.limits.idle_timeout_s)
-                if self.server.closing:
-                    self.close()
-        finally:
-            self.worker = None
+            )
+        # The observers (the audit line above all) run once the answer is on the wire: uvloop
+        # sends what was written at the end of the current callbacks, so calling them here
+        # would hold the answer back by their cost.
+        self.loop.call_soon(finish, self.server.runtime, record, response.status)
+        if transport is None:
+            self._answered_all()
+            return False
+        if not keep_alive:
+            self.close()
+            self._answered_all()
+            return False
+        if len(self.queue) < _MAX_QUEUED and self.phase != UPGRADED:
+            transport.resume_reading()
+        return True
+
+    def _answered_all(self) -> None:
+        """No answer is being made any more: a refusal waiting for the answers before it goes
+        out after them (at the next loop pass, after their audit lines)."""
+        self.answering = False
+        refusal, self.refusal = self.refusal, None
+        if refusal is not None:
+            self.loop.call_soon(refusal)
 
     async def _websocket(self, request: BotRequest) -> None:
         """Serve a WebSocket upgrade: refused with a JSON answer before the ``101``, or relayed
         until either side closes; the connection closes after it."""
+        try:
+            await self._session(request)
+        finally:
+            self.worker = None
+            self._answered_all()
+
+    async def _session(self, request: BotRequest) -> None:
         runtime = self.server.runtime
         ws = runtime.ws
         assert ws is not None  # websocket is set only for keys with sessions
@@ -574,11 +631,12 @@ class BotConnection(asyncio.Protocol):
                 self.transport.write(error_bytes(error))
             self._linger()
 
-        if self.worker is None or self.worker is asyncio.current_task():
+        in_session = self.worker is not None and self.worker is asyncio.current_task()
+        if not self.answering or in_session:
             self.queue.clear()  # the refused request is the last one served
             answer()
         else:  # answer in order: after the requests before it (all of them are answered)
-            self.worker.add_done_callback(answer)
+            self.refusal = answer
 
     def _token_revoked(self) -> None:
         """The client token this connection was opened with left the token file: audited, then
@@ -590,7 +648,9 @@ class BotConnection(asyncio.Protocol):
 
     # -- deadlines -----------------------------------------------------------------------------
     def _expect(self, within_s: float) -> None:
-        self.deadline = asyncio.get_running_loop().time() + within_s
+        # The loop's time as the current callback began: one read per callback, however many
+        # phases a read goes through.
+        self.deadline = self.now + within_s
 
     def expire(self) -> None:
         """The sweep found this connection past its deadline."""
