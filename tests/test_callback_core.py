@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,10 @@ async def test_a_coroutine_that_never_waits_is_finished_at_once() -> None:
     async def quick() -> int:
         return 7
 
-    assert drive(quick(), pytest.fail) == 7
+    def never(result: int | None) -> None:
+        pytest.fail("called back")
+
+    assert drive(quick(), never) == 7
 
 
 async def test_a_coroutine_waiting_on_a_prompt_goes_on_in_the_completers_call() -> None:
@@ -43,7 +46,8 @@ async def test_a_coroutine_waiting_on_a_prompt_goes_on_in_the_completers_call() 
     got: list[int | None] = []
 
     async def on_prompt() -> int:
-        return await waiter + 1
+        value: int = await waiter
+        return value + 1
 
     assert drive(on_prompt(), got.append) is PENDING
     assert waiter.then is not None and got == []
@@ -56,6 +60,10 @@ async def test_a_coroutine_that_must_wait_otherwise_finishes_in_a_task() -> None
     got: list[str | None] = []
     done = asyncio.Event()
 
+    def finished(result: str | None) -> None:
+        got.append(result)
+        done.set()
+
     async def slow() -> str:
         await task_from_here()
         async with asyncio.timeout(5):  # needs a current Task: it has one now
@@ -63,7 +71,7 @@ async def test_a_coroutine_that_must_wait_otherwise_finishes_in_a_task() -> None
             await asyncio.sleep(0.01)
         return "late"
 
-    assert drive(slow(), lambda r: (got.append(r), done.set())) is PENDING
+    assert drive(slow(), finished) is PENDING
     await asyncio.wait_for(done.wait(), 5)
     assert got == ["late"]
 
@@ -81,7 +89,11 @@ async def test_a_coroutine_that_raises_gives_none_and_is_logged(
     where: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     done = asyncio.Event()
-    got: list[object] = []
+    got: list[int | None] = []
+
+    def finished(result: int | None) -> None:
+        got.append(result)
+        done.set()
 
     async def broken() -> int:
         if where == "in a task":
@@ -89,7 +101,7 @@ async def test_a_coroutine_that_raises_gives_none_and_is_logged(
         raise ValueError("a bug")
 
     with caplog.at_level(logging.ERROR, "sidecar.listener"):
-        outcome = drive(broken(), lambda r: (got.append(r), done.set()))
+        outcome = drive(broken(), finished)
         if where == "at once":
             assert outcome is None
         else:
@@ -166,7 +178,7 @@ async def test_kept_alive_requests_are_answered_without_a_task() -> None:
         writer.write(c.get())  # the first one connects upstream (a Task does that)
         assert (await _target(reader))[0] == 200
         loop = asyncio.get_running_loop()
-        made: list[Coroutine[Any, Any, Any]] = []
+        made: list[Any] = []
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
             made.append(coro)
