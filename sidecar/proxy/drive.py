@@ -93,19 +93,27 @@ class _Driver(Generic[T]):
         """The :class:`Prompt` it waited on is set: on with the coroutine, from here."""
         result = self.advance()
         if result is not PENDING:
+            self._done(result)
+
+    def _done(self, result: T | None) -> None:
+        # Called from another connection's callback (the upstream's): a failure here must not
+        # become that connection's.
+        try:
             self.done(result)
+        except Exception:
+            log.exception("answering failed")
 
     def _task_done(self, task: asyncio.Task[T]) -> None:
         # A done callback: it runs outside the Task, like every other step of the driver.
         if task.cancelled():
-            self.done(None)
+            self._done(None)
             return
         error = task.exception()
         if error is not None:
             log.error("request failed", exc_info=error)
-            self.done(None)
+            self._done(None)
             return
-        self.done(task.result())
+        self._done(task.result())
 
 
 async def _rest(coro: Coroutine[Any, Any, T], yielded: object) -> T:

@@ -526,7 +526,7 @@ class BotConnection(asyncio.Protocol):
             and not response.close
             and not self.revoked
         )
-        if transport is not None:
+        if transport is not None and not transport.is_closing():
             transport.write(
                 response_bytes(
                     response.status,
