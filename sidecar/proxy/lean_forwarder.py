@@ -75,6 +75,9 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        # Made by loop.create_connection, in the loop it serves. One read of the running loop
+        # per connection: in CPython 3.11 each read is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self.uses = 0  # requests written on this connection
         self.closed = False
@@ -97,7 +100,7 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None and self._waiter is None
         self.uses += 1
         self.reusable = False
-        self._waiter = prompt(asyncio.get_running_loop())
+        self._waiter = prompt(self._loop)
         self._limit, self._head_only = limit, head_only
         self._answer_bytes = self._status = self._size = 0
         self._headers, self._body = [], []
@@ -155,7 +158,7 @@ class _Connection(asyncio.Protocol):
 
     def time_out(self) -> None:
         # Called by the sweep's Task: the request waiting goes on outside it (see _finish).
-        asyncio.get_running_loop().call_soon(self._time_out, self._waiter)
+        self._loop.call_soon(self._time_out, self._waiter)
 
     def _time_out(self, waiter: Prompt[UpstreamResponse] | None) -> None:
         if waiter is not None and waiter is self._waiter:  # not answered meanwhile
@@ -224,12 +227,18 @@ class LeanForwarder:
         self._inflight: set[_Connection] = set()  # exchanges the sweep watches
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it sends on (see send)
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if self._closed:
             raise UpstreamUnavailable("the forwarder is closed")
         data = request_head(request, self._host_header) + request.body
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            # Bound to the loop it sends on, like its pooled connections and its sweep; read
+            # once, not per request (each read of the running loop is a getpid() system call in
+            # CPython 3.11).
+            loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         if self._busy < self._max and not self._queue:
             self._busy += 1
