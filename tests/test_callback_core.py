@@ -1,5 +1,5 @@
-"""The callback core: a request's pipeline stepped from the listener's parser callback and its
-answer written from the upstream connection's callback, with no Task (sidecar/proxy/drive.py),
+"""The callback core: a request's pipeline stepped from a listener callback and its answer
+written from the upstream connection's callback, with no Task (sidecar/proxy/drive.py),
 and the slower paths (a new upstream connection, a timeout, a resend, a Task to finish in) that
 still go through the same pipeline. tests/test_lean_listener.py and tests/test_front_door.py run
 the listener over an in-memory forwarder (whose answer always comes through a Task); these run
@@ -225,9 +225,10 @@ async def test_a_refusal_after_a_request_waiting_for_gate_comes_after_its_answer
         writer.close()
 
 
-async def test_nothing_after_a_connection_close_answered_at_once_is_forwarded() -> None:
-    """A refusal is answered within the parser's callback; with ``Connection: close`` the
-    connection ends there, and a request pipelined behind it never reaches Gate."""
+async def test_nothing_pipelined_after_a_connection_close_refusal_is_forwarded() -> None:
+    """A refusal needs no upstream: its answer is made without waiting, in the same pass as
+    the request behind it; with ``Connection: close`` the connection ends there, and the request
+    pipelined behind it never reaches Gate."""
     async with core() as c:
         reader, writer = await c.connect()
         denied = f"POST /api/v4/withdrawals HTTP/1.1\r\n{c.host}Connection: close\r\n"

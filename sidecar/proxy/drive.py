@@ -3,8 +3,8 @@
 The key listener answers most requests without a single suspension but one: the upstream's
 answer. A Task per request would cost its creation, a loop pass before its first step and
 another to wake it when the answer's future is set. :func:`drive` instead steps the coroutine
-itself, from the callback that completed the request (``send(None)``), up to where it first
-waits:
+itself from a plain callback (the listener's, at the loop pass after the request was read:
+``send(None)``), up to where it first waits:
 
 - on a :class:`Prompt` (what the lean forwarder's connection returns for an exchange), it asks
   to be called back directly: the upstream connection, once it has parsed the answer, resumes
@@ -31,6 +31,10 @@ from typing import Any, Generic, TypeVar
 log = logging.getLogger("sidecar.listener")
 
 T = TypeVar("T")
+
+# The Tasks that took a coroutine over, until they end: the loop itself keeps only weak
+# references to its Tasks.
+_TAKEN_OVER: set[asyncio.Task[Any]] = set()
 
 
 class Pending(enum.Enum):
@@ -86,6 +90,7 @@ class _Driver(Generic[T]):
             yielded.then = self.resume
         else:  # it must really wait: a Task takes the rest over
             task = asyncio.get_running_loop().create_task(_rest(self.coro, yielded))
+            _TAKEN_OVER.add(task)
             task.add_done_callback(self._task_done)
         return PENDING
 
@@ -105,6 +110,7 @@ class _Driver(Generic[T]):
 
     def _task_done(self, task: asyncio.Task[T]) -> None:
         # A done callback: it runs outside the Task, like every other step of the driver.
+        _TAKEN_OVER.discard(task)
         if task.cancelled():
             self._done(None)
             return

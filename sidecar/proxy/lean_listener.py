@@ -23,7 +23,7 @@ the request is served as HTTP/1.1 and the bytes after it are parsed as the next 
 
 It is longer than most modules on purpose: one connection's state machine (phases, deadlines,
 the answer queue, the switch to WebSocket frames) is read and written by the parser callbacks,
-the answering task and the sweep alike, and is easiest to check whole. What needs no connection
+the answering callbacks and the sweep alike, and is easiest to check whole. What needs no connection
 (the answer bytes, head checks, body decoding) lives in :mod:`sidecar.proxy.lean_http`.
 """
 
@@ -427,7 +427,7 @@ class BotConnection(asyncio.Protocol):
             self._stop(exc)
 
     def _complete(self) -> None:
-        """The request is whole: queue it for the answering task."""
+        """The request is whole: queue it, and start answering if nothing is being answered."""
         parser = self.parser
         body = b"".join(self.body)
         head = self.head
