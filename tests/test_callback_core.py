@@ -68,7 +68,7 @@ async def test_a_coroutine_that_must_wait_otherwise_finishes_in_a_task() -> None
         await task_from_here()
         async with asyncio.timeout(5):  # needs a current Task: it has one now
             assert asyncio.current_task() is not None
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pace: a real wait, inside the Task's timeout
         return "late"
 
     assert drive(slow(), finished) is PENDING
@@ -79,7 +79,7 @@ async def test_a_coroutine_that_must_wait_otherwise_finishes_in_a_task() -> None
 async def test_a_prompt_awaited_in_a_task_is_an_ordinary_future() -> None:
     waiter = prompt(asyncio.get_running_loop())
     task = asyncio.create_task(asyncio.wait_for(waiter, 5))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # pace: one loop pass, for the Task to await the prompt
     waiter.set_result(3)
     assert waiter.then is None and await task == 3
 
