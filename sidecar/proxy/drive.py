@@ -3,8 +3,8 @@
 The key listener answers most requests without a single suspension but one: the upstream's
 answer. A Task per request would cost its creation, a loop pass before its first step and
 another to wake it when the answer's future is set. :func:`drive` instead steps the coroutine
-itself from a plain callback (the listener's, at the loop pass after the request was read:
-``send(None)``), up to where it first waits:
+itself from a plain callback (the listener's parser callback, or at the next loop pass for
+requests read together: ``send(None)``), up to where it first waits:
 
 - on a :class:`Prompt` (what the lean forwarder's connection returns for an exchange), it asks
   to be called back directly: the upstream connection, once it has parsed the answer, resumes
