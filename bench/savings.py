@@ -23,7 +23,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -167,6 +167,85 @@ def forwarder_plumbing(n: int) -> dict[str, float]:
         return asyncio.run(run())
 
 
+def callback_core(n: int) -> dict[str, float]:
+    """A request's way through the listener, the four-deep coroutine chain (respond, forward,
+    deliver, send) and the upstream's answer, without the work itself: the old way a Task per
+    request, its first step a loop pass away and a future whose answer wakes it a loop pass
+    later; the new way stepped by sidecar.proxy.drive from the callback and resumed by the
+    Prompt's completer. The upstream's answer arrives a loop pass later both ways."""
+
+    async def run() -> dict[str, float]:
+        from sidecar.proxy.drive import drive, prompt
+
+        loop = asyncio.get_running_loop()
+
+        def upstream(waiter: asyncio.Future[int]) -> None:
+            waiter.set_result(1)
+            then = getattr(waiter, "then", None)
+            if then is not None:
+                then()
+
+        async def send_old() -> int:
+            waiter: asyncio.Future[int] = loop.create_future()
+            loop.call_soon(upstream, waiter)
+            return await waiter
+
+        async def send_new() -> int:
+            waiter = prompt(loop)
+            loop.call_soon(upstream, waiter)
+            value: int = await waiter
+            return value
+
+        async def deliver(send: Callable[[], Awaitable[int]]) -> int:
+            return await send()
+
+        async def forward(send: Callable[[], Awaitable[int]]) -> int:
+            return await deliver(send)
+
+        async def respond(send: Callable[[], Awaitable[int]]) -> int:
+            return await forward(send)
+
+        async def work(done: Callable[[object], None]) -> None:
+            done(await respond(send_old))
+
+        async def timed(start: Callable[[Callable[[object], None]], None]) -> float:
+            finished: asyncio.Future[None] = loop.create_future()
+            count = [0]
+
+            def done(_: object) -> None:
+                count[0] += 1
+                if count[0] < n:
+                    start(done)
+                else:
+                    finished.set_result(None)
+
+            t0 = time.perf_counter()
+            start(done)
+            await finished
+            return (time.perf_counter() - t0) / n * 1e6
+
+        worker: list[asyncio.Task[None]] = []
+
+        def old(done: Callable[[object], None]) -> None:
+            worker[:] = [loop.create_task(work(done))]  # the listener kept it as self.worker
+
+        def new(done: Callable[[object], None]) -> None:
+            drive(respond(send_new), done)
+
+        out: dict[str, list[float]] = {"old_us": [], "new_us": []}
+        for _ in range(7):
+            for name, start in (("old_us", old), ("new_us", new)):
+                out[name].append(await timed(start))
+        return {name: round(min(values), 2) for name, values in out.items()}
+
+    try:
+        import uvloop
+
+        return uvloop.run(run())
+    except ImportError:
+        return asyncio.run(run())
+
+
 def gc_pause() -> dict[str, float]:
     """A full collection's pause with everything a started sidecar holds (its modules and a
     compiled config), before and after gc.freeze(): ms per collection."""
@@ -195,6 +274,7 @@ def main() -> None:
             "signature": signing(n),
             "policy_decision": policy(n),
             "forwarder_semaphore_and_timer": forwarder_plumbing(n),
+            "answering_without_a_task": callback_core(n),
             "full_gc_pause": gc_pause(),
             "headers": headers(n),
         }

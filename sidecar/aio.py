@@ -36,3 +36,12 @@ async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+async def task_from_here() -> None:
+    """Make sure what follows runs in a Task: awaited first by code on a request's path that
+    needs asyncio's current Task before it first suspends (``asyncio.timeout``, a library's own
+    timeouts). The key listener steps a request's coroutine without a Task until it first
+    waits (:mod:`sidecar.proxy.drive`); this bare yield is such a wait, and the rest goes on in
+    a Task. Inside a Task already it costs one pass of the loop, on paths that wait anyway."""
+    await asyncio.sleep(0)

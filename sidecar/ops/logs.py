@@ -117,6 +117,8 @@ class AuditSink:
     def write(self, line: str) -> None:
         """Queue one whole line (ending in a newline); written at the end of this iteration."""
         self._lines.append(line)
+        if self._loop is not None and self._loop.is_running():
+            return  # a flush is queued on the running loop (one getpid() call fewer per line)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: nothing would flush later

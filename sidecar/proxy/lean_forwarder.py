@@ -18,11 +18,13 @@ import collections
 import contextlib
 import ssl
 import time
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
+from sidecar.aio import task_from_here
 from sidecar.errors import (
     SidecarError,
     StaleConnection,
@@ -31,6 +33,7 @@ from sidecar.errors import (
     UpstreamUnavailable,
 )
 from sidecar.gate.head import ANSWER_KINDS, DROPPED_ANSWER, relayed_lines
+from sidecar.proxy.drive import Prompt, prompt
 from sidecar.proxy.forwarder import UpstreamConfig, UpstreamRequest, UpstreamResponse
 from sidecar.tls import client_tls_context
 
@@ -87,13 +90,18 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        # Made by loop.create_connection, in the loop it serves. One read of the running loop
+        # per connection: in CPython 3.11 each read is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self.uses = 0  # requests written on this connection
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
         self.deadline = 0.0  # the loop time by which the exchange in flight must be answered
-        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._waiter: Prompt[UpstreamResponse] | None = None
+        self._feeding = False  # inside the parser: a driver waiting on the answer waits for it
+        self._then: Callable[[], None] | None = None  # that driver, once the parser returns
         self._limit = 0
         self._head_only = False
         self._answer_bytes = 0
@@ -103,13 +111,11 @@ class _Connection(asyncio.Protocol):
         self._size = 0
 
     # -- one exchange ------------------------------------------------------------------------
-    def exchange(
-        self, data: bytes, limit: int, head_only: bool
-    ) -> asyncio.Future[UpstreamResponse]:
+    def exchange(self, data: bytes, limit: int, head_only: bool) -> Prompt[UpstreamResponse]:
         assert self._transport is not None and self._waiter is None
         self.uses += 1
         self.reusable = False
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = prompt(self._loop)
         self._limit, self._head_only = limit, head_only
         self._answer_bytes = self._status = self._size = 0
         self._new_head()
@@ -126,6 +132,14 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(result)
         else:
             waiter.set_result(result)
+        # A request driven without a Task (sidecar.proxy.drive) goes on from here, at once: it
+        # writes the bot's answer. Not from inside the parser, though: the request after it may
+        # take this very connection for its own exchange.
+        if waiter.then is not None:
+            if self._feeding:
+                self._then = waiter.then
+            else:
+                waiter.then()
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -137,12 +151,18 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self._answer_bytes += len(data)
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             # Also a callback that stopped the parser (_Stop) after it had failed the exchange:
             # then this _finish changes nothing.
             self._finish(UpstreamUnavailable("Gate's answer is not valid HTTP/1.1"))
+        finally:
+            self._feeding = False
+        then, self._then = self._then, None
+        if then is not None:
+            then()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -153,7 +173,12 @@ class _Connection(asyncio.Protocol):
                 self._finish(UpstreamUnavailable("Gate connection failed before a whole answer"))
 
     def time_out(self) -> None:
-        self._finish(UpstreamTimeout("Gate did not answer in time"))
+        # Called by the sweep's Task: the request waiting goes on outside it (see _finish).
+        self._loop.call_soon(self._time_out, self._waiter)
+
+    def _time_out(self, waiter: Prompt[UpstreamResponse] | None) -> None:
+        if waiter is not None and waiter is self._waiter:  # not answered meanwhile
+            self._finish(UpstreamTimeout("Gate did not answer in time"))
 
     def close(self) -> None:
         self.closed = True
@@ -249,12 +274,18 @@ class LeanForwarder:
         self._inflight: set[_Connection] = set()  # exchanges the sweep watches
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it sends on (see send)
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if self._closed:
             raise UpstreamUnavailable("the forwarder is closed")
         data = request_head(request, self._host_header) + request.body
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            # Bound to the loop it sends on, like its pooled connections and its sweep; read
+            # once, not per request (each read of the running loop is a getpid() system call in
+            # CPython 3.11).
+            loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         if self._busy < self._max and not self._queue:
             self._busy += 1
@@ -331,6 +362,7 @@ class LeanForwarder:
         return None
 
     async def _connect(self, deadline: float) -> _Connection:
+        await task_from_here()  # asyncio.timeout below needs one
         loop = asyncio.get_running_loop()
         within = min(self._connect_timeout, deadline - loop.time())
         try:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sidecar.aio import task_from_here
 from sidecar.credentials.slot import KeySlot
 from sidecar.errors import (
     BadRequest,
@@ -176,6 +177,7 @@ async def read_body(key: KeyRuntime, request: BotRequest) -> bytes:
     reader = request.read_body
     if isinstance(reader, ReadyBody):  # already whole: no deadline to keep, nothing to await
         return reader.within(key.max_body_bytes)
+    await task_from_here()  # asyncio.timeout below needs one
     try:
         async with asyncio.timeout(key.body_timeout_s):
             body = await request.read_body(key.max_body_bytes)

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.credentials import CredentialProvider
 from redis.exceptions import RedisError
 
+from sidecar.aio import task_from_here
 from sidecar.gate.ratelimits import Bucket, Take
 from sidecar.proxy.budget.redis_auth import CredentialFileUnreadable
 from sidecar.proxy.budget.unavailable import StoreUnavailable
@@ -109,6 +110,7 @@ class RedisScripts:
         registered = self._client.register_script(source)
 
         async def run(keys: list[str], args: list[ScriptArg]) -> Any:
+            await task_from_here()  # redis-py's own timeouts need one
             try:
                 return await registered(keys=keys, args=args)
             except (RedisError, OSError, TimeoutError) as exc:

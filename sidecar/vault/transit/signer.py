@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sidecar.aio import task_from_here
 from sidecar.errors import KeyUnavailable
 from sidecar.tls import client_tls_context
 from sidecar.vault.errors import VaultError, errors_text
@@ -139,6 +140,7 @@ class TransitClient:
         where = f"transit key {mount.strip('/')}/{key} v{version}"
         if self._closed:
             raise KeyUnavailable(f"{where}: the transit client is closed (reloading?)")
+        await task_from_here()  # asyncio.timeout below needs one
         self._in_flight += 1
         self._idle.clear()
         try:
