@@ -117,6 +117,11 @@ class AuditSink:
     def write(self, line: str) -> None:
         """Queue one whole line (ending in a newline); written at the end of this iteration."""
         self._lines.append(line)
+        queued = self._loop
+        if queued is not None and queued.is_running():
+            # A flush is queued on the running loop. Asked first because get_running_loop()
+            # costs a getpid() system call on Python 3.11, once per line.
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: nothing would flush later
