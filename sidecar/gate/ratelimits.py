@@ -157,6 +157,11 @@ class Take(NamedTuple):
     retry_after_s: float  # 0 when allowed; else when the next token is there
 
 
+# A named tuple's generated ``__new__`` is a Python function: building the two records of a take
+# through it cost more than the arithmetic. ``tuple.__new__`` makes the same objects in C.
+_new = tuple.__new__
+
+
 def refill(bucket: Bucket | None, capacity: float, rate: float, now: float) -> float:
     if bucket is None:
         return capacity
@@ -165,10 +170,19 @@ def refill(bucket: Bucket | None, capacity: float, rate: float, now: float) -> f
 
 def take(bucket: Bucket | None, capacity: float, rate: float, now: float) -> Take:
     """One request against a bucket of ``capacity`` tokens regaining ``rate`` per second."""
-    tokens = refill(bucket, capacity, rate, now)
+    # refill() inlined, with comparisons instead of min() and max(): this runs on every request
+    # of a budgeted key, and the calls were a third of its time.
+    if bucket is None:
+        tokens = capacity
+    else:
+        tokens, at = bucket
+        if now > at:
+            tokens += (now - at) * rate
+        if tokens > capacity:
+            tokens = capacity
     if tokens >= 1.0:
-        return Take(True, Bucket(tokens - 1.0, now), 0.0)
-    return Take(False, Bucket(tokens, now), (1.0 - tokens) / rate)
+        return _new(Take, (True, _new(Bucket, (tokens - 1.0, now)), 0.0))
+    return _new(Take, (False, _new(Bucket, (tokens, now)), (1.0 - tokens) / rate))
 
 
 def tighten(

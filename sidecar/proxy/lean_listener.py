@@ -226,6 +226,7 @@ class BotConnection(asyncio.Protocol):
         self.raw_left = (
             0  # body bytes of a declined upgrade still to come (llhttp ends at its head)
         )
+        self.eof = False  # the bot half-closed: it sends nothing more, but reads its answers
         self._reset()
 
     def _reset(self) -> None:
@@ -266,6 +267,18 @@ class BotConnection(asyncio.Protocol):
             # The bot went away mid-body: nothing was signed or sent; audited like a refusal.
             gone = ClientDisconnected("the client closed the connection mid-body")
             record_refusal(self.server.site, gone, self._method(), self.url, self.peer)
+
+    def eof_received(self) -> bool | None:
+        """The bot half-closed (``shutdown(SHUT_WR)``): it sends nothing more but still reads.
+        The answers owed for what it sent are written (an order it sent has reached Gate, or is
+        on its way: its answer must not be lost), then the connection closes. Owing nothing, it
+        closes now: a request not yet whole was never forwarded (``connection_lost`` audits it).
+        Over TLS a close_notify ends the connection whole (asyncio cannot keep it half open)."""
+        self.eof = True
+        owed = (bool(self.queue) or self.answering) and self.phase != UPGRADED  # a session ends
+        if owed and self.transport is not None and not self.transport.get_extra_info("sslcontext"):
+            return True
+        return None
 
     def pause_writing(self) -> None:
         if self.socket is not None:
@@ -509,7 +522,9 @@ class BotConnection(asyncio.Protocol):
                 return  # on in _answered
             if not self._write(queued, outcome):
                 return
-        if self.phase == BUSY:
+        if self.eof and self.refusal is None:  # every answer owed to a half-closed bot is out
+            self.close()
+        elif self.phase == BUSY:
             self.phase = IDLE
             self.now = self.loop.time()
             self._expect(self.limits.idle_timeout_s)
