@@ -9,6 +9,11 @@ over the exchanges in flight, so a timeout fires between ``timeout_s`` and ``tim
 quarter of it (at most one second) late. See
 :class:`~sidecar.proxy.forwarder.Forwarder` for the contract it keeps; the resend rule itself is
 :func:`~sidecar.proxy.forwarder.deliver`'s, this module only tells a stale connection apart.
+
+Longer than most modules on purpose: the pool (slots, idle connections, the deadline sweep) and
+one connection's exchange (its head written, Gate's answer parsed and kept as bytes, the
+:class:`~sidecar.proxy.drive.Prompt` that resumes the request) hand each connection back and
+forth, and are easiest to check side by side.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ hvac is blocking, so every hvac call runs in a worker thread. Each login builds 
 ``hvac.Client`` that carries its token for its whole life (rather than rebinding the token on a
 shared client), so a call running in a thread can never see a token change mid-request. All
 clients share one ``requests.Session`` (one connection pool).
+
+Longer than most modules on purpose: :class:`VaultSession` is one state machine (logged out,
+logging in, renewing, backing off) whose transitions are read and written by the background
+task, the callers that report a 403 and the shutdown alike, and is easiest to check whole.
 """
 
 from __future__ import annotations

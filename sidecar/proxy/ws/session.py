@@ -8,6 +8,9 @@ Gate's count in an answer to a trading-API call tightens the key's rate budget (
 ``X-Gate-RateLimit-*`` headers do for REST).
 Pings and pongs are passed through in both directions; a close from either side closes the other
 with the same code and reason.
+
+A little over the usual length on purpose: the two directions, the idle deadline and the closes
+share one session's state, and are easiest to check together.
 """
 
 from __future__ import annotations
