@@ -77,8 +77,8 @@ def request_kinds(extra: Iterable[str] = ()) -> dict[bytes, tuple[Use, bool]]:
             kinds[name.encode("ascii")] = (Use.NONE, True)
     for use in Use:
         if use is not Use.NONE:
-            name = use.value.encode("ascii")
-            kinds[name] = (use, kinds.get(name, _UNREAD)[1])
+            read = use.value.encode("ascii")
+            kinds[read] = (use, kinds.get(read, _UNREAD)[1])
     return kinds
 
 
