@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from sidecar.aio import task_from_here
-from sidecar.config import parse_config
 from sidecar.proxy.drive import PENDING, drive, prompt
 from sidecar.runtime.app import running
+from tests.fixtures_sidecar import make_config
 from tests.raw_upstream import Fault, RawUpstream, Reply, Seen
 from tests.test_lean_listener import read_response
 
@@ -137,22 +137,9 @@ def _echo(seen: Seen, before: int) -> Reply | str:
 async def core(script: Any = _echo, timeout_s: float = 5.0) -> AsyncIterator[Core]:
     upstream = RawUpstream(script=script)
     await upstream.start()
-    config = parse_config(
-        {
-            "upstream": {"base_url": upstream.url, "timeout_s": timeout_s},
-            "admin": {"listen": "127.0.0.1:0"},
-            "clock": {"sync": False},
-            "keys": [
-                {
-                    "name": "bot",
-                    "listen": "127.0.0.1:0",
-                    "source": {"env": {}},
-                    "policy": "full-trading",
-                    "canary": {"enabled": False},
-                }
-            ],
-        },
-        environ={},
+    key = {"name": "bot", "source": {"env": {}}, "policy": "full-trading"}
+    config = make_config(
+        upstream.url, [{**key, "canary": {"enabled": False}}], upstream={"timeout_s": timeout_s}
     )
     try:
         async with running(config, environ={"GATE_KEY": "k", "GATE_SECRET": "s"}) as sidecar:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from sidecar.config import parse_config
 from sidecar.errors import (
     StaleConnection,
     UpstreamTimeout,
@@ -32,6 +31,7 @@ from sidecar.proxy.forwarder import (
 from sidecar.proxy.lean_forwarder import LeanForwarder
 from sidecar.runtime.app import running
 from tests.doubles import MemoryForwarder
+from tests.fixtures_sidecar import make_config
 from tests.raw_upstream import Fault, RawUpstream, Reply, Script, Seen, answer_ok
 from tests.sync import eventually
 
@@ -428,23 +428,9 @@ async def test_the_sidecar_runs_on_an_injected_forwarder_and_closes_it() -> None
         return UpstreamResponse(200, [("Content-Type", "application/json")], b'{"from":"double"}')
 
     double = MemoryForwarder(upstream)
-    config = parse_config(
-        {
-            "upstream": {"base_url": "http://127.0.0.1:9"},  # never dialled: the double answers
-            "admin": {"listen": "127.0.0.1:0"},
-            "clock": {"sync": False},
-            "keys": [
-                {
-                    "name": "bot",
-                    "listen": "127.0.0.1:0",
-                    "source": {"env": {}},
-                    "policy": "read-only",
-                    "canary": {"enabled": False},
-                }
-            ],
-        },
-        environ={},
-    )
+    key = {"name": "bot", "source": {"env": {}}, "policy": "read-only"}
+    # The upstream is never dialled: the double answers.
+    config = make_config("http://127.0.0.1:9", [{**key, "canary": {"enabled": False}}])
     environ = {"GATE_KEY": "k", "GATE_SECRET": "s"}
     async with running(config, environ=environ, forwarder=double) as sidecar:
         await asyncio.wait_for(sidecar.keys["bot"].source.loaded.wait(), 5)
