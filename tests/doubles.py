@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from sidecar.errors import UpstreamUnavailable
+from sidecar.ops.status import KeyStatus
 from sidecar.proxy.forwarder import UpstreamRequest, UpstreamResponse
+from sidecar.vault.session import VaultStatus
 
 #: What the double's upstream does with a request: answer it, or raise UpstreamUnavailable (or
 #: its StaleConnection), UpstreamTooLarge or UpstreamTimeout as a network forwarder would.
@@ -33,3 +35,21 @@ class MemoryForwarder:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class StubView:
+    """A :class:`~sidecar.ops.status.SidecarView` of a sidecar with no keys, no clock sync and no
+    Vault session; tests override what they need."""
+
+    def key_statuses(self) -> list[KeyStatus]:
+        return []
+
+    @property
+    def clock_offset_s(self) -> float:
+        return 0.0
+
+    def clock_sync_counts(self) -> tuple[int, int] | None:
+        return None
+
+    def vault_status(self) -> VaultStatus | None:
+        return None

@@ -21,11 +21,11 @@ from sidecar.ops.status import KeyStatus
 from sidecar.proxy.admission import TokenFile
 from sidecar.proxy.peer import UNKNOWN_PEER
 from sidecar.proxy.pipeline import BotRequest, BotResponse, ReadyBody
-from sidecar.vault.session import VaultStatus
+from tests.doubles import StubView
 from tests.leaks import register_secret
 
 
-class View:
+class View(StubView):
     """A sidecar with keys ``a`` (ready) and ``b`` (as configured: ready or not)."""
 
     def __init__(self, b_ready: bool = True) -> None:
@@ -40,16 +40,6 @@ class View:
                              1.0, 0.0, slot)  # fmt: skip
 
         return [status("a", True), status("b", self.b_ready)]
-
-    @property
-    def clock_offset_s(self) -> float:
-        return 0.0
-
-    def clock_sync_counts(self) -> tuple[int, int] | None:
-        return None
-
-    def vault_status(self) -> VaultStatus | None:
-        return None
 
     def switch_cancel_only(self, name: str, on: bool, by: str) -> bool | None:
         if name not in ("a", "b"):

@@ -9,10 +9,10 @@ import pytest
 
 from sidecar.ops.metrics import Metrics, endpoint_group
 from sidecar.ops.reasons import denial_reason
-from sidecar.ops.status import KeyStatus
 from sidecar.policy.origin import NO_RULE, UNKNOWN_METHOD, Origin, OriginKind
 from sidecar.proxy.record import RequestRecord
 from sidecar.vault.session import VaultStatus
+from tests.doubles import StubView
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import Samples, call, ops_setup, parse_samples, scrape
 
@@ -161,21 +161,11 @@ async def test_metrics_follow_the_keys_a_reload_leaves(exchange: RunningExchange
     assert ("gate_sidecar_key_ready", (("key", "b"),)) not in samples
 
 
-class FakeView:
+class FakeView(StubView):
     """A SidecarView with no keys and a given Vault status."""
 
     def __init__(self, vault: VaultStatus | None) -> None:
         self.vault = vault
-
-    def key_statuses(self) -> list[KeyStatus]:
-        return []
-
-    @property
-    def clock_offset_s(self) -> float:
-        return 0.0
-
-    def clock_sync_counts(self) -> tuple[int, int] | None:
-        return None
 
     def vault_status(self) -> VaultStatus | None:
         return self.vault
