@@ -89,6 +89,7 @@ def test_healthz_and_readyz() -> None:
 def test_unknown_paths_and_methods_get_sidecar_answers() -> None:
     missing = route(admin(), "GET", "/api/v4/spot/accounts", [])
     assert (missing.status, body(missing)["label"]) == (404, "SIDECAR_NOT_FOUND")
+    assert b"/api/v4" not in missing.body  # the path is not echoed
     wrong = route(admin(), "POST", "/healthz", [])
     assert (wrong.status, body(wrong)["label"]) == (405, "SIDECAR_METHOD_NOT_ALLOWED")
     assert header(wrong, "Allow") == "GET, HEAD"

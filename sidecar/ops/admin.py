@@ -164,7 +164,9 @@ def route(admin: Admin, method: str, target: str, headers: list[tuple[str, str]]
     path, _, query = target.partition("?")
     found = match(path)
     if found is None:
-        return refusal(NotFound(f"no admin endpoint at {path[:64]!r}"))
+        # Names the endpoints rather than quoting the path: an answer echoes nothing a client sent.
+        endpoints = ", ".join(e.value for e in Endpoint)
+        return refusal(NotFound(f"no admin endpoint at this path (there are {endpoints})"))
     endpoint, name = found
     allowed = ALLOWED[endpoint]
     if method not in allowed:
