@@ -71,6 +71,14 @@ class UpstreamRequest:
         return decode_lines(self.lines) + self.headers
 
 
+# The names the sidecar asks an answer for, each as written in the code and in lower case.
+_READ_NAMES = {
+    spelled: lower
+    for lower in READ_FROM_ANSWER
+    for spelled in (lower.decode("ascii"), lower.decode("ascii").title())
+}
+
+
 class UpstreamResponse:
     """Gate's answer. The lean forwarder keeps its headers as bytes (``pairs``, every one as
     received; ``read``, those of :data:`~sidecar.gate.head.READ_FROM_ANSWER` by lower-case name;
@@ -114,10 +122,18 @@ class UpstreamResponse:
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` in any letter case, or None."""
-        if self._read is not None:
-            lower = name.lower().encode("latin-1", "replace")
+        read = self._read
+        if read is not None:
+            # Every request reads Date (clock sync): the names asked for are looked up, not
+            # lowered and encoded each time.
+            lower = _READ_NAMES.get(name)
+            if lower is None:
+                lower = name.lower().encode("latin-1", "replace")
             if lower in READ_FROM_ANSWER:
-                return next((v.decode("latin-1") for n, v in self._read if n == lower), None)
+                for n, v in read:
+                    if n == lower:
+                        return v.decode("latin-1")
+                return None
         return header_value(self.headers, name)
 
     def relayed(self) -> bytes:

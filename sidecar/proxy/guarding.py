@@ -54,6 +54,11 @@ async def refusal_for(
     return guards.check(call, quotes)
 
 
+def any_guard(guards: Guards, brake: Brake | None) -> bool:
+    """Whether a guard or the brake can refuse anything (else nothing is read or checked)."""
+    return guards.active or (brake is not None and brake.engaged)
+
+
 async def apply_guards(
     guards: Guards,
     brake: Brake | None,
@@ -65,7 +70,7 @@ async def apply_guards(
     record: RequestRecord,
 ) -> None:
     """Raise :class:`GuardDenied` when a guard refuses this REST request."""
-    if (not guards.active and (brake is None or not brake.engaged)) or is_public(method, path):
+    if not any_guard(guards, brake) or is_public(method, path):
         return  # nothing to check (market data is nobody's order): the body is not even parsed
     call = guards.http_call(method, path, raw_query, body, template=template_path(method, path))
     label = f"{method} {path}"

@@ -66,28 +66,32 @@ def _encode(text: str) -> bytes:
 def request_head(request: UpstreamRequest, host: str) -> bytes:
     """The request's head, byte for byte: request line, Host, the bot's header lines as they
     came (``request.lines``), the sidecar's own headers, framing."""
-    target = request.path + ("?" + request.raw_query if request.raw_query else "")
-    first = f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n"
-    lines = [f"{name}: {value}" for name, value in request.headers]
-    if request.body or request.method in _BODY_METHODS:
-        lines.append(f"Content-Length: {len(request.body)}")
-    lines.append("\r\n")
-    text = "\r\n".join(lines)
+    method, body, query = request.method, request.body, request.raw_query
+    first = (
+        f"{method} {request.path}?{query} HTTP/1.1\r\nHost: {host}\r\n"
+        if query
+        else f"{method} {request.path} HTTP/1.1\r\nHost: {host}\r\n"
+    )
+    own = "".join([f"{name}: {value}\r\n" for name, value in request.headers])
+    framed = bool(body) or method in _BODY_METHODS
+    own = f"{own}Content-Length: {len(body)}\r\n\r\n" if framed else own + "\r\n"
     bot = request.lines
-    # Exactly the line breaks put here, one per line: a CR or LF inside a name or value (or
-    # the request line) would add one. The bot's lines come from llhttp, which refuses a CR or
-    # LF in a value, and admission, which refuses control characters: checked all the same, a
-    # lone CR or LF by three scans, an unended last line by its end.
+    # Exactly the line breaks put here, one pair per line: a CR or LF inside a name or value (or
+    # the request line) would add one to a count, which must be the number of lines put here
+    # (the request line, Host, the sidecar's headers, the framing, the blank line). The bot's
+    # lines come from llhttp, which refuses a CR or LF in a value, and admission, which refuses
+    # control characters: checked all the same, a lone CR or LF by three scans, an unended last
+    # line by its end.
+    text = first + own
+    lines = len(request.headers) + (4 if framed else 3)
     if (
-        first.count("\n") != 2
-        or first.count("\r") != 2
-        or text.count("\n") != len(lines)
-        or text.count("\r") != len(lines)
+        text.count("\n") != lines
+        or text.count("\r") != lines
         or not bot.count(b"\r\n") == bot.count(b"\n") == bot.count(b"\r")
         or (bot and not bot.endswith(b"\r\n"))
     ):
         raise UpstreamUnavailable("a header cannot be sent (it contains a line break)")
-    return _encode(first) + bot + _encode(text)
+    return _encode(first) + bot + _encode(own)
 
 
 class _Connection(asyncio.Protocol):
@@ -200,26 +204,27 @@ class _Connection(asyncio.Protocol):
         self._listed = False  # a Connection header named a header that is not hop-by-hop
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._pairs.append((name, value))  # read in one pass once the head is whole
+
+    def _read_head(self) -> None:
         # One pass: each header kept as bytes, classified by one lookup of its lower-case name.
-        self._pairs.append((name, value))
-        lower = name.lower()
-        kind = ANSWER_KINDS.get(lower)
-        if kind is None or kind[0]:  # relayed as it came
-            put = self._relayed.append
-            put(name)
-            put(b": ")
-            put(value)
-            put(b"\r\n")
-            if kind is None:
-                return
-        if kind[1]:  # read by the sidecar (decoded if asked for)
-            self._read.append((lower, value))
-            if lower == b"content-length" and value.isdigit() and self._length < 0:
-                self._length = int(value)
-        elif lower == b"connection" and not self._listed:
-            self._listed = any(
-                token.strip().lower() not in _CONNECTION_OPTIONS for token in value.split(b",")
-            )
+        relayed, read = self._relayed, self._read
+        for name, value in self._pairs:
+            lower = name.lower()
+            kind = ANSWER_KINDS.get(lower)
+            if kind is None:  # relayed as it came, not read
+                relayed += (name, b": ", value, b"\r\n")
+                continue
+            if kind[0]:  # relayed as it came
+                relayed += (name, b": ", value, b"\r\n")
+            if kind[1]:  # read by the sidecar (decoded if asked for)
+                read.append((lower, value))
+                if lower == b"content-length" and value.isdigit() and self._length < 0:
+                    self._length = int(value)
+            elif lower == b"connection" and not self._listed:
+                self._listed = any(
+                    token.strip().lower() not in _CONNECTION_OPTIONS for token in value.split(b",")
+                )
 
     def _answer(self, body: bytes) -> UpstreamResponse:
         relayed = relayed_lines(self._pairs) if self._listed else b"".join(self._relayed)
@@ -232,6 +237,7 @@ class _Connection(asyncio.Protocol):
         if self._status < 200:  # an interim answer (100 Continue): its headers are not Gate's
             self._new_head()
             return
+        self._read_head()
         if self._head_only:  # the answer to HEAD ends here; llhttp would wait for a body
             self._finish(self._answer(b""))
             self.close()

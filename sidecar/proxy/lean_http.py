@@ -52,6 +52,14 @@ def response_bytes(
     that the connection stays open, an HTTP/1.1 one that it closes. A 1xx answer (``101``
     Switching Protocols) carries no framing at all: its headers are the caller's.
     """
+    if not headers and keep_alive and not http10 and status >= 200:
+        # Most answers (Gate's relayed, kept alive by an HTTP/1.1 bot): one formatting in C.
+        return b"%s%sContent-Length: %d\r\n\r\n%s" % (
+            status_line(status),
+            lines,
+            len(body),
+            b"" if head else body,
+        )
     parts = [f"{name}: {value}\r\n" for name, value in headers] if headers else []
     if status >= 200:
         parts.append(f"Content-Length: {len(body)}\r\n")

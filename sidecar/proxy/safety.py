@@ -33,7 +33,7 @@ from sidecar.policy.mode import DenyKind, Mode, WouldDeny, warn_may_pass
 from sidecar.policy.windows import charges, refusal, retry_after_s, window_needs
 from sidecar.proxy.brake import Brake
 from sidecar.proxy.deadman import DeadMan
-from sidecar.proxy.guarding import apply_guards, guard_error, ws_refusal
+from sidecar.proxy.guarding import any_guard, apply_guards, guard_error, ws_refusal
 from sidecar.proxy.market import Market
 from sidecar.proxy.record import RequestRecord
 from sidecar.proxy.windows import KeyWindows
@@ -160,17 +160,20 @@ async def judge_rest(
     """The guards, then the windows, for a REST request: raises :class:`GuardDenied` (a window's
     :class:`WindowDenied`), or in warn mode records what would have refused."""
     mode = key.safety.mode
-    where = f"{method} {path}"
-    try:
-        await apply_guards(key.guards, key.brake, key.market, method, path, raw_query, body, record)
-    except GuardDenied as exc:
-        if not warn_may_pass(mode, DenyKind.GUARD, exc.guard):
-            raise
-        record.decision, record.guard = "would_deny", None
-        would = WouldDeny(DenyKind.GUARD, exc.guard, exc.message)
-        record.would_deny = record.would_deny or _warn(key.name, would, where)
+    if any_guard(key.guards, key.brake):  # else not even a coroutine to make
+        try:
+            await apply_guards(
+                key.guards, key.brake, key.market, method, path, raw_query, body, record
+            )
+        except GuardDenied as exc:
+            if not warn_may_pass(mode, DenyKind.GUARD, exc.guard):
+                raise
+            record.decision, record.guard = "would_deny", None
+            would = WouldDeny(DenyKind.GUARD, exc.guard, exc.message)
+            record.would_deny = record.would_deny or _warn(key.name, would, f"{method} {path}")
     if key.safety.windows is None or is_public(method, path):
         return
+    where = f"{method} {path}"
     call = key.guards.http_call(method, path, raw_query, body, template=template_path(method, path))
     if not isinstance(call, Call):
         return  # no call the windows count (an unreadable one is the guards' to refuse)
