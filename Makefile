@@ -75,12 +75,13 @@ test-lowest: $(LOWEST_STAMP)
 
 # Slow benchmarks and soak tests, kept out of the default suite: the slow pytest marker, then
 # bench/run.py (the sidecar beside nginx and a Go signing proxy on loopback; writes
-# bench/results.json, prints a table). nginx, wrk, openssl and Go (golang-go, which builds
-# bench/goproxy) come from Debian's packages when missing.
+# bench/results.json, prints a table). nginx, wrk, openssl, Go (golang-go, which builds
+# bench/goproxy) and valgrind (bench/path.py's instruction count) come from Debian's packages
+# when missing.
 bench: $(STAMP)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v openssl >/dev/null \
-		&& command -v go >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk openssl golang-go; }
+		&& command -v go >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk openssl golang-go valgrind; }
 	$(BIN)/python -c 'import uvloop' 2>/dev/null || $(BIN)/pip install --quiet -e '.[fast]'
 	$(BIN)/pytest -q -p no:cacheprovider -m slow
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -13,7 +13,8 @@ through both upstreams:
   from /proc/<pid>/stat, before and after the wrk run, over the requests wrk counted);
 - the sidecar's RSS with 1 key (after 10k and after 100k requests) and with 100 keys;
 - the in-process cost of path check + policy + signature and of a rate budget's take
-  (bench/micro.py).
+  (bench/micro.py), and of the whole path with in-memory transports (bench/path.py: µs, and
+  instructions per request under valgrind's callgrind when it is installed).
 
 Every figure is the median of ``--runs`` runs (interleaved across targets) with min-max. The
 proxies (nginx's one worker, the Go proxy, the sidecar) are pinned to core 0 with taskset; the
@@ -500,6 +501,12 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
     results["rss"] = {"1_key_start_mb": rss_start, **measure_rss(work, procs, sidecar, sc, up)}
     micro = subprocess.run([PY, str(HERE / "micro.py")], check=True, capture_output=True, text=True)
     results["in_process_us"] = json.loads(micro.stdout)
+    # The whole path in process (bench/path.py): timed, and counted in instructions under
+    # valgrind when it is installed (a figure that does not move with the machine's load).
+    path = [PY, str(HERE / "path.py")]
+    timed = subprocess.run(path, check=True, capture_output=True, text=True)
+    counted = subprocess.run([*path, "--instructions"], check=True, capture_output=True, text=True)
+    results["whole_path"] = {**json.loads(timed.stdout), **json.loads(counted.stdout)}
     results["targets"] = verdicts(results)
     return results
 
@@ -604,6 +611,14 @@ def table(results: dict[str, Any]) -> str:
         f"{micro['GET']['total_us']} / {micro['POST']['total_us']}; "
         f"a rate budget's take {micro['budget']['take_us']}."
     )
+    path = results.get("whole_path")
+    if path is not None:
+        counted = path.get("instructions_per_request")
+        lines.append(
+            f"The whole path in process (bench/path.py): {path['best_us']} µs per request "
+            f"(best round; median {path['median_us']})"
+            + (f", {counted:,} instructions per request." if counted else ".")
+        )
     lines.append("")
     lines.append(
         "Targets: "

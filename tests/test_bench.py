@@ -1,5 +1,7 @@
 """Latency the sidecar adds: the same signed GET direct to the exchange vs through the sidecar;
-and the Go signing proxy `make bench` measures the sidecar against signs as Gate verifies.
+the Go signing proxy `make bench` measures the sidecar against signs as Gate verifies; and
+bench/path.py, the whole path in process, still drives the real code (not slow: it runs in
+`make test`, so a change of the listener or the forwarder cannot leave it broken).
 
 Slow (make bench): bounded to N requests each way, sequential, one keep-alive connection, so the
 difference is the hop itself (parse, policy, sign, forward, relay), not queueing.
@@ -8,9 +10,12 @@ difference is the hop itself (parse, policy, sign, forward, relay), not queueing
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +60,21 @@ async def test_the_added_latency_of_one_hop_is_measured(exchange: RunningExchang
     print(f"\ndirect:  {_summary(direct)}\nsidecar: {_summary(proxied)}")
     print(f"added (paired): p50 {statistics.median(added) * 1000:.3f} ms")
     assert statistics.median(added) < 0.05  # a generous bound: catches a pathological regression
+
+
+def test_the_whole_path_in_process_relays_gates_answer_and_prints_its_cost() -> None:
+    """bench/path.py (make bench's in-process figure) drives the real listener, pipeline and
+    forwarder with in-memory transports; it stops with an error unless each answer relayed."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "path.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--n", "300", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout)
+    assert 0 < got["best_us"] <= got["median_us"]
 
 
 def _free_port() -> int:

@@ -23,7 +23,7 @@ import collections
 import contextlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -264,10 +264,17 @@ class _Stop(Exception):
     """Stops the parser from a callback once the exchange has failed."""
 
 
+#: Opens one upstream connection for a protocol factory and returns the protocol, connected.
+Opener = Callable[[Callable[[], _Connection]], Awaitable[_Connection]]
+
+
 class LeanForwarder:
     """The forwarder to Gate; see :class:`~sidecar.proxy.forwarder.Forwarder`."""
 
-    def __init__(self, cfg: UpstreamConfig) -> None:
+    def __init__(self, cfg: UpstreamConfig, opener: Opener | None = None) -> None:
+        """``opener``: opens a connection for a protocol factory (by default a TCP or TLS
+        connection to ``cfg.base_url``); ``bench/path.py`` gives in-memory ones."""
+        self._opener = opener
         url = urlsplit(cfg.base_url)
         self._host_header = url.netloc
         self._host = url.hostname or ""
@@ -378,13 +385,16 @@ class LeanForwarder:
         within = min(self._connect_timeout, deadline - loop.time())
         try:
             async with asyncio.timeout(within):
-                _, conn = await loop.create_connection(
-                    _Connection,
-                    self._host,
-                    self._port,
-                    ssl=self._tls,
-                    server_hostname=self._host if self._tls else None,
-                )
+                if self._opener is not None:
+                    conn = await self._opener(_Connection)
+                else:
+                    _, conn = await loop.create_connection(
+                        _Connection,
+                        self._host,
+                        self._port,
+                        ssl=self._tls,
+                        server_hostname=self._host if self._tls else None,
+                    )
         except TimeoutError:
             if within < self._connect_timeout:
                 raise UpstreamTimeout("Gate did not answer in time") from None
