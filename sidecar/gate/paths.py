@@ -40,9 +40,20 @@ def split_target(raw_target: str) -> tuple[str, str]:
     return path, query
 
 
+# Paths found canonical, remembered: a bot asks for the same few paths again and again, and a
+# set lookup costs a fraction of the match. Bounded (paths with ids are many): emptied when full.
+_CANONICAL_SEEN: set[str] = set()
+_CANONICAL_SEEN_MAX = 4096
+
+
 def check_path(path: str) -> None:
     """Raise BadRequest for a non-canonical path, NotFound for a canonical one outside /api/v4/."""
+    if path in _CANONICAL_SEEN:
+        return
     if _CANONICAL.fullmatch(path):
+        if len(_CANONICAL_SEEN) >= _CANONICAL_SEEN_MAX:
+            _CANONICAL_SEEN.clear()
+        _CANONICAL_SEEN.add(path)
         return
     _diagnose(path)
 

@@ -40,6 +40,8 @@ def body_refusal(body: bytes, content_type: str | None) -> str | None:
 
 def query_refusal(raw_query: str) -> str | None:
     """Why the raw query cannot be signed as Gate would read it (None when it can)."""
+    if not raw_query:  # most requests: nothing to read
+        return None
     if _ESCAPE.search(raw_query):
         return "the query has a '%' that is not a %XX escape"
     for part in raw_query.split("&"):

@@ -84,6 +84,8 @@ _VERSION = re.compile(rb"HTTP/\d\.\d")
 _MAX_QUEUED = 8  # pipelined requests read ahead before reading pauses
 _FIRST_LINE = 8192  # bytes of a head kept to tell a request line of another HTTP version
 _NO_HEAD = RequestHead([], DEFAULT_KINDS)  # before a head is read (never changed)
+# The usual methods' text, looked up rather than decoded for every request.
+_METHODS = {m.encode("ascii"): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")}
 
 
 def _other_http_version(head: bytes) -> bool:
@@ -450,9 +452,8 @@ class BotConnection(asyncio.Protocol):
         head = self.head
         if head.coding in DECODED_HERE:  # the body goes on decoded: its label never crosses
             body = decode_body(head.coding, body, self.server.site.max_body_bytes)
-        request = BotRequest(
-            self._method(), self.url.decode("latin-1"), head, ReadyBody(body), self.peer
-        )
+        method = _METHODS.get(parser.get_method()) or self._method()
+        request = BotRequest(method, self.url.decode("latin-1"), head, ReadyBody(body), self.peer)
         keep_alive = parser.should_keep_alive() and not self.server.closing
         if keep_alive and self.release is None and not head.websocket:
             # Admission holds for the connection's life (a WebSocket session holds its own).
