@@ -40,6 +40,10 @@ def host_refusal(host: str | None, forms: frozenset[str]) -> str | None:
     """Why ``host`` (the request's ``Host``, None when absent) is not one of ``forms``."""
     if host is None:
         return None  # HTTP/1.0 clients send none; a browser always sends one
+    # Usually sent exactly as one of the forms: one lookup, when the normalising below would
+    # change nothing (forms are lower case, without spaces; a trailing dot is dropped).
+    if host in forms and not host.endswith("."):
+        return None
     if host.strip().lower().removesuffix(".") in forms:
         return None
     # The value is not quoted: nothing a client sent is echoed back (or logged).

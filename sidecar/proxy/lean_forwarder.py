@@ -222,7 +222,8 @@ class _Connection(asyncio.Protocol):
                 if lower == b"content-length" and value.isdigit() and self._length < 0:
                     self._length = int(value)
             elif lower == b"connection" and not self._listed:
-                self._listed = any(
+                # Most answers say just keep-alive or close: one lookup, no split.
+                self._listed = value.lower() not in _CONNECTION_OPTIONS and any(
                     token.strip().lower() not in _CONNECTION_OPTIONS for token in value.split(b",")
                 )
 
