@@ -421,3 +421,13 @@ async def test_gates_answer_headers_are_relayed_as_received_without_hop_by_hop_o
 async def test_a_header_gate_names_in_connection_is_not_relayed() -> None:
     answer = await _answer([("Connection", "X-Private"), ("X-Private", "1"), ("X-Up", "2")])
     assert answer.relayed() == b"X-Up: 2\r\n"
+
+
+async def test_connection_keep_alive_alone_drops_nothing_gate_sent_but_itself() -> None:
+    answer = await _answer([("Connection", "keep-alive"), ("X-Up", "2")])
+    assert answer.relayed() == b"X-Up: 2\r\n"
+
+
+async def test_a_header_named_after_close_in_connection_is_not_relayed() -> None:
+    answer = await _answer([("Connection", "close, X-Private"), ("X-Private", "1"), ("X-Up", "2")])
+    assert answer.relayed() == b"X-Up: 2\r\n"

@@ -257,3 +257,44 @@ def test_a_reload_keeps_the_audit_path_the_process_chose(stdout: CountingStream)
     _setup(stdout, "json", "info")
     setup_logging("text", "info")
     assert AUDIT_SINK.stream is not None and not AUDIT_SINK.json
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("key", "other-bot"),
+        ("method", "PUT"),
+        ("path", "/api/v4/futures/usdt/orders/1"),
+        ("query_len", 18),
+        ("decision", "would_deny"),
+        ("rule", "preset futures-only: * /y/**"),
+        ("guard", "max_notional"),
+        ("rate_group", "futures-private"),
+        ("status", 502),
+        ("label", "SIDECAR_UPSTREAM_UNAVAILABLE"),
+        ("upstream_status", 500),
+    ],
+)
+def test_an_audit_line_differing_in_one_field_from_the_one_before_shows_its_own_value(
+    field: str, value: object
+) -> None:
+    """The line's middle is kept by its fields' values: a line that differs from a line
+    already written in any one of them is its own, never the one kept."""
+    first = _allowed_record()
+    audit_json(first)  # kept
+    second = _allowed_record()
+    setattr(second, field, value)
+    doc = json.loads(audit_json(second))
+    assert doc[field] == value
+    assert json.loads(audit_json(first))[field] == getattr(first, field)
+
+
+def test_the_audit_lines_kept_middles_are_bounded() -> None:
+    from sidecar.ops import audit
+
+    for i in range(audit._ENCODED_MAX + 10):
+        record = _allowed_record()
+        record.path = f"/api/v4/futures/usdt/orders/{i}"  # ids: every line's middle is new
+        assert json.loads(audit_json(record))["path"] == record.path
+    assert len(audit._MIDDLES) <= audit._ENCODED_MAX
+    assert len(audit._ENCODED) <= audit._ENCODED_MAX

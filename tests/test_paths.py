@@ -182,3 +182,21 @@ def test_every_endpoint_of_the_official_sdk_passes_the_canonical_path_check() ->
         path = "/api/v4" + re.sub(r"\{settle\}", "usdt", template)
         path = re.sub(r"\{[a-z_]+\}", "BTC_USDT", path)
         check_path(path)
+
+
+def test_a_path_found_canonical_before_does_not_vouch_for_another() -> None:
+    check_path("/api/v4/spot/orders")  # remembered
+    with pytest.raises(BadRequest):
+        check_path("/api/v4/spot/orders/")  # a trailing slash: still refused
+    with pytest.raises(BadRequest):
+        check_path("/api/v4/spot/Orders/../orders")
+    with pytest.raises(NotFound):
+        check_path("/api/v5/spot/orders")
+
+
+def test_the_canonical_paths_remembered_are_bounded() -> None:
+    from sidecar.gate import paths
+
+    for i in range(paths._CANONICAL_SEEN_MAX + 10):
+        check_path(f"/api/v4/spot/orders/{i}")
+    assert len(paths._CANONICAL_SEEN) <= paths._CANONICAL_SEEN_MAX
