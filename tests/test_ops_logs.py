@@ -298,3 +298,13 @@ def test_the_audit_lines_kept_middles_are_bounded() -> None:
         assert json.loads(audit_json(record))["path"] == record.path
     assert len(audit._MIDDLES) <= audit._ENCODED_MAX
     assert len(audit._ENCODED) <= audit._ENCODED_MAX
+
+
+def test_an_audit_line_with_a_long_path_is_written_whole_but_its_middle_not_kept() -> None:
+    from sidecar.gate.paths import CACHED_PATH_MAX
+    from sidecar.ops import audit
+
+    record = _allowed_record()
+    record.path = "/api/v4/spot/" + "a" * CACHED_PATH_MAX
+    assert json.loads(audit_json(record))["path"] == record.path
+    assert all(fields[2] != record.path for fields in audit._MIDDLES)

@@ -200,3 +200,11 @@ def test_the_canonical_paths_remembered_are_bounded() -> None:
     for i in range(paths._CANONICAL_SEEN_MAX + 10):
         check_path(f"/api/v4/spot/orders/{i}")
     assert len(paths._CANONICAL_SEEN) <= paths._CANONICAL_SEEN_MAX
+
+
+def test_a_long_canonical_path_is_accepted_but_not_remembered() -> None:
+    from sidecar.gate import paths
+
+    long_path = "/api/v4/spot/" + "a" * paths.CACHED_PATH_MAX
+    check_path(long_path)
+    assert long_path not in paths._CANONICAL_SEEN  # a 32 KiB head cannot fill memory this way

@@ -41,9 +41,11 @@ def split_target(raw_target: str) -> tuple[str, str]:
 
 
 # Paths found canonical, remembered: a bot asks for the same few paths again and again, and a
-# set lookup costs a fraction of the match. Bounded (paths with ids are many): emptied when full.
+# set lookup costs a fraction of the match. Bounded (paths with ids are many): emptied when full,
+# and only paths of a Gate endpoint's length are kept (a head may be 32 KiB long).
 _CANONICAL_SEEN: set[str] = set()
 _CANONICAL_SEEN_MAX = 4096
+CACHED_PATH_MAX = 256  # characters
 
 
 def check_path(path: str) -> None:
@@ -51,9 +53,10 @@ def check_path(path: str) -> None:
     if path in _CANONICAL_SEEN:
         return
     if _CANONICAL.fullmatch(path):
-        if len(_CANONICAL_SEEN) >= _CANONICAL_SEEN_MAX:
-            _CANONICAL_SEEN.clear()
-        _CANONICAL_SEEN.add(path)
+        if len(path) <= CACHED_PATH_MAX:
+            if len(_CANONICAL_SEEN) >= _CANONICAL_SEEN_MAX:
+                _CANONICAL_SEEN.clear()
+            _CANONICAL_SEEN.add(path)
         return
     _diagnose(path)
 

@@ -15,6 +15,7 @@ import logging
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from sidecar.gate.paths import CACHED_PATH_MAX
 from sidecar.ops.logs import AUDIT_SINK, TextFormatter, iso_time
 from sidecar.policy.mode import WouldDeny
 from sidecar.proxy.record import RequestRecord
@@ -86,7 +87,7 @@ def _num(value: float | None) -> str:
 
 # The line from "key" to "upstream_status" by those fields' values: a bot sends the same few
 # requests again and again, each answered alike, so most lines share it with one before.
-# Bounded like _ENCODED (paths with ids make many).
+# Bounded like _ENCODED (paths with ids make many), and only for paths of an endpoint's length.
 _Middle = tuple[
     str, str, str, int, str, str | None, str | None, str | None, int, str | None, int | None
 ]
@@ -105,9 +106,10 @@ def _middle(fields: _Middle) -> str:
         f'"status": {status}, "label": {_str(label)}, '
         f'"upstream_status": {"null" if upstream is None else upstream}, '
     )
-    if len(_MIDDLES) >= _ENCODED_MAX:
-        _MIDDLES.clear()
-    _MIDDLES[fields] = text
+    if len(path) <= CACHED_PATH_MAX:  # a long path is written, not kept
+        if len(_MIDDLES) >= _ENCODED_MAX:
+            _MIDDLES.clear()
+        _MIDDLES[fields] = text
     return text
 
 

@@ -212,11 +212,10 @@ class _Connection(asyncio.Protocol):
         for name, value in self._pairs:
             lower = name.lower()
             kind = ANSWER_KINDS.get(lower)
-            if kind is None:  # relayed as it came, not read
+            if kind is None or kind[0]:  # relayed as it came
                 relayed += (name, b": ", value, b"\r\n")
-                continue
-            if kind[0]:  # relayed as it came
-                relayed += (name, b": ", value, b"\r\n")
+                if kind is None:  # and not read
+                    continue
             if kind[1]:  # read by the sidecar (decoded if asked for)
                 read.append((lower, value))
                 if lower == b"content-length" and value.isdigit() and self._length < 0:
