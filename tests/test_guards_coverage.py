@@ -266,6 +266,15 @@ def test_an_opt_in_that_names_no_known_write_is_a_config_error_naming_the_field(
 
 
 def test_template_lookups_are_bounded_whatever_bots_send() -> None:
+    from sidecar.gate import endpoints
+
     for i in range(5000):
         template_for("GET", f"/api/v4/options/orders/{i}")
-    assert template_for.cache_info().currsize <= 4096
+    assert endpoints._template_for_kept.cache_info().currsize <= 4096
+    long_id = "9" * 300  # a long path is looked up, not kept
+    found = template_for("GET", f"/api/v4/options/orders/{long_id}")
+    assert found is not None and found.path == "/api/v4/options/orders/{order_id}"
+    assert endpoints._template_for_kept.cache_info().currsize <= 4096
+    before = endpoints._template_for_kept.cache_info().misses
+    template_for("GET", f"/api/v4/options/orders/{long_id}")
+    assert endpoints._template_for_kept.cache_info().misses == before  # never asked

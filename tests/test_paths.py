@@ -208,3 +208,24 @@ def test_a_long_canonical_path_is_accepted_but_not_remembered() -> None:
     long_path = "/api/v4/spot/" + "a" * paths.CACHED_PATH_MAX
     check_path(long_path)
     assert long_path not in paths._CANONICAL_SEEN  # a 32 KiB head cannot fill memory this way
+
+
+def test_no_cache_keyed_by_path_keeps_a_long_one() -> None:
+    """Policy decisions, endpoint groups, rate routes: each is bounded in entries and keeps
+    only paths of an endpoint's length (a head may be 32 KiB long)."""
+    from sidecar.config import parse_config
+    from sidecar.gate.paths import CACHED_PATH_MAX
+    from sidecar.ops import metrics
+    from sidecar.proxy.budget import KeyBudget
+    from sidecar.proxy.budget.settings import RateLimitConfig
+
+    long_path = "/api/v4/futures/usdt/orders/" + "1" * CACHED_PATH_MAX
+    key = {"name": "k", "listen": "127.0.0.1:0", "source": {"env": {}}, "policy": "full-trading"}
+    policy = parse_config({"keys": [key]}, environ={}).keys[0].compile_policy()
+    assert policy.decide("GET", long_path, "", b"").allowed
+    assert all(path != long_path for _, path in policy._cache)
+    assert metrics.endpoint_group(long_path) == "futures"
+    assert long_path not in metrics._GROUPS
+    budget = KeyBudget("k", RateLimitConfig())
+    assert budget.route("GET", long_path) == budget.route("GET", "/api/v4/futures/usdt/orders/1")
+    assert all(path != long_path for _, path in budget._routes)

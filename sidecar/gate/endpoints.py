@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from sidecar.gate.paths import CACHED_PATH_MAX
+
 PREFIX = "/api/v4"
 
 
@@ -565,14 +567,23 @@ for _t in sorted(TEMPLATES, key=_specificity, reverse=True):
     _BY_SHAPE.setdefault((_t.method, len(_t.segments)), []).append(_t)
 
 
-@lru_cache(maxsize=4096)
 def template_for(method: str, path: str) -> Template | None:
     """The catalogued endpoint ``method path`` calls (None: Gate publishes no such endpoint).
-    Cached: paths come from bots, but the cache is bounded."""
+    Cached: paths come from bots, but the cache is bounded, in entries and in path length (a
+    head may be 32 KiB long)."""
+    if len(path) <= CACHED_PATH_MAX:
+        return _template_for_kept(method, path)
+    return _find_template(method, path)
+
+
+def _find_template(method: str, path: str) -> Template | None:
     for template in _BY_SHAPE.get((method, path.count("/") + 1), ()):
         if template.params(path) is not None:
             return template
     return None
+
+
+_template_for_kept = lru_cache(maxsize=4096)(_find_template)
 
 
 def template_path(method: str, path: str) -> str | None:

@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sidecar import __version__
+from sidecar.gate.paths import CACHED_PATH_MAX
 from sidecar.ops.exposition import (
     CONTENT_TYPE,
     CollectorRegistry,
@@ -82,9 +83,10 @@ def endpoint_group(path: str) -> str:
         else:
             product = path[len("/api/v4/") :].split("/", 1)[0]
             group = product if product in ENDPOINT_GROUPS else "other"
-        if len(_GROUPS) >= _GROUPS_MAX:
-            _GROUPS.clear()
-        _GROUPS[path] = group
+        if len(path) <= CACHED_PATH_MAX:  # a longer path (a head may be 32 KiB) is not kept
+            if len(_GROUPS) >= _GROUPS_MAX:
+                _GROUPS.clear()
+            _GROUPS[path] = group
     return group
 
 

@@ -34,6 +34,7 @@ _KNOWN_METHODS = frozenset(METHODS)
 # Decisions remembered per key, by (method, path), for those the body and query cannot change.
 # Paths carry ids (order ids, currency pairs), so the cache is bounded: emptied when full.
 DECISION_CACHE_SIZE = 4096
+DECISION_CACHE_PATH_MAX = 256  # characters: a longer path (a head may be 32 KiB) is not kept
 
 
 class RuleSpec(Protocol):
@@ -150,7 +151,11 @@ class Policy:
         if cached is not None:
             return cached
         decision, conditional = self._decide(method, path, raw_query, body)
-        if not conditional and decision.origin is not UNKNOWN_METHOD:
+        if (
+            not conditional
+            and decision.origin is not UNKNOWN_METHOD
+            and len(path) <= DECISION_CACHE_PATH_MAX
+        ):
             if len(self._cache) >= DECISION_CACHE_SIZE:
                 self._cache.clear()
             self._cache[(method, path)] = decision

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from sidecar.errors import RateLimited
 from sidecar.gate.headers import header_value
+from sidecar.gate.paths import CACHED_PATH_MAX
 from sidecar.gate.ratelimits import (
     GATE_GROUPS,
     GROUPS_BY_NAME,
@@ -120,9 +121,10 @@ class KeyBudget:
         if route is None:
             budget = self.groups.get(group_for(method, path).name)
             route = Route(budget, "" if budget is None else self._bucket(budget, method, path))
-            if len(self._routes) >= ROUTE_CACHE_SIZE:
-                self._routes.clear()
-            self._routes[(method, path)] = route
+            if len(path) <= CACHED_PATH_MAX:  # a longer path (a head may be 32 KiB) is not kept
+                if len(self._routes) >= ROUTE_CACHE_SIZE:
+                    self._routes.clear()
+                self._routes[(method, path)] = route
         return route
 
     def _bucket(self, budget: GroupBudget, method: str, path: str) -> str:
