@@ -290,21 +290,22 @@ def test_an_audit_line_differing_in_one_field_from_the_one_before_shows_its_own_
 
 
 def test_the_audit_lines_kept_middles_are_bounded() -> None:
+    from sidecar import memo
     from sidecar.ops import audit
 
-    for i in range(audit._ENCODED_MAX + 10):
+    for i in range(memo.SIZE + 10):
         record = _allowed_record()
         record.path = f"/api/v4/futures/usdt/orders/{i}"  # ids: every line's middle is new
         assert json.loads(audit_json(record))["path"] == record.path
-    assert len(audit._MIDDLES) <= audit._ENCODED_MAX
-    assert len(audit._ENCODED) <= audit._ENCODED_MAX
+    assert len(audit._MIDDLES) <= memo.SIZE
+    assert len(audit._ENCODED) <= memo.SIZE
 
 
 def test_an_audit_line_with_a_long_path_is_written_whole_but_its_middle_not_kept() -> None:
-    from sidecar.gate.paths import CACHED_PATH_MAX
+    from sidecar.memo import PATH_MAX
     from sidecar.ops import audit
 
     record = _allowed_record()
-    record.path = "/api/v4/spot/" + "a" * CACHED_PATH_MAX
+    record.path = "/api/v4/spot/" + "a" * PATH_MAX
     assert json.loads(audit_json(record))["path"] == record.path
     assert all(fields[2] != record.path for fields in audit._MIDDLES)

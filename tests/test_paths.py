@@ -195,17 +195,19 @@ def test_a_path_found_canonical_before_does_not_vouch_for_another() -> None:
 
 
 def test_the_canonical_paths_remembered_are_bounded() -> None:
+    from sidecar import memo
     from sidecar.gate import paths
 
-    for i in range(paths._CANONICAL_SEEN_MAX + 10):
+    for i in range(memo.SIZE + 10):
         check_path(f"/api/v4/spot/orders/{i}")
-    assert len(paths._CANONICAL_SEEN) <= paths._CANONICAL_SEEN_MAX
+    assert len(paths._CANONICAL_SEEN) <= memo.SIZE
 
 
 def test_a_long_canonical_path_is_accepted_but_not_remembered() -> None:
+    from sidecar import memo
     from sidecar.gate import paths
 
-    long_path = "/api/v4/spot/" + "a" * paths.CACHED_PATH_MAX
+    long_path = "/api/v4/spot/" + "a" * memo.PATH_MAX
     check_path(long_path)
     assert long_path not in paths._CANONICAL_SEEN  # a 32 KiB head cannot fill memory this way
 
@@ -214,12 +216,12 @@ def test_no_cache_keyed_by_path_keeps_a_long_one() -> None:
     """Policy decisions, endpoint groups, rate routes: each is bounded in entries and keeps
     only paths of an endpoint's length (a head may be 32 KiB long)."""
     from sidecar.config import parse_config
-    from sidecar.gate.paths import CACHED_PATH_MAX
+    from sidecar.memo import PATH_MAX
     from sidecar.ops import metrics
     from sidecar.proxy.budget import KeyBudget
     from sidecar.proxy.budget.settings import RateLimitConfig
 
-    long_path = "/api/v4/futures/usdt/orders/" + "1" * CACHED_PATH_MAX
+    long_path = "/api/v4/futures/usdt/orders/" + "1" * PATH_MAX
     key = {"name": "k", "listen": "127.0.0.1:0", "source": {"env": {}}, "policy": "full-trading"}
     policy = parse_config({"keys": [key]}, environ={}).keys[0].compile_policy()
     assert policy.decide("GET", long_path, "", b"").allowed

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sidecar.gate.paths import CACHED_PATH_MAX
+from sidecar.memo import PATH_MAX, SIZE
 
 PREFIX = "/api/v4"
 
@@ -571,7 +571,7 @@ def template_for(method: str, path: str) -> Template | None:
     """The catalogued endpoint ``method path`` calls (None: Gate publishes no such endpoint).
     Cached: paths come from bots, but the cache is bounded, in entries and in path length (a
     head may be 32 KiB long)."""
-    if len(path) <= CACHED_PATH_MAX:
+    if len(path) <= PATH_MAX:
         return _template_for_kept(method, path)
     return _find_template(method, path)
 
@@ -583,7 +583,7 @@ def _find_template(method: str, path: str) -> Template | None:
     return None
 
 
-_template_for_kept = lru_cache(maxsize=4096)(_find_template)
+_template_for_kept = lru_cache(maxsize=SIZE)(_find_template)
 
 
 def template_path(method: str, path: str) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from sidecar.errors import BadRequest, NotFound
+from sidecar.memo import Memo
 
 PREFIX = "/api/v4/"
 SEGMENT_CHARS = "A-Za-z0-9_~:,+=@.-"
@@ -41,11 +42,8 @@ def split_target(raw_target: str) -> tuple[str, str]:
 
 
 # Paths found canonical, remembered: a bot asks for the same few paths again and again, and a
-# set lookup costs a fraction of the match. Bounded (paths with ids are many): emptied when full,
-# and only paths of a Gate endpoint's length are kept (a head may be 32 KiB long).
-_CANONICAL_SEEN: set[str] = set()
-_CANONICAL_SEEN_MAX = 4096
-CACHED_PATH_MAX = 256  # characters
+# lookup costs a fraction of the match.
+_CANONICAL_SEEN: Memo[str, bool] = Memo()
 
 
 def check_path(path: str) -> None:
@@ -53,10 +51,7 @@ def check_path(path: str) -> None:
     if path in _CANONICAL_SEEN:
         return
     if _CANONICAL.fullmatch(path):
-        if len(path) <= CACHED_PATH_MAX:
-            if len(_CANONICAL_SEEN) >= _CANONICAL_SEEN_MAX:
-                _CANONICAL_SEEN.clear()
-            _CANONICAL_SEEN.add(path)
+        _CANONICAL_SEEN.keep(path, True, path)
         return
     _diagnose(path)
 

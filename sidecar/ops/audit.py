@@ -15,7 +15,7 @@ import logging
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sidecar.gate.paths import CACHED_PATH_MAX
+from sidecar.memo import Memo
 from sidecar.ops.logs import AUDIT_SINK, TextFormatter, iso_time
 from sidecar.policy.mode import WouldDeny
 from sidecar.proxy.record import RequestRecord
@@ -62,36 +62,26 @@ def audit_fields(record: RequestRecord) -> dict[str, Any]:
 
 # The JSON text of the fields that take a few values (key, method, decision, rule, guard,
 # rate group, label, version, certificate name): encoded once, then looked up, which costs a
-# fraction of a call to the encoder per field. Bounded: emptied when full.
-_ENCODED: dict[str | None, str] = {None: "null"}
-_ENCODED_MAX = 4096
+# fraction of a call to the encoder per field.
+_ENCODED: Memo[str, str] = Memo()
 
 
 def _str(value: str | None) -> str:
     # json.dumps's own string encoder (C): escapes and ASCII exactly as the formatter's dump.
+    if value is None:
+        return "null"
     text = _ENCODED.get(value)
     if text is None:
-        assert value is not None
-        if len(_ENCODED) >= _ENCODED_MAX:
-            _ENCODED.clear()
-            _ENCODED[None] = "null"
-        text = _ENCODED[value] = encode_basestring_ascii(value)
+        text = _ENCODED.keep(value, encode_basestring_ascii(value), value)
     return text
-
-
-def _num(value: float | None) -> str:
-    # Six decimals, as round(value, 6) keeps: the same number to any JSON reader, without the
-    # cost of round() and the shortest repr (a third of the line's time otherwise).
-    return "null" if value is None else "%.6f" % value  # noqa: UP031 (the fastest formatting)
 
 
 # The line from "key" to "upstream_status" by those fields' values: a bot sends the same few
 # requests again and again, each answered alike, so most lines share it with one before.
-# Bounded like _ENCODED (paths with ids make many), and only for paths of an endpoint's length.
 _Middle = tuple[
     str, str, str, int, str, str | None, str | None, str | None, int, str | None, int | None
 ]
-_MIDDLES: dict[_Middle, str] = {}
+_MIDDLES: Memo[_Middle, str] = Memo()
 
 
 def _middle(fields: _Middle) -> str:
@@ -106,11 +96,7 @@ def _middle(fields: _Middle) -> str:
         f'"status": {status}, "label": {_str(label)}, '
         f'"upstream_status": {"null" if upstream is None else upstream}, '
     )
-    if len(path) <= CACHED_PATH_MAX:  # a long path is written, not kept
-        if len(_MIDDLES) >= _ENCODED_MAX:
-            _MIDDLES.clear()
-        _MIDDLES[fields] = text
-    return text
+    return _MIDDLES.keep(fields, text, path)
 
 
 def audit_json(record: RequestRecord) -> str:
@@ -132,7 +118,6 @@ def audit_json(record: RequestRecord) -> str:
     middle = _MIDDLES.get(fields) or _middle(fields)
     upstream = record.upstream_latency_s
     latency = record.latency_s
-    enc = _ENCODED.get  # a field's text looked up first; _str encodes it on a miss
     would = record.would_deny
     return (
         f'{{"time": "{iso_time(record.time)}", "level": "info", "logger": "sidecar.audit", '
@@ -141,8 +126,7 @@ def audit_json(record: RequestRecord) -> str:
         f'"latency_s": {"null" if latency is None else f"{latency:.6f}"}, '
         f'"added_latency_s": '
         f"{'null' if latency is None else f'{latency - (upstream or 0.0):.6f}'}, "
-        f'"version": {enc(record.version) or _str(record.version)}, '
-        f'"client_cert": {enc(record.client_cert) or _str(record.client_cert)}, '
+        f'"version": {_str(record.version)}, "client_cert": {_str(record.client_cert)}, '
         f'"would_deny": {"null" if would is None else _str(would_deny_text(would))}}}\n'
     )
 

@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sidecar import __version__
-from sidecar.gate.paths import CACHED_PATH_MAX
+from sidecar.memo import Memo
 from sidecar.ops.exposition import (
     CONTENT_TYPE,
     CollectorRegistry,
@@ -70,8 +70,7 @@ UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
-_GROUPS: dict[str, str] = {}  # path -> its group: bots call a few paths over and over
-_GROUPS_MAX = 4096  # paths carry ids: bounded, emptied when full
+_GROUPS: Memo[str, str] = Memo()  # path -> its group: bots call a few paths over and over
 
 
 def endpoint_group(path: str) -> str:
@@ -83,10 +82,7 @@ def endpoint_group(path: str) -> str:
         else:
             product = path[len("/api/v4/") :].split("/", 1)[0]
             group = product if product in ENDPOINT_GROUPS else "other"
-        if len(path) <= CACHED_PATH_MAX:  # a longer path (a head may be 32 KiB) is not kept
-            if len(_GROUPS) >= _GROUPS_MAX:
-                _GROUPS.clear()
-            _GROUPS[path] = group
+        _GROUPS.keep(path, group, path)
     return group
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.errors import ConfigError
+from sidecar.memo import SIZE, Memo
 from sidecar.policy.conditions import Body, InvalidBody
 from sidecar.policy.globs import METHODS, glob_regex, validate_glob
 from sidecar.policy.origin import NO_RULE, UNKNOWN_METHOD, Origin, OriginKind
@@ -33,8 +34,7 @@ NO_RULE_TEXT = "no rule allows it"
 _KNOWN_METHODS = frozenset(METHODS)
 # Decisions remembered per key, by (method, path), for those the body and query cannot change.
 # Paths carry ids (order ids, currency pairs), so the cache is bounded: emptied when full.
-DECISION_CACHE_SIZE = 4096
-DECISION_CACHE_PATH_MAX = 256  # characters: a longer path (a head may be 32 KiB) is not kept
+DECISION_CACHE_SIZE = SIZE
 
 
 class RuleSpec(Protocol):
@@ -124,7 +124,7 @@ class Policy:
         self._unlockers = self._candidates if allow_withdrawals else ()
         # (method, path) -> the decision, for the decisions no condition took part in. A reload
         # compiles a new Policy, so the cache never outlives the rules it was filled from.
-        self._cache: dict[tuple[str, str], Decision] = {}
+        self._cache: Memo[tuple[str, str], Decision] = Memo(DECISION_CACHE_SIZE)
 
     # -- what the policy holds (for sidecar.policy.describe) ----------------------------------
     @property
@@ -151,14 +151,8 @@ class Policy:
         if cached is not None:
             return cached
         decision, conditional = self._decide(method, path, raw_query, body)
-        if (
-            not conditional
-            and decision.origin is not UNKNOWN_METHOD
-            and len(path) <= DECISION_CACHE_PATH_MAX
-        ):
-            if len(self._cache) >= DECISION_CACHE_SIZE:
-                self._cache.clear()
-            self._cache[(method, path)] = decision
+        if not conditional and decision.origin is not UNKNOWN_METHOD:
+            self._cache.keep((method, path), decision, path)
         return decision
 
     def _decide(

@@ -21,7 +21,6 @@ from typing import Protocol
 
 from sidecar.errors import RateLimited
 from sidecar.gate.headers import header_value
-from sidecar.gate.paths import CACHED_PATH_MAX
 from sidecar.gate.ratelimits import (
     GATE_GROUPS,
     GROUPS_BY_NAME,
@@ -31,6 +30,7 @@ from sidecar.gate.ratelimits import (
     group_for,
 )
 from sidecar.gate.ratelimits import retry_after_header as retry_after_header
+from sidecar.memo import SIZE, Memo
 from sidecar.proxy.budget.local import LocalStore
 from sidecar.proxy.budget.settings import RateLimitConfig
 from sidecar.proxy.budget.unavailable import StoreUnavailable
@@ -39,7 +39,7 @@ log = logging.getLogger("sidecar.budget")
 
 # Paths carry ids (order ids, contracts), so the route cache is bounded: emptied when full, as
 # the policy's decision cache is.
-ROUTE_CACHE_SIZE = 4096
+ROUTE_CACHE_SIZE = SIZE
 REDIS_RETRY_S = 1.0  # after a Redis failure, the local share serves this long before a retry
 PREFIX = "gate-sidecar"
 
@@ -113,7 +113,7 @@ class KeyBudget:
         self._retry_at = 0.0
         # (method, path) -> its Route: finding the group tries Gate's groups' regexes in order
         # and a per-endpoint group's bucket looks the template up, both on every request else.
-        self._routes: dict[tuple[str, str], Route] = {}
+        self._routes: Memo[tuple[str, str], Route] = Memo(ROUTE_CACHE_SIZE)
 
     def route(self, method: str, path: str) -> Route:
         """The request's budget and bucket, remembered per (method, path)."""
@@ -121,10 +121,7 @@ class KeyBudget:
         if route is None:
             budget = self.groups.get(group_for(method, path).name)
             route = Route(budget, "" if budget is None else self._bucket(budget, method, path))
-            if len(path) <= CACHED_PATH_MAX:  # a longer path (a head may be 32 KiB) is not kept
-                if len(self._routes) >= ROUTE_CACHE_SIZE:
-                    self._routes.clear()
-                self._routes[(method, path)] = route
+            self._routes.keep((method, path), route, path)
         return route
 
     def _bucket(self, budget: GroupBudget, method: str, path: str) -> str:
