@@ -1,11 +1,12 @@
 """`make bench`: gate-sidecar beside nginx and a Go signing proxy, on loopback, in one run.
 
-Starts a fast upstream (nginx answering Gate-shaped JSON, plain HTTP and TLS), then three proxies
-to it: nginx as a reverse proxy (the floor: keep-alive upstream, three added headers), the
-anchor a user would write instead of running the sidecar (bench/goproxy/main.go: Go's
-``httputil.ReverseProxy`` with a Director adding KEY, Timestamp and SIGN, built for the run) and
-the sidecar (``full-trading``, env source, defaults: audit line and metrics on). Each is measured
-through both upstreams:
+Starts a fast upstream (nginx answering Gate-shaped JSON, plain HTTP and TLS), then four proxies
+to it: nginx as a reverse proxy (the floor of any proxy: keep-alive upstream, three added
+headers), the anchor a user would write instead of running the sidecar (bench/goproxy/main.go:
+Go's ``httputil.ReverseProxy`` with a Director adding KEY, Timestamp and SIGN, built for the
+run), the floor of a Python proxy on the sidecar's stack (bench/floor.py: uvloop, a Protocol,
+httptools, the same signature, nothing else) and the sidecar (``full-trading``, env source,
+defaults: audit line and metrics on). Each is measured through both upstreams:
 
 - latency at 200 req/s with the open-loop paced client (bench/paced.py: every request
   recorded), added latency = the target's percentile minus the direct percentile;
@@ -17,9 +18,9 @@ through both upstreams:
   instructions per request under valgrind's callgrind when it is installed).
 
 Every figure is the median of ``--runs`` runs (interleaved across targets) with min-max. The
-proxies (nginx's one worker, the Go proxy, the sidecar) are pinned to core 0 with taskset; the
-upstream and the load generators to the other cores. Writes bench/results.json, prints one table
-and the issue's targets, each met or not.
+proxies (nginx's one worker, the Go proxy, the Python floor, the sidecar) are pinned to core 0
+with taskset; the upstream and the load generators to the other cores. Writes
+bench/results.json, prints one table and the issue's targets, each met or not.
 
     python bench/run.py [--runs 3] [--quick]
 
@@ -382,6 +383,20 @@ def start_go_proxy(
     return proc, port
 
 
+def start_floor(
+    procs: list[Proc], name: str, upstream: str, cafile: Path | None = None
+) -> tuple[Proc, int]:
+    """bench/floor.py: the least a Python signing proxy on the sidecar's stack costs."""
+    port = free_port()
+    argv = [PY, str(HERE / "floor.py"), "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+    if cafile is not None:
+        argv += ["--cafile", str(cafile)]
+    env = {**os.environ, "GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
+    proc = start(procs, name, pinned(PROXY_CORE, argv), env=env, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
 def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, Any]:
     wrk_s = 2.0 if quick else 3.0
     rates = {200: 2.0 if quick else 4.0}
@@ -426,6 +441,10 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
     go_tls, go_tls_port = start_go_proxy(
         procs, go_binary, "go-proxy-tls", f"https://127.0.0.1:{up_tls}", cert
     )
+    floor, floor_port = start_floor(procs, "floor", f"http://127.0.0.1:{up}")
+    floor_tls, floor_tls_port = start_floor(
+        procs, "floor-tls", f"https://127.0.0.1:{up_tls}", cert
+    )
 
     sidecar, (sc,) = start_sidecar(
         procs, work, "sidecar", sidecar_config(work, "sidecar", f"http://127.0.0.1:{up}")
@@ -440,6 +459,7 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
             Target("direct", f"http://127.0.0.1:{up}{PATH}", upstream, NGINX_HEADERS),
             Target("nginx", f"http://127.0.0.1:{px}{PATH}", nginx),
             Target("go", f"http://127.0.0.1:{go_port}{PATH}", go),
+            Target("floor", f"http://127.0.0.1:{floor_port}{PATH}", floor),
             Target("sidecar", sc + PATH, sidecar, counted=True),
         ],
         "tls": [
@@ -448,6 +468,7 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
             ),
             Target("nginx", f"http://127.0.0.1:{px_tls}{PATH}", nginx),
             Target("go", f"http://127.0.0.1:{go_tls_port}{PATH}", go_tls),
+            Target("floor", f"http://127.0.0.1:{floor_tls_port}{PATH}", floor_tls),
             Target("sidecar", sc_tls + PATH, sidecar_tls),
         ],
     }
@@ -491,7 +512,7 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
                     added = [v - d for v, d in zip(samples[col], direct[col], strict=True)]
                     row[f"added_{col}"] = summary(added)
         go_row = results[group]["go"]
-        for name in ("nginx", "sidecar"):
+        for name in ("nginx", "floor", "sidecar"):
             row = results[group][name]
             row["rps@64_x_go"] = round(row["rps@64"]["median"] / go_row["rps@64"]["median"], 2)
             for pct in ("p50", "p99"):

@@ -84,29 +84,15 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.slow
-async def test_the_go_anchor_of_make_bench_signs_as_gate_verifies(
-    exchange: RunningExchange, tmp_path: Path
+async def _signs_as_gate_verifies(
+    argv: list[str], exchange: RunningExchange, api_key: str, secret: str, port: int
 ) -> None:
-    """bench/goproxy is a fair anchor only if it does the sidecar's job: Gate's verifying
-    exchange accepts its signatures (a GET, a query to unescape, a POST with a body)."""
-    api_key, secret = "go-anchor-key", "go-anchor-secret-" + "s" * 47
+    """Starts a bench proxy (``argv``, listening on ``port``) in front of Gate's verifying
+    exchange and sends it a GET, a query to unescape and a POST with a body: each must reach the
+    exchange with a signature it accepts."""
     exchange.state.add_key(api_key, secret)
-    binary = tmp_path / "goproxy"
-    main = Path(__file__).resolve().parent.parent / "bench" / "goproxy" / "main.go"
-    build = await asyncio.create_subprocess_exec(
-        "go", "build", "-o", str(binary), str(main), env={**os.environ, "GOPROXY": "off"}
-    )
-    assert await asyncio.wait_for(build.wait(), timeout=300) == 0
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        str(binary),
-        "-listen",
-        f"127.0.0.1:{port}",
-        "-upstream",
-        exchange.url,
-        env={**os.environ, "GATE_KEY": api_key, "GATE_SECRET": secret},
-    )
+    env = {**os.environ, "GATE_KEY": api_key, "GATE_SECRET": secret}
+    proc = await asyncio.create_subprocess_exec(*argv, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -117,7 +103,7 @@ async def test_the_go_anchor_of_make_bench_signs_as_gate_verifies(
                     return True
 
             errors = (aiohttp.ClientConnectionError,)
-            await eventually(listening, 20, "the Go proxy listening", step=0.1, ignoring=errors)
+            await eventually(listening, 20, "the proxy listening", step=0.1, ignoring=errors)
             query = "/api/v4/spot/orders?currency_pair=BTC%5FUSDT&status=open"  # sent as is
             async with http.get(URL(base + query, encoded=True)) as resp:
                 assert resp.status == 200, await resp.text()
@@ -133,3 +119,32 @@ async def test_the_go_anchor_of_make_bench_signs_as_gate_verifies(
         await asyncio.wait_for(proc.wait(), timeout=10)
     verdicts = [r.verdict for r in exchange.state.requests]
     assert verdicts[-3:] == ["ok", "ok", "ok"]
+
+
+@pytest.mark.slow
+async def test_the_go_anchor_of_make_bench_signs_as_gate_verifies(
+    exchange: RunningExchange, tmp_path: Path
+) -> None:
+    """bench/goproxy is a fair anchor only if it does the sidecar's job: Gate's verifying
+    exchange accepts its signatures (a GET, a query to unescape, a POST with a body)."""
+    binary = tmp_path / "goproxy"
+    main = Path(__file__).resolve().parent.parent / "bench" / "goproxy" / "main.go"
+    build = await asyncio.create_subprocess_exec(
+        "go", "build", "-o", str(binary), str(main), env={**os.environ, "GOPROXY": "off"}
+    )
+    assert await asyncio.wait_for(build.wait(), timeout=300) == 0
+    port = _free_port()
+    argv = [str(binary), "-listen", f"127.0.0.1:{port}", "-upstream", exchange.url]
+    await _signs_as_gate_verifies(argv, exchange, "go-anchor-key", "go-anchor-" + "s" * 54, port)
+
+
+async def test_the_python_floor_of_make_bench_signs_as_gate_verifies(
+    exchange: RunningExchange,
+) -> None:
+    """bench/floor.py is a fair floor only if it does the signing job the sidecar and the Go
+    proxy do: Gate's verifying exchange accepts its signatures (not slow: no build)."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "floor.py"
+    port = _free_port()
+    argv = [sys.executable, str(script), "--listen", f"127.0.0.1:{port}"]
+    argv += ["--upstream", exchange.url]
+    await _signs_as_gate_verifies(argv, exchange, "floor-key", "floor-secret-" + "s" * 51, port)
