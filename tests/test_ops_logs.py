@@ -8,12 +8,13 @@ import json
 import logging
 import logging.handlers
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from sidecar.ops.audit import audit_fields, audit_json, audit_line
-from sidecar.ops.logs import AUDIT_SINK, JsonFormatter, TextFormatter, setup_logging
+from sidecar.ops.logs import AUDIT_SINK, JsonFormatter, TextFormatter, iso_time, setup_logging
 from sidecar.proxy.record import RequestRecord
 from tests.fixtures_exchange import RunningExchange
 from tests.fixtures_ops import call, ops_setup
@@ -309,3 +310,29 @@ def test_an_audit_line_with_a_long_path_is_written_whole_but_its_middle_not_kept
     record.path = "/api/v4/spot/" + "a" * PATH_MAX
     assert json.loads(audit_json(record))["path"] == record.path
     assert all(fields[2] != record.path for fields in audit._MIDDLES)
+
+
+def _iso_reference(ts: float) -> str:
+    milli = int(ts * 1000.0)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(milli // 1000)) + f".{milli % 1000:03d}Z"
+
+
+# Times in the order the lines are made: the same millisecond again (the kept text), the next
+# millisecond of the same second, the next second, an earlier time (a clock set back), the
+# last millisecond of a second, the first of a day.
+ISO_TIMES = [
+    (1765000000.1234, "2025-12-06T05:46:40.123Z"),
+    (1765000000.1236, "2025-12-06T05:46:40.123Z"),
+    (1765000000.1251, "2025-12-06T05:46:40.125Z"),
+    (1765000001.0004, "2025-12-06T05:46:41.000Z"),
+    (1764999999.5, "2025-12-06T05:46:39.500Z"),
+    (1765000000.9995, "2025-12-06T05:46:40.999Z"),
+    (1765065600.0, "2025-12-07T00:00:00.000Z"),
+]
+
+
+def test_log_times_are_utc_to_the_millisecond_whichever_time_came_before() -> None:
+    for ts, expected in ISO_TIMES:
+        assert iso_time(ts) == expected == _iso_reference(ts), ts
+    for ts, expected in reversed(ISO_TIMES):  # each one again, after another was kept
+        assert iso_time(ts) == expected, ts

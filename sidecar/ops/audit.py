@@ -118,6 +118,7 @@ def audit_json(record: RequestRecord) -> str:
     middle = _MIDDLES.get(fields) or _middle(fields)
     upstream = record.upstream_latency_s
     latency = record.latency_s
+    cert = record.client_cert  # None unless client certificates are asked for: no call then
     would = record.would_deny
     return (
         f'{{"time": "{iso_time(record.time)}", "level": "info", "logger": "sidecar.audit", '
@@ -126,7 +127,8 @@ def audit_json(record: RequestRecord) -> str:
         f'"latency_s": {"null" if latency is None else f"{latency:.6f}"}, '
         f'"added_latency_s": '
         f"{'null' if latency is None else f'{latency - (upstream or 0.0):.6f}'}, "
-        f'"version": {_str(record.version)}, "client_cert": {_str(record.client_cert)}, '
+        f'"version": {_str(record.version)}, '
+        f'"client_cert": {"null" if cert is None else _str(cert)}, '
         f'"would_deny": {"null" if would is None else _str(would_deny_text(would))}}}\n'
     )
 
