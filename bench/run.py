@@ -442,9 +442,7 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
         procs, go_binary, "go-proxy-tls", f"https://127.0.0.1:{up_tls}", cert
     )
     floor, floor_port = start_floor(procs, "floor", f"http://127.0.0.1:{up}")
-    floor_tls, floor_tls_port = start_floor(
-        procs, "floor-tls", f"https://127.0.0.1:{up_tls}", cert
-    )
+    floor_tls, floor_tls_port = start_floor(procs, "floor-tls", f"https://127.0.0.1:{up_tls}", cert)
 
     sidecar, (sc,) = start_sidecar(
         procs, work, "sidecar", sidecar_config(work, "sidecar", f"http://127.0.0.1:{up}")
