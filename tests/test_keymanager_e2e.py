@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from sidecar.devtools.exchange.subaccounts import Fault
+from sidecar.keymanager.progress import Phase, Progress, ProgressBook
 from sidecar.vault.transit.signer import TransitSigner
 from tests.fixtures_bao import Bao, RaftBao, eventually
 from tests.fixtures_exchange import RunningExchange
@@ -152,6 +155,40 @@ async def test_vault_sealed_during_the_store_step(
         assert bots.failed == [], bots.failed[:3]
         assert manager.session.errors.get("unavailable", 0) > 0  # it did meet the sealed Vault
     assert pending not in subs.deleted
+
+
+async def test_vault_sealed_before_the_new_key_is_recorded(
+    bao_raft: RaftBao, exchange: RunningExchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealed between the mint and the record of the new key: the manager cannot remember the
+    key, so it deletes it at Gate (an orphan) and fails the rotation rather than leave a key
+    whose secret nobody holds; unsealed, the next pass mints again and converges."""
+    world = await make_world(bao_raft, exchange)
+    world.account = {"store_timeout": "1s"}  # how long it retries the record while sealed
+    subs = exchange.state.sub_accounts
+    write = ProgressBook.write
+    sealed_at: list[str] = []  # the key minted when the seal landed
+
+    async def seal_then_write(book: ProgressBook, account: str, progress: Progress) -> None:
+        if progress.phase is Phase.MINTED and not sealed_at:
+            sealed_at.append(progress.pending or "")
+            await asyncio.to_thread(lambda: bao_raft.admin().sys.seal())
+        await write(book, account, progress)
+
+    monkeypatch.setattr(ProgressBook, "write", seal_then_write)
+    async with world.running() as manager:
+        await eventually(
+            lambda: bool(sealed_at) and sealed_at[0] in subs.deleted, 15, "the key deleted"
+        )
+        await bao_raft.aunseal()
+        await eventually(lambda: world.stored_key() is not None, 15, "a key stored after it")
+        await eventually(world.converged, 10, "one key at Gate: the stored one")
+        orphans = manager.metrics.registry.get_sample_value(
+            "gate_sidecar_keys_orphans_deleted_total", {"account": "bot"}
+        )
+        assert orphans is not None and orphans >= 1
+    world.register_minted()
+    assert world.stored_key() != sealed_at[0]
 
 
 async def test_two_managers_only_one_acts(bao_dev: Bao, exchange: RunningExchange) -> None:
