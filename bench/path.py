@@ -43,9 +43,9 @@ from sidecar.runtime.listeners import LeanListener
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import GATE_BODY, PATH  # noqa: E402 (bench/run.py: the answer nginx gives in make bench)
+from run import BENCH_KEY, GATE_BODY, PATH  # noqa: E402 (bench/run.py: the answer nginx gives in make bench)
 
-ENV = {"GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
+ENV = BENCH_KEY
 # What wrk sends in make bench, and nginx's answer as the upstream gives it.
 REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".encode()
 ANSWER = (

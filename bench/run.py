@@ -52,6 +52,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
+# The key every proxy of the run signs with (the upstream does not check it).
+BENCH_KEY = {"GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
 PATH = "/api/v4/futures/usdt/accounts"
 # What Gate answers on that path, roughly (the size matters, not the figures).
 GATE_BODY = json.dumps(
@@ -239,7 +241,7 @@ def sidecar_config(work: Path, name: str, base_url: str, keys: int = 1, **extra:
 
 def start_sidecar(procs: list[Proc], work: Path, name: str, config: Path) -> tuple[Proc, list[str]]:
     """Start a sidecar and wait for it to serve; (the process, its keys' URLs in order)."""
-    env = {**os.environ, "GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
+    env = {**os.environ, **BENCH_KEY}
     argv = pinned(
         PROXY_CORE, [str(Path(PY).parent / "gate-sidecar"), "serve", "--config", str(config)]
     )
@@ -370,28 +372,17 @@ def build_go_proxy(work: Path) -> Path:
     return out
 
 
-def start_go_proxy(
-    procs: list[Proc], binary: Path, name: str, upstream: str, cafile: Path | None = None
+def start_signing_proxy(
+    procs: list[Proc], name: str, command: list[str], upstream: str, cafile: Path | None = None
 ) -> tuple[Proc, int]:
+    """One of the bench's own signing proxies (the Go anchor, the Python floor) with the bench's
+    key, on a free port. Both read ``--listen``, ``--upstream`` and ``--cafile`` (Go's flag
+    package takes two dashes as well as one)."""
     port = free_port()
-    argv = [str(binary), "-listen", f"127.0.0.1:{port}", "-upstream", upstream]
-    if cafile is not None:
-        argv += ["-cafile", str(cafile)]
-    env = {**os.environ, "GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
-    proc = start(procs, name, pinned(PROXY_CORE, argv), env=env, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, port
-
-
-def start_floor(
-    procs: list[Proc], name: str, upstream: str, cafile: Path | None = None
-) -> tuple[Proc, int]:
-    """bench/floor.py: the least a Python signing proxy on the sidecar's stack costs."""
-    port = free_port()
-    argv = [PY, str(HERE / "floor.py"), "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+    argv = [*command, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
     if cafile is not None:
         argv += ["--cafile", str(cafile)]
-    env = {**os.environ, "GATE_KEY": "bench-key", "GATE_SECRET": "bench-secret-" + "x" * 52}
+    env = {**os.environ, **BENCH_KEY}
     proc = start(procs, name, pinned(PROXY_CORE, argv), env=env, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc, port
@@ -437,12 +428,15 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
     wait_port(up_tls)
     nginx = start(procs, "nginx-proxy", pinned(PROXY_CORE, ["nginx", "-c", str(proxy_conf)]))
     wait_port(px)
-    go, go_port = start_go_proxy(procs, go_binary, "go-proxy", f"http://127.0.0.1:{up}")
-    go_tls, go_tls_port = start_go_proxy(
-        procs, go_binary, "go-proxy-tls", f"https://127.0.0.1:{up_tls}", cert
+    go, floor = [str(go_binary)], [PY, str(HERE / "floor.py")]
+    go_proxy, go_port = start_signing_proxy(procs, "go-proxy", go, f"http://127.0.0.1:{up}")
+    go_tls, go_tls_port = start_signing_proxy(
+        procs, "go-proxy-tls", go, f"https://127.0.0.1:{up_tls}", cert
     )
-    floor, floor_port = start_floor(procs, "floor", f"http://127.0.0.1:{up}")
-    floor_tls, floor_tls_port = start_floor(procs, "floor-tls", f"https://127.0.0.1:{up_tls}", cert)
+    floor_proxy, floor_port = start_signing_proxy(procs, "floor", floor, f"http://127.0.0.1:{up}")
+    floor_tls, floor_tls_port = start_signing_proxy(
+        procs, "floor-tls", floor, f"https://127.0.0.1:{up_tls}", cert
+    )
 
     sidecar, (sc,) = start_sidecar(
         procs, work, "sidecar", sidecar_config(work, "sidecar", f"http://127.0.0.1:{up}")
@@ -456,8 +450,8 @@ def measure(work: Path, procs: list[Proc], runs: int, quick: bool) -> dict[str, 
         "plain": [
             Target("direct", f"http://127.0.0.1:{up}{PATH}", upstream, NGINX_HEADERS),
             Target("nginx", f"http://127.0.0.1:{px}{PATH}", nginx),
-            Target("go", f"http://127.0.0.1:{go_port}{PATH}", go),
-            Target("floor", f"http://127.0.0.1:{floor_port}{PATH}", floor),
+            Target("go", f"http://127.0.0.1:{go_port}{PATH}", go_proxy),
+            Target("floor", f"http://127.0.0.1:{floor_port}{PATH}", floor_proxy),
             Target("sidecar", sc + PATH, sidecar, counted=True),
         ],
         "tls": [
